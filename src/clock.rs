@@ -1,0 +1,176 @@
+//! Time: all expiry logic reads the time only through a [`Clock`].
+//!
+//! The engine counts in milliseconds since an arbitrary origin. Whatever a
+//! clock reports, the engine's own notion of "now" never goes backwards (it
+//! keeps a high-water mark), so a clock that jumps back can neither
+//! resurrect an expired session nor make a deadline computation underflow.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// A source of monotonic milliseconds.
+pub trait Clock: Send + Sync + 'static {
+    /// Milliseconds since this clock's origin.
+    fn now_millis(&self) -> u64;
+}
+
+/// The real clock: monotonic ([`Instant`]) milliseconds since the clock was made.
+#[derive(Clone, Copy, Debug)]
+pub struct SystemClock {
+    origin: Instant,
+}
+
+impl SystemClock {
+    /// A clock whose origin is now.
+    pub fn new() -> Self {
+        Self {
+            origin: Instant::now(),
+        }
+    }
+}
+
+impl Default for SystemClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for SystemClock {
+    fn now_millis(&self) -> u64 {
+        // Saturate: 2^64 ms is 584 million years.
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// A clock that moves only when told: for tests. Clones share the same time.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use sesame::{Clock, ManualClock};
+///
+/// let clock = ManualClock::new();
+/// let view = clock.clone();
+/// clock.advance(Duration::from_secs(2));
+/// assert_eq!(view.now_millis(), 2_000);
+/// clock.rewind(Duration::from_secs(5)); // saturates at zero
+/// assert_eq!(view.now_millis(), 0);
+/// ```
+#[derive(Clone, Default)]
+pub struct ManualClock {
+    millis: Arc<AtomicU64>,
+}
+
+impl ManualClock {
+    /// A clock at time zero.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: Duration) {
+        let ms = duration_millis(by);
+        // fetch_update never fails with a closure that returns Some.
+        let _ = self
+            .millis
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
+                Some(t.saturating_add(ms))
+            });
+    }
+
+    /// Moves the clock backward (as a badly synchronised wall clock might).
+    pub fn rewind(&self, by: Duration) {
+        let ms = duration_millis(by);
+        let _ = self
+            .millis
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
+                Some(t.saturating_sub(ms))
+            });
+    }
+
+    /// Sets the clock to an absolute time since its origin.
+    pub fn set(&self, since_origin: Duration) {
+        self.millis
+            .store(duration_millis(since_origin), Ordering::Release);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_millis(&self) -> u64 {
+        self.millis.load(Ordering::Acquire)
+    }
+}
+
+impl fmt::Debug for ManualClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ManualClock")
+            .field("millis", &self.now_millis())
+            .finish()
+    }
+}
+
+/// Milliseconds in a duration, saturating.
+pub(crate) fn duration_millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The engine's view of a clock: never goes backwards.
+pub(crate) struct EngineClock {
+    clock: Arc<dyn Clock>,
+    high_water: AtomicU64,
+}
+
+impl EngineClock {
+    pub(crate) fn new(clock: Arc<dyn Clock>) -> Self {
+        let now = clock.now_millis();
+        Self {
+            clock,
+            high_water: AtomicU64::new(now),
+        }
+    }
+
+    /// Now, in engine milliseconds: the maximum the clock has ever reported.
+    ///
+    /// A plain load on the common path; the shared mark is written at most
+    /// when the clock has moved forward (at most once per millisecond with
+    /// the system clock).
+    #[inline]
+    pub(crate) fn now(&self) -> u64 {
+        let t = self.clock.now_millis();
+        let hw = self.high_water.load(Ordering::Relaxed);
+        if t > hw {
+            self.high_water.fetch_max(t, Ordering::Relaxed);
+            t
+        } else {
+            hw
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_clock_never_goes_back() {
+        let manual = ManualClock::new();
+        manual.set(Duration::from_secs(100));
+        let ec = EngineClock::new(Arc::new(manual.clone()));
+        assert_eq!(ec.now(), 100_000);
+        manual.rewind(Duration::from_secs(50));
+        assert_eq!(ec.now(), 100_000);
+        manual.advance(Duration::from_secs(60));
+        assert_eq!(ec.now(), 110_000);
+    }
+
+    #[test]
+    fn system_clock_is_monotonic() {
+        let c = SystemClock::new();
+        let a = c.now_millis();
+        let b = c.now_millis();
+        assert!(b >= a);
+    }
+}

@@ -1,0 +1,834 @@
+//! `Sessions<T, P>`: the engine.
+//!
+//! # Locking
+//!
+//! Locks, in the only order they may nest:
+//! shard maps (two at most, lower index first) → an entry's principal lock
+//! → a principal-index shard. Wheel and ring locks are leaves (they may read
+//! a map when purging stale keys, and nothing takes them while holding a
+//! map). The data mutex of an entry is taken with nothing else held, and is
+//! the only lock user code runs under.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use crossbeam_channel::Receiver;
+use crossbeam_utils::CachePadded;
+
+use crate::clock::{Clock, EngineClock};
+use crate::config::{Builder, Config};
+use crate::error::{Error, ErrorKind};
+use crate::events::{Bus, Event, EventKind, EvictionReason, ExpiryReason};
+use crate::key::{SecretKey, SessionKey};
+use crate::reaper::Reaper;
+use crate::shard::{Entry, Shard, Slot, TICK_MS, tick_of};
+use crate::stats::{Counters, Stats, bump};
+use crate::token::{SessionToken, TokenInput};
+use crate::users::{Member, Users};
+use crate::{Handle, Principal, SessionInfo};
+
+/// Keys handed out by one wheel poll; bounds the work between two lock
+/// acquisitions of the reaper.
+const REAP_BATCH: usize = 256;
+/// Keys examined under one hold of a shard's write lock while reaping:
+/// bounds how long a validation on that shard can wait (a few µs).
+const REAP_LOCK_CHUNK: usize = 32;
+/// Eviction candidates examined per attempt (sampled from the front of the
+/// shard's ring of anonymous sessions).
+const EVICT_SAMPLE: usize = 8;
+/// How often (in pushes) a ring or wheel checks whether stale keys should be purged.
+const PURGE_CHECK_EVERY: usize = 1024;
+
+/// An in-process session store: sessions with data `T`, logged in as
+/// principals `P`.
+///
+/// Cloning is cheap (an `Arc`); clones share one store. See the
+/// [crate docs](crate) for the policies (timeouts, capacity, rotation).
+pub struct Sessions<T, P = String> {
+    inner: Arc<Inner<T, P>>,
+}
+
+impl<T, P> Clone for Sessions<T, P> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<T, P> std::fmt::Debug for Sessions<T, P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sessions")
+            .field("live", &self.inner.live.load(Ordering::Relaxed))
+            .field("max_sessions", &self.inner.config.max_sessions)
+            .field("shards", &self.inner.shards.len())
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Inner<T, P> {
+    pub(crate) config: Config,
+    pub(crate) clock: EngineClock,
+    wall_origin: SystemTime,
+    pub(crate) secret: SecretKey,
+    shards: Box<[CachePadded<Shard<T, P>>]>,
+    users: Users<T, P>,
+    live: CachePadded<AtomicUsize>,
+    anonymous: CachePadded<AtomicUsize>,
+    rejected_malformed: CachePadded<AtomicU64>,
+    counters: Counters,
+    bus: Bus<P>,
+    evict_cursor: AtomicUsize,
+    reaper: OnceLock<Reaper>,
+}
+
+impl<T, P> Sessions<T, P>
+where
+    T: Send + 'static,
+    P: Principal,
+{
+    /// A builder with the safe defaults (see [`Builder`]).
+    pub fn builder() -> Builder<T, P> {
+        Builder::default()
+    }
+
+    /// A store with every default.
+    ///
+    /// # Panics
+    ///
+    /// Never: the defaults are valid.
+    pub fn new() -> Self {
+        match Self::builder().build() {
+            Ok(s) => s,
+            Err(e) => unreachable!("defaults are valid: {e}"),
+        }
+    }
+
+    pub(crate) fn from_parts(config: Config, clock: Arc<dyn Clock>, secret: SecretKey) -> Self {
+        let since_origin = Duration::from_millis(clock.now_millis());
+        let clock = EngineClock::new(clock);
+        let now = clock.now();
+        let wall_origin = SystemTime::now()
+            .checked_sub(since_origin)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let shards = (0..config.shards)
+            .map(|_| CachePadded::new(Shard::new(now / TICK_MS)))
+            .collect();
+        let users = Users::new(config.shards);
+        let interval = config.reaper_interval;
+        let inner = Arc::new(Inner {
+            config,
+            clock,
+            wall_origin,
+            secret,
+            shards,
+            users,
+            live: CachePadded::new(AtomicUsize::new(0)),
+            anonymous: CachePadded::new(AtomicUsize::new(0)),
+            rejected_malformed: CachePadded::new(AtomicU64::new(0)),
+            counters: Counters::default(),
+            bus: Bus::new(),
+            evict_cursor: AtomicUsize::new(0),
+            reaper: OnceLock::new(),
+        });
+        if let Some(every) = interval {
+            let weak = Arc::downgrade(&inner);
+            let reaper = Reaper::spawn(every, move || match weak.upgrade() {
+                Some(inner) => {
+                    Sessions { inner }.run_pending();
+                    true
+                }
+                None => false,
+            });
+            let _ = inner.reaper.set(reaper);
+        }
+        Self { inner }
+    }
+
+    fn shard_of(&self, key: &SessionKey) -> usize {
+        (key.shard_bits() as usize) & (self.inner.shards.len() - 1)
+    }
+
+    fn shard(&self, key: &SessionKey) -> &Shard<T, P> {
+        &self.inner.shards[self.shard_of(key)]
+    }
+
+    fn idle_ms(&self) -> u64 {
+        self.inner.config.idle_ms
+    }
+
+    fn wall(&self, ms: u64) -> SystemTime {
+        self.inner.wall_origin + Duration::from_millis(ms)
+    }
+
+    /// Creates an anonymous session holding `data`.
+    ///
+    /// Returns the new token (give it to the client, for example with
+    /// [`crate::cookie`] helpers) and the session's public handle.
+    ///
+    /// **Locking:** one shard write lock, then that shard's wheel and ring
+    /// locks, one after the other.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Full`] when the store is at `max_sessions` and holds no
+    /// anonymous session to evict.
+    ///
+    /// ```
+    /// let sessions = sesame::Sessions::<Vec<u32>>::new();
+    /// let (token, handle) = sessions.create(vec![1, 2])?;
+    /// assert_eq!(sessions.get(&token), Some(vec![1, 2]));
+    /// assert_eq!(sessions.validate(token.as_str()), Some(handle));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn create(&self, data: T) -> Result<(SessionToken, Handle), Error> {
+        self.reserve()?;
+        let inner = &*self.inner;
+        let now = inner.clock.now();
+        let abs = now.saturating_add(inner.config.absolute_ms);
+        let entry = Arc::new(Entry::new(Handle::generate(), now, abs, data));
+        let (token, key) = loop {
+            let token = SessionToken::generate();
+            let key = inner.secret.digest(token.as_bytes());
+            let mut map = self.shard(&key).map.write();
+            // Never overwrite: a collision of 256-bit digests will not happen,
+            // but if it did, the new session takes another token.
+            if let std::collections::hash_map::Entry::Vacant(v) = map.entry(key) {
+                v.insert(Slot::Live(Arc::clone(&entry)));
+                break (token, key);
+            }
+        };
+        inner.anonymous.fetch_add(1, Ordering::Relaxed);
+        let shard = self.shard(&key);
+        self.schedule(shard, key, entry.deadline(self.idle_ms()));
+        self.push_ring(shard, key);
+        bump(&inner.counters.created);
+        inner.bus.emit(EventKind::Created, entry.handle, None);
+        Ok((token, entry.handle))
+    }
+
+    /// Counts one more live session, evicting an anonymous one if full.
+    fn reserve(&self) -> Result<(), Error> {
+        let inner = &*self.inner;
+        let max = inner.config.max_sessions;
+        loop {
+            let n = inner.live.load(Ordering::Acquire);
+            if n < max {
+                if inner
+                    .live
+                    .compare_exchange_weak(n, n + 1, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return Ok(());
+                }
+                continue;
+            }
+            if !self.evict_one() {
+                bump(&inner.counters.refused_full);
+                return Err(Error::new(ErrorKind::Full));
+            }
+        }
+    }
+
+    /// Evicts one anonymous session, the least recently seen of a small
+    /// sample from the front of a shard's ring. False when there is none.
+    fn evict_one(&self) -> bool {
+        let inner = &*self.inner;
+        let n = inner.shards.len();
+        let start = inner.evict_cursor.fetch_add(1, Ordering::Relaxed);
+        for step in 0..n {
+            if inner.anonymous.load(Ordering::Acquire) == 0 {
+                return false;
+            }
+            let shard = &inner.shards[(start + step) & (n - 1)];
+            loop {
+                let sample: Vec<SessionKey> = {
+                    let mut ring = shard.ring.lock();
+                    let k = EVICT_SAMPLE.min(ring.len());
+                    ring.drain(..k).collect()
+                };
+                if sample.is_empty() {
+                    break;
+                }
+                let candidates: Vec<(SessionKey, Arc<Entry<T, P>>)> = {
+                    let map = shard.map.read();
+                    sample
+                        .iter()
+                        .filter_map(|k| match map.get(k) {
+                            Some(Slot::Live(e)) if e.is_alive() && e.principal.read().is_none() => {
+                                Some((*k, Arc::clone(e)))
+                            }
+                            _ => None,
+                        })
+                        .collect()
+                };
+                let Some(victim) = candidates
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, (_, e))| e.last_seen.load(Ordering::Relaxed))
+                    .map(|(i, _)| i)
+                else {
+                    continue; // all stale: dropped from the ring
+                };
+                let (vkey, ventry) = &candidates[victim];
+                let killed = {
+                    let principal = ventry.principal.read();
+                    principal.is_none() && ventry.try_kill()
+                };
+                {
+                    let mut ring = shard.ring.lock();
+                    for (i, (k, _)) in candidates.iter().enumerate() {
+                        if i != victim || !killed {
+                            ring.push_back(*k);
+                        }
+                    }
+                }
+                if killed {
+                    shard.remove_if(vkey, ventry);
+                    self.retire(ventry, EventKind::Evicted(EvictionReason::Capacity));
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    fn schedule(&self, shard: &Shard<T, P>, key: SessionKey, deadline: u64) {
+        let mut wheel = shard.wheel.lock();
+        wheel.insert(tick_of(deadline), key);
+        let len = wheel.len();
+        if len % PURGE_CHECK_EVERY == 0 {
+            let map = shard.map.read();
+            if len > 2 * map.len() + PURGE_CHECK_EVERY {
+                wheel.retain(|k| map.contains_key(k));
+            }
+        }
+    }
+
+    fn push_ring(&self, shard: &Shard<T, P>, key: SessionKey) {
+        let mut ring = shard.ring.lock();
+        ring.push_back(key);
+        let len = ring.len();
+        if len % PURGE_CHECK_EVERY == 0 {
+            let map = shard.map.read();
+            if len > 2 * map.len() + PURGE_CHECK_EVERY {
+                ring.retain(|k| {
+                    matches!(map.get(k), Some(Slot::Live(e)) if e.is_alive() && e.principal.read().is_none())
+                });
+                ring.shrink_to_fit();
+            }
+        }
+    }
+
+    /// Bookkeeping after a kill: counters, index, event.
+    fn retire(&self, entry: &Arc<Entry<T, P>>, kind: EventKind) {
+        let inner = &*self.inner;
+        inner.live.fetch_sub(1, Ordering::AcqRel);
+        let principal = entry.principal.read();
+        match &*principal {
+            None => {
+                inner.anonymous.fetch_sub(1, Ordering::AcqRel);
+            }
+            Some(p) => inner.users.remove(p, entry),
+        }
+        let c = &inner.counters;
+        bump(match kind {
+            EventKind::Expired(ExpiryReason::Idle) => &c.expired_idle,
+            EventKind::Expired(ExpiryReason::Absolute) => &c.expired_absolute,
+            EventKind::Evicted(EvictionReason::Capacity) => &c.evicted_capacity,
+            EventKind::Evicted(EvictionReason::PerUser) => &c.evicted_per_user,
+            EventKind::Revoked => &c.revoked,
+            _ => &c.destroyed,
+        });
+        inner.bus.emit(kind, entry.handle, principal.as_ref());
+    }
+
+    /// Finds the live session for a token and touches it. The hot path.
+    ///
+    /// **Locking:** one shard read lock. Allocates nothing.
+    #[inline]
+    fn find<R>(
+        &self,
+        token: &(impl TokenInput + ?Sized),
+        f: impl FnOnce(&Arc<Entry<T, P>>) -> R,
+    ) -> Option<R> {
+        let inner = &*self.inner;
+        let Some(bytes) = token.token_bytes() else {
+            inner.rejected_malformed.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
+        let key = inner.secret.digest(&bytes);
+        let shard = self.shard(&key);
+        let now = inner.clock.now();
+        let map = shard.map.read();
+        match map
+            .get(&key)
+            .and_then(|s| s.resolve(now, inner.config.idle_ms))
+        {
+            Some(e) => {
+                e.touch(now);
+                Some(f(e))
+            }
+            None => {
+                drop(map);
+                shard.rejected.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    fn find_entry(&self, token: &(impl TokenInput + ?Sized)) -> Option<Arc<Entry<T, P>>> {
+        self.find(token, Arc::clone)
+    }
+
+    /// Validates a token and records the use: the session's handle if it is
+    /// live, `None` if the token is malformed, unknown, expired or revoked
+    /// (the reasons are not told apart).
+    ///
+    /// **Locking:** one shard read lock. Allocates nothing, does no wheel work.
+    pub fn validate(&self, token: &(impl TokenInput + ?Sized)) -> Option<Handle> {
+        self.find(token, |e| e.handle)
+    }
+
+    /// Validates a token and returns the session's metadata.
+    pub fn info(&self, token: &(impl TokenInput + ?Sized)) -> Option<SessionInfo<P>> {
+        self.find(token, |e| self.info_of(e))
+    }
+
+    fn info_of(&self, e: &Entry<T, P>) -> SessionInfo<P> {
+        let abs = e.abs_deadline.load(Ordering::Relaxed);
+        SessionInfo {
+            handle: e.handle,
+            principal: e.principal.read().clone(),
+            created: self.wall(e.created),
+            last_seen: self.wall(e.last_seen.load(Ordering::Relaxed)),
+            token_issued: self.wall(e.issued.load(Ordering::Relaxed)),
+            expires: self.wall(e.deadline(self.idle_ms())),
+            absolute_expires: self.wall(abs),
+        }
+    }
+
+    /// Validates a token and returns a copy of the session's data.
+    pub fn get(&self, token: &(impl TokenInput + ?Sized)) -> Option<T>
+    where
+        T: Clone,
+    {
+        self.with(token, T::clone)
+    }
+
+    /// Validates a token and reads the session's data through `f`.
+    ///
+    /// **Locking:** the shard read lock only to find the session; `f` runs
+    /// under the session's data mutex alone. `f` must not access the same
+    /// session (it would deadlock).
+    pub fn with<R>(
+        &self,
+        token: &(impl TokenInput + ?Sized),
+        f: impl FnOnce(&T) -> R,
+    ) -> Option<R> {
+        let Some(entry) = self.find_entry(token) else {
+            return None;
+        };
+        let data = entry.data.lock();
+        entry.is_alive().then(|| f(&data))
+    }
+
+    /// Validates a token and changes the session's data in place.
+    ///
+    /// Atomic per session: concurrent updates of one session run one after
+    /// the other, so none is lost (every peer we know is last-write-wins
+    /// here). The change survives rotation and login.
+    ///
+    /// **Locking:** as [`Sessions::with`]; `f` must not access the same session.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotFound`] when no live session answers to the token.
+    ///
+    /// ```
+    /// let sessions = sesame::Sessions::<u32>::new();
+    /// let (token, _) = sessions.create(0)?;
+    /// let n = sessions.update(&token, |n| { *n += 1; *n })?;
+    /// assert_eq!(n, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn update<R>(
+        &self,
+        token: &(impl TokenInput + ?Sized),
+        f: impl FnOnce(&mut T) -> R,
+    ) -> Result<R, Error> {
+        let Some(entry) = self.find_entry(token) else {
+            return Err(Error::new(ErrorKind::NotFound));
+        };
+        let mut data = entry.data.lock();
+        if !entry.is_alive() {
+            return Err(Error::new(ErrorKind::NotFound));
+        }
+        Ok(f(&mut data))
+    }
+
+    /// Gives the session a new token; the old one stops working (after the
+    /// rotation grace window, if one is set). Data, principal and handle stay.
+    ///
+    /// Rotate whenever privilege changes; [`Sessions::login`] does it for you.
+    ///
+    /// **Locking:** the write locks of the old and new tokens' shards (lower
+    /// index first), then that of the principal index.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotFound`] when no live session answers to the token
+    /// (a token still in its grace window cannot rotate again).
+    pub fn rotate(&self, token: &(impl TokenInput + ?Sized)) -> Result<SessionToken, Error> {
+        self.rotate_inner(token, None)
+    }
+
+    /// Logs a session in: rotates its token (the session fixation defence),
+    /// binds `principal` and restarts the absolute timeout (re-authentication,
+    /// NIST SP 800-63B). Returns the new token; the pre-login token stops
+    /// working (after the grace window, if one is set).
+    ///
+    /// Logging in again as another principal moves the session to them.
+    /// With `max_sessions_per_user`, the principal's oldest sessions beyond
+    /// the limit are ended.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotFound`] when no live session answers to the token.
+    ///
+    /// ```
+    /// let sessions = sesame::Sessions::<()>::new();
+    /// let (anon, _) = sessions.create(())?;
+    /// let token = sessions.login(&anon, "alice".to_string())?;
+    /// assert!(sessions.validate(&anon).is_none());
+    /// let info = sessions.info(&token).unwrap();
+    /// assert_eq!(info.principal.as_deref(), Some("alice"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn login(
+        &self,
+        token: &(impl TokenInput + ?Sized),
+        principal: P,
+    ) -> Result<SessionToken, Error> {
+        self.rotate_inner(token, Some(principal))
+    }
+
+    fn rotate_inner(
+        &self,
+        token: &(impl TokenInput + ?Sized),
+        login: Option<P>,
+    ) -> Result<SessionToken, Error> {
+        let inner = &*self.inner;
+        let is_login = login.is_some();
+        let not_found = || {
+            inner.rejected_malformed.fetch_add(1, Ordering::Relaxed);
+            Error::new(ErrorKind::NotFound)
+        };
+        let bytes = token.token_bytes().ok_or_else(not_found)?;
+        let old_key = inner.secret.digest(&bytes);
+        let i = self.shard_of(&old_key);
+        let (new_token, new_key, j) = loop {
+            let t = SessionToken::generate();
+            let k = inner.secret.digest(t.as_bytes());
+            if k != old_key {
+                let j = self.shard_of(&k);
+                break (t, k, j);
+            }
+        };
+        let now = inner.clock.now();
+        let idle = inner.config.idle_ms;
+        let mut per_user_count = 0;
+        let entry;
+        {
+            // Two shard locks at most, lower index first: no deadlock.
+            let (mut old_map, mut new_map) = if i == j {
+                (inner.shards[i].map.write(), None)
+            } else if i < j {
+                let a = inner.shards[i].map.write();
+                (a, Some(inner.shards[j].map.write()))
+            } else {
+                let b = inner.shards[j].map.write();
+                (inner.shards[i].map.write(), Some(b))
+            };
+            entry = match old_map.get(&old_key) {
+                Some(Slot::Live(e)) if e.is_live(now, idle) => Arc::clone(e),
+                _ => {
+                    drop((old_map, new_map));
+                    return Err(not_found());
+                }
+            };
+            let target = new_map.as_deref().unwrap_or(&*old_map);
+            if target.contains_key(&new_key) {
+                // 2^-256: not worth a retry path; the caller may simply retry.
+                return Err(Error::new(ErrorKind::NotFound));
+            }
+            if let Some(p) = login {
+                let mut principal = entry.principal.write();
+                if !entry.is_alive() {
+                    return Err(Error::new(ErrorKind::NotFound));
+                }
+                let member = Member {
+                    key: new_key,
+                    entry: Arc::clone(&entry),
+                };
+                match principal.take() {
+                    None => {
+                        inner.anonymous.fetch_sub(1, Ordering::AcqRel);
+                        per_user_count = inner.users.add(p.clone(), member);
+                    }
+                    Some(q) if q == p => inner.users.rekey(&p, &entry, new_key),
+                    Some(q) => {
+                        inner.users.remove(&q, &entry);
+                        per_user_count = inner.users.add(p.clone(), member);
+                    }
+                }
+                *principal = Some(p);
+                entry.abs_deadline.store(
+                    now.saturating_add(inner.config.absolute_ms),
+                    Ordering::Relaxed,
+                );
+            } else if let Some(p) = entry.principal.read().as_ref() {
+                inner.users.rekey(p, &entry, new_key);
+            }
+            entry.issued.store(now, Ordering::Relaxed);
+            entry.touch(now);
+            let grace = inner.config.grace_ms;
+            if grace > 0 {
+                old_map.insert(
+                    old_key,
+                    Slot::Grace {
+                        entry: Arc::clone(&entry),
+                        until: now.saturating_add(grace),
+                    },
+                );
+            } else {
+                old_map.remove(&old_key);
+            }
+            match new_map.as_mut() {
+                Some(m) => m.insert(new_key, Slot::Live(Arc::clone(&entry))),
+                None => old_map.insert(new_key, Slot::Live(Arc::clone(&entry))),
+            };
+        }
+        let shard = &inner.shards[j];
+        self.schedule(shard, new_key, entry.deadline(idle));
+        let principal = entry.principal.read().clone();
+        if principal.is_none() {
+            self.push_ring(shard, new_key);
+        }
+        bump(&inner.counters.rotated);
+        let kind = if is_login {
+            EventKind::LoggedIn
+        } else {
+            EventKind::Rotated
+        };
+        inner.bus.emit(kind, entry.handle, principal.as_ref());
+        if let (Some(limit), Some(p)) = (inner.config.max_per_user, principal.as_ref())
+            && per_user_count > limit
+        {
+            self.enforce_per_user(p, &entry, limit);
+        }
+        Ok(new_token)
+    }
+
+    /// Ends a principal's oldest sessions beyond `limit`, sparing `keep`.
+    fn enforce_per_user(&self, p: &P, keep: &Arc<Entry<T, P>>, limit: usize) {
+        let mut members = self.inner.users.members(p);
+        members.retain(|m| m.entry.is_alive());
+        let excess = members.len().saturating_sub(limit);
+        members.retain(|m| !Arc::ptr_eq(&m.entry, keep));
+        members.sort_by_key(|m| m.entry.created);
+        for m in members.into_iter().take(excess) {
+            self.end_member(&m, EventKind::Evicted(EvictionReason::PerUser));
+        }
+    }
+
+    fn end_member(&self, m: &Member<T, P>, kind: EventKind) -> bool {
+        if !m.entry.try_kill() {
+            return false;
+        }
+        self.shard(&m.key).remove_if(&m.key, &m.entry);
+        self.retire(&m.entry, kind);
+        true
+    }
+
+    /// Destroys the session (logout). Returns whether a live session ended.
+    ///
+    /// **Locking:** one shard read lock, then that shard's write lock.
+    pub fn logout(&self, token: &(impl TokenInput + ?Sized)) -> bool {
+        let inner = &*self.inner;
+        let Some(bytes) = token.token_bytes() else {
+            return false;
+        };
+        let key = inner.secret.digest(&bytes);
+        let Some(entry) = self.find_entry(token) else {
+            return false;
+        };
+        if !entry.try_kill() {
+            return false;
+        }
+        // When the token was a grace alias, the live key's slot stays until the
+        // reaper meets it; the entry is dead, so it answers no lookup.
+        self.shard(&key).remove_if(&key, &entry);
+        self.retire(&entry, EventKind::Destroyed);
+        true
+    }
+
+    /// Ends every session of `principal` ("log out everywhere"). Returns how
+    /// many ended.
+    pub fn revoke_user(&self, principal: &P) -> usize {
+        let members = self.inner.users.take(principal);
+        members
+            .iter()
+            .filter(|m| self.end_member(m, EventKind::Revoked))
+            .count()
+    }
+
+    /// Ends one of `principal`'s sessions by its handle (an "end that
+    /// session" button). False if the handle is not one of theirs.
+    pub fn revoke(&self, principal: &P, handle: Handle) -> bool {
+        self.inner
+            .users
+            .members(principal)
+            .iter()
+            .find(|m| m.entry.handle == handle)
+            .is_some_and(|m| self.end_member(m, EventKind::Revoked))
+    }
+
+    /// The live sessions of `principal`, oldest first: metadata, never tokens.
+    pub fn sessions_of(&self, principal: &P) -> Vec<SessionInfo<P>> {
+        let now = self.inner.clock.now();
+        let mut members = self.inner.users.members(principal);
+        members.retain(|m| m.entry.is_live(now, self.idle_ms()));
+        members.sort_by_key(|m| m.entry.created);
+        members.iter().map(|m| self.info_of(&m.entry)).collect()
+    }
+
+    /// Live sessions: created and not yet expired-and-reaped, destroyed,
+    /// revoked or evicted. An expired session counts until the reaper takes
+    /// it, though no lookup returns it.
+    pub fn len(&self) -> usize {
+        self.inner.live.load(Ordering::Acquire)
+    }
+
+    /// True when [`Sessions::len`] is zero.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The engine's counters.
+    pub fn stats(&self) -> Stats {
+        let inner = &*self.inner;
+        let mut s = Stats {
+            live: inner.live.load(Ordering::Relaxed) as u64,
+            anonymous: inner.anonymous.load(Ordering::Relaxed) as u64,
+            rejected: inner.rejected_malformed.load(Ordering::Relaxed)
+                + inner
+                    .shards
+                    .iter()
+                    .map(|s| s.rejected.load(Ordering::Relaxed))
+                    .sum::<u64>(),
+            events_dropped: inner.bus.dropped.load(Ordering::Relaxed),
+            ..Stats::default()
+        };
+        inner.counters.snapshot(&mut s);
+        s
+    }
+
+    /// Subscribes to events through a channel of `capacity`. A full channel
+    /// drops events (counted in [`Stats::events_dropped`]); the engine never
+    /// waits for a subscriber.
+    pub fn subscribe(&self, capacity: usize) -> Receiver<Event<P>> {
+        self.inner.bus.subscribe(capacity)
+    }
+
+    /// Reaps what is due at the clock's current time: expired sessions and
+    /// lapsed grace aliases. Returns how many sessions expired.
+    ///
+    /// Works in bounded batches, shard by shard, so no lock is held long. The
+    /// background reaper calls this; call it yourself when built with
+    /// `reaper_interval(None)`. Reaping is only about memory: an expired
+    /// session is refused whether or not it has been reaped.
+    pub fn run_pending(&self) -> usize {
+        let inner = &*self.inner;
+        let now = inner.clock.now();
+        let tick = now / TICK_MS;
+        let mut due = Vec::with_capacity(REAP_BATCH);
+        let mut expired = 0;
+        for shard in inner.shards.iter() {
+            loop {
+                due.clear();
+                let done = shard.wheel.lock().poll(tick, REAP_BATCH, &mut due);
+                expired += self.reap(shard, &due, now);
+                if done {
+                    break;
+                }
+            }
+        }
+        expired
+    }
+
+    fn reap(&self, shard: &Shard<T, P>, keys: &[SessionKey], now: u64) -> usize {
+        let idle = self.idle_ms();
+        let mut again: Vec<(SessionKey, u64)> = Vec::new();
+        let mut killed: Vec<(Arc<Entry<T, P>>, ExpiryReason)> = Vec::new();
+        for chunk in keys.chunks(REAP_LOCK_CHUNK) {
+            let mut map = shard.map.write();
+            for key in chunk {
+                let remove = match map.get(key) {
+                    None => false,
+                    Some(Slot::Live(e)) if !e.is_alive() => true,
+                    Some(Slot::Live(e)) => {
+                        let idle_at = e.idle_deadline(idle);
+                        let abs_at = e.abs_deadline.load(Ordering::Relaxed);
+                        if now >= idle_at.min(abs_at) {
+                            if e.try_kill() {
+                                let reason = if abs_at <= idle_at {
+                                    ExpiryReason::Absolute
+                                } else {
+                                    ExpiryReason::Idle
+                                };
+                                killed.push((Arc::clone(e), reason));
+                            }
+                            true
+                        } else {
+                            again.push((*key, idle_at.min(abs_at)));
+                            false
+                        }
+                    }
+                    Some(Slot::Grace { entry, until }) => {
+                        if now >= *until || !entry.is_alive() {
+                            true
+                        } else {
+                            again.push((*key, *until));
+                            false
+                        }
+                    }
+                };
+                if remove {
+                    map.remove(key);
+                }
+            }
+        }
+        if !again.is_empty() {
+            let mut wheel = shard.wheel.lock();
+            for (key, at) in again {
+                wheel.insert(tick_of(at), key);
+            }
+        }
+        for (e, reason) in &killed {
+            self.retire(e, EventKind::Expired(*reason));
+        }
+        killed.len()
+    }
+}
+
+impl<T, P> Default for Sessions<T, P>
+where
+    T: Send + 'static,
+    P: Principal,
+{
+    fn default() -> Self {
+        Self::new()
+    }
+}

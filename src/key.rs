@@ -1,0 +1,211 @@
+//! Keys at rest: the engine stores a blake3 keyed digest of each token, never
+//! the token.
+//!
+//! [`SessionKey`] is `blake3::keyed_hash(secret, token_bytes)`, where the
+//! secret is the engine's 32-byte [`SecretKey`]. This is the practice Rack
+//! adopted after CVE-2019-16782: a heap dump, a snapshot or a Redis `SCAN`
+//! yields digests, and a digest is no use to present as a cookie.
+//!
+//! # What is and is not constant time
+//!
+//! - Token and key equality ([`SessionKey`]'s `PartialEq`, the token's) go
+//!   through [`subtle::ConstantTimeEq`]: the time does not depend on where two
+//!   values first differ.
+//! - The map lookup branches on the digest (its hash picks a shard and a
+//!   bucket, and probing compares digests). That timing depends only on the
+//!   *digest* of the presented token, a keyed pseudo-random function of it:
+//!   without the secret an attacker cannot choose tokens whose digests land
+//!   near a live session's, so a lookup's timing tells them nothing about any
+//!   other token. A token that shares a long prefix with a live token has an
+//!   unrelated digest.
+//! - Parsing rejects malformed input early (length, alphabet). That reveals
+//!   only facts about the attacker's own input.
+
+use std::fmt;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+
+use rand::RngCore as _;
+use subtle::ConstantTimeEq as _;
+
+use crate::token::TOKEN_LEN;
+
+/// The engine's 32-byte secret: the key of the digest that maps tokens to
+/// stored sessions.
+///
+/// Random per engine unless the builder is given one. Give one when sessions
+/// must outlive the process (snapshots) or be shared (several servers). Its
+/// `Debug` output is redacted.
+#[derive(Clone)]
+pub struct SecretKey([u8; 32]);
+
+impl SecretKey {
+    /// Draws a new random key from the thread-local CSPRNG.
+    pub fn generate() -> Self {
+        let mut k = [0u8; 32];
+        rand::rng().fill_bytes(&mut k);
+        Self(k)
+    }
+
+    /// Wraps 32 secret bytes (for example read from a `0600` key file).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The raw key bytes, to persist the key. Treat them as a password.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// A public fingerprint of this key: safe to store beside data the key
+    /// protects, to check later that the same key is in use. It reveals
+    /// nothing about the key (a blake3 derivation in its own context).
+    pub fn fingerprint(&self) -> [u8; 32] {
+        blake3::derive_key("sesame 2026 secret-key fingerprint v1", &self.0)
+    }
+
+    /// The stored key for a token under this secret.
+    pub(crate) fn digest(&self, token: &[u8; TOKEN_LEN]) -> SessionKey {
+        SessionKey(*blake3::keyed_hash(&self.0, token).as_bytes())
+    }
+}
+
+impl PartialEq for SecretKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl Eq for SecretKey {}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretKey(..)")
+    }
+}
+
+impl Drop for SecretKey {
+    fn drop(&mut self) {
+        self.0 = [0; 32];
+        std::hint::black_box(&self.0);
+    }
+}
+
+/// The keyed digest of a token: what the session map is keyed by.
+///
+/// Equality is constant time. Its hash is its first eight bytes (the digest
+/// is already uniformly random, so there is nothing to gain from hashing it
+/// again); the shard is picked from the next eight.
+#[derive(Clone, Copy)]
+pub struct SessionKey([u8; 32]);
+
+impl SessionKey {
+    /// The digest bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Rebuilds a key from digest bytes (for snapshots and remote backends).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// Bits for the shard index, independent of the bits the map hashes on.
+    pub(crate) fn shard_bits(&self) -> u64 {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&self.0[8..16]);
+        u64::from_le_bytes(b)
+    }
+}
+
+impl PartialEq for SessionKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl Eq for SessionKey {}
+
+impl Hash for SessionKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&self.0[..8]);
+        state.write_u64(u64::from_le_bytes(b));
+    }
+}
+
+impl fmt::Debug for SessionKey {
+    /// Prints a short prefix of the digest: enough to correlate log lines,
+    /// useless for lookups (it is a digest, not a token).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "SessionKey({:02x}{:02x}{:02x}{:02x}..)",
+            self.0[0], self.0[1], self.0[2], self.0[3]
+        )
+    }
+}
+
+/// A hasher that passes a `u64` through: for keys that are already uniformly
+/// random digests.
+#[derive(Default, Clone, Copy)]
+pub struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only reached if a key type hashes something other than one u64;
+        // fold the bytes in so the hasher stays correct, if slower.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// `BuildHasher` for [`IdentityHasher`].
+pub type BuildIdentity = BuildHasherDefault<IdentityHasher>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_depends_on_secret_and_token() {
+        let a = SecretKey::generate();
+        let b = SecretKey::generate();
+        let t = [7u8; 32];
+        assert_eq!(a.digest(&t), a.digest(&t));
+        assert_ne!(a.digest(&t), b.digest(&t));
+        assert_ne!(a.digest(&t), a.digest(&[8u8; 32]));
+    }
+
+    #[test]
+    fn digest_is_not_the_token() {
+        let k = SecretKey::generate();
+        let t = [42u8; 32];
+        assert_ne!(k.digest(&t).as_bytes(), &t);
+    }
+
+    #[test]
+    fn secret_debug_redacts() {
+        let k = SecretKey::from_bytes([0xAB; 32]);
+        let dbg = format!("{k:?}");
+        assert_eq!(dbg, "SecretKey(..)");
+    }
+
+    #[test]
+    fn fingerprint_differs_from_key_and_between_keys() {
+        let k = SecretKey::from_bytes([1; 32]);
+        assert_ne!(&k.fingerprint(), k.as_bytes());
+        assert_ne!(
+            k.fingerprint(),
+            SecretKey::from_bytes([2; 32]).fingerprint()
+        );
+    }
+}

@@ -1,0 +1,108 @@
+//! # sesame
+//!
+//! An embedded session engine for Rust servers: what you reach for instead of
+//! an in-memory store that keeps raw IDs, or a Redis round trip on every
+//! request.
+//!
+//! ```
+//! use std::time::Duration;
+//! use sesame::Sessions;
+//!
+//! #[derive(Clone, Default)]
+//! struct Cart { items: Vec<u32> }
+//!
+//! let sessions = Sessions::<Cart>::builder()
+//!     .idle_timeout(Duration::from_secs(30 * 60))
+//!     .absolute_timeout(Duration::from_secs(12 * 3600))
+//!     .max_sessions(100_000)
+//!     .build()?;
+//!
+//! let (token, _handle) = sessions.create(Cart::default())?;   // anonymous session
+//! sessions.update(&token, |cart| cart.items.push(7))?;       // in place, atomic
+//! let token = sessions.login(&token, "alice".to_string())?;  // new ID, bound to alice
+//! assert_eq!(sessions.get(&token).unwrap().items, vec![7]);
+//! assert_eq!(sessions.revoke_user(&"alice".to_string()), 1); // log out everywhere
+//! assert!(sessions.validate(&token).is_none());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Policies
+//!
+//! - **Tokens** are 256 bits from a CSPRNG ([`SessionToken`]), sent as 43
+//!   base64url characters. The engine stores only a keyed blake3 digest of
+//!   each ([`key`]): a memory dump or snapshot holds no usable ID. Tokens
+//!   never appear in `Debug` output, events, errors or stats.
+//! - **Idle timeout** (default 30 minutes): a session unused for this long
+//!   expires. **Absolute timeout** (default 12 hours): a session expires this
+//!   long after creation or its last [`Sessions::login`], however busy. The
+//!   defaults are NIST SP 800-63B's limits at AAL2 (30 minutes of
+//!   inactivity, re-authentication every 12 hours); OWASP's session
+//!   management cheat sheet asks for both timeouts, with 15–30 minutes idle
+//!   for low-risk applications and less for high-value ones. An expired
+//!   session is never returned, whether or not the reaper has removed it yet.
+//! - **Rotation on login**: [`Sessions::login`] issues a new token and the
+//!   old one stops working (OWASP: "renew the session ID after any privilege
+//!   level change"), defeating session fixation. An optional
+//!   [`Builder::rotation_grace`] window (off by default, at most a minute)
+//!   lets requests already in flight finish with the old token.
+//! - **Capacity**: at most [`Builder::max_sessions`] live sessions (default
+//!   one million). At capacity, creating a session evicts an anonymous one,
+//!   approximately the least recently seen; logged-in sessions are never
+//!   evicted for room. When there is no anonymous session to evict, creation
+//!   fails with [`ErrorKind::Full`].
+//! - **Per-user limit**: with [`Builder::max_sessions_per_user`], a login
+//!   beyond the limit ends that principal's oldest session.
+//! - **Time** comes only from the [`Clock`]; a clock that goes backwards
+//!   resurrects nothing (the engine's time never decreases).
+//!
+//! # Locking
+//!
+//! A validation takes one shard read lock and allocates nothing. User code
+//! (the closures of [`Sessions::update`] and [`Sessions::with`]) runs under
+//! the session's own mutex only, never under a shard lock; it must not touch
+//! the same session again.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod config;
+mod engine;
+pub mod error;
+pub mod events;
+pub mod key;
+mod reaper;
+mod session;
+mod shard;
+pub mod stats;
+pub mod token;
+mod users;
+mod wheel;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{BuildError, BuildOption, Builder};
+pub use engine::Sessions;
+pub use error::{Error, ErrorKind};
+pub use events::{Event, EventKind, EvictionReason, ExpiryReason};
+pub use key::SecretKey;
+pub use session::{Handle, HandleParseError, SessionInfo};
+pub use stats::Stats;
+pub use token::{SessionToken, TokenError, TokenInput};
+
+/// What can log in: a user ID, a name, an account key.
+///
+/// Implemented for every type with the listed bounds (`String`, `u64`, your
+/// own `UserId`). Principals appear in events and listings; they are not
+/// secret.
+pub trait Principal:
+    Clone + Eq + std::hash::Hash + std::fmt::Debug + Send + Sync + 'static
+{
+}
+
+impl<P> Principal for P where
+    P: Clone + Eq + std::hash::Hash + std::fmt::Debug + Send + Sync + 'static
+{
+}
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
