@@ -70,6 +70,9 @@ mod engine;
 pub mod error;
 pub mod events;
 pub mod key;
+#[cfg(feature = "model")]
+#[doc(hidden)]
+pub mod model;
 mod reaper;
 mod session;
 mod shard;
