@@ -21,12 +21,16 @@ fn form() -> impl Strategy<Value = Form> {
     ]
 }
 
+/// How far back among issued tokens or handles: mostly the last few.
+fn recent() -> impl Strategy<Value = usize> {
+    prop_oneof![3 => 0usize..4, 1 => 0usize..64]
+}
+
 fn token() -> impl Strategy<Value = TokenRef> {
     prop_oneof![
-        // Mostly tokens the engine issued, recent ones more often (a large
-        // index wraps around to the oldest).
-        8 => (0usize..64, form()).prop_map(|(n, f)| TokenRef::Issued(n, f)),
-        2 => (0usize..64, any::<u8>(), any::<u8>()).prop_map(|(n, p, w)| TokenRef::NearMiss(n, p, w)),
+        // Mostly tokens the engine issued, recent ones more often.
+        8 => (recent(), form()).prop_map(|(n, f)| TokenRef::Issued(n, f)),
+        2 => (recent(), any::<u8>(), any::<u8>()).prop_map(|(n, p, w)| TokenRef::NearMiss(n, p, w)),
         1 => any::<[u8; 32]>().prop_map(TokenRef::Unknown),
         1 => (prop::collection::vec(any::<u8>(), 0..50), any::<bool>())
             .prop_map(|(b, s)| TokenRef::Raw(b, s)),
@@ -45,22 +49,31 @@ fn op() -> impl Strategy<Value = Op> {
         2 => token().prop_map(Op::Logout),
         1 => (0u8..4).prop_map(Op::RevokeUser),
         1 => (0u8..4, prop_oneof![
-            (0usize..64).prop_map(HandleRef::Issued),
+            recent().prop_map(HandleRef::Issued),
             any::<u64>().prop_map(HandleRef::Random),
         ]).prop_map(|(p, h)| Op::Revoke(p, h)),
         2 => (0u8..4).prop_map(Op::SessionsOf),
         // Clock moves in ms: mostly below a second (ticks and deadlines
         // fall between whole seconds), sometimes past every timeout.
-        4 => (0u32..1_500).prop_map(Op::Advance),
+        // Timeouts are whole multiples of 500 ms and most moves multiples of
+        // 250 ms, so runs often land exactly on a deadline (the boundary
+        // cases: `now == deadline` is expired, `now == grace end` refused).
+        4 => (0u32..8).prop_map(|k| Op::Advance(250 * k)),
+        2 => (0u32..1_500).prop_map(Op::Advance),
         1 => (0u32..20_000).prop_map(Op::Advance),
-        1 => (0u32..3_000).prop_map(Op::Rewind),
+        1 => (0u32..12).prop_map(|k| Op::Rewind(250 * k)),
+        3 => (any::<u8>(), any::<bool>()).prop_map(|(n, e)| Op::Jump(n, e)),
         3 => Just(Op::RunPending),
     ]
 }
 
-/// Timeouts of a few seconds, so a run crosses them many times.
+/// Timeouts of a few seconds, so a run crosses them many times: mostly
+/// multiples of 500 ms (deadlines coincide), sometimes any ms.
 fn timeouts() -> impl Strategy<Value = (u64, u64)> {
-    (1_000u64..6_000, 0u64..8_000).prop_map(|(idle, extra)| (idle, idle + extra))
+    prop_oneof![
+        3 => (2u64..=12, 0u64..=16).prop_map(|(i, e)| (500 * i, 500 * (i + e))),
+        1 => (1_000u64..6_000, 0u64..8_000).prop_map(|(idle, extra)| (idle, idle + extra)),
+    ]
 }
 
 fn per_user(max: usize) -> impl Strategy<Value = Option<usize>> {
@@ -70,19 +83,24 @@ fn per_user(max: usize) -> impl Strategy<Value = Option<usize>> {
 fn small_one_shard() -> impl Strategy<Value = HarnessConfig> {
     (timeouts(), 1usize..=8)
         .prop_flat_map(|(t, max)| (Just(t), Just(max), per_user(max)))
-        .prop_map(|((idle_ms, absolute_ms), max_sessions, max_per_user)| HarnessConfig {
-            shards: 1,
-            max_sessions,
-            max_per_user,
-            idle_ms,
-            absolute_ms,
-            grace_ms: 0,
-        })
+        .prop_map(
+            |((idle_ms, absolute_ms), max_sessions, max_per_user)| HarnessConfig {
+                shards: 1,
+                max_sessions,
+                max_per_user,
+                idle_ms,
+                absolute_ms,
+                grace_ms: 0,
+            },
+        )
 }
 
 fn with_grace() -> impl Strategy<Value = HarnessConfig> {
-    (small_one_shard(), 1u64..6_000).prop_map(|(mut c, g)| {
+    (small_one_shard(), 1u64..6_000, any::<bool>()).prop_map(|(mut c, g, round)| {
         c.grace_ms = 1 + g % (c.idle_ms - 1);
+        if round {
+            c.grace_ms = (c.grace_ms / 250).max(1) * 250;
+        }
         c
     })
 }
@@ -178,6 +196,37 @@ fn model_predicts_capacity_eviction() {
             Op::Login(issued(2), 1),
             Op::Login(issued(3), 1),
             Op::Create(5), // nothing anonymous left: Full
+        ],
+    );
+}
+
+/// A hand-written scenario random runs rarely reach: the per-user limit ends
+/// the principal's oldest-*created* session, not the one that logged in
+/// first.
+#[test]
+fn model_predicts_per_user_eviction_by_creation_order() {
+    let cfg = HarnessConfig {
+        shards: 1,
+        max_sessions: 8,
+        max_per_user: Some(2),
+        idle_ms: 10_000,
+        absolute_ms: 20_000,
+        grace_ms: 0,
+    };
+    let back = |n| TokenRef::Issued(n, Form::Str);
+    run(
+        &cfg,
+        &[
+            Op::Create(1), // Y
+            Op::Advance(10),
+            Op::Create(2),         // X
+            Op::Login(back(0), 1), // X logs in first
+            Op::Login(back(2), 1), // then Y (created earlier)
+            Op::Create(3),         // Z
+            Op::Login(back(0), 1), // over the limit: Y, the oldest created, ends
+            Op::SessionsOf(1),
+            Op::Get(back(1)), // Y's login token: gone
+            Op::Get(back(2)), // X's login token: still live
         ],
     );
 }

@@ -36,8 +36,9 @@ pub enum Form {
 /// Which token an operation presents.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TokenRef {
-    /// The `n`-th token the engine issued (modulo how many; a random unknown
-    /// token if none yet), current or rotated away.
+    /// The `n`-th most recent token the engine issued (0 is the newest;
+    /// modulo how many; an unknown token if none yet), current or rotated
+    /// away.
     Issued(usize, Form),
     /// An issued token with the character at `pos % 43` replaced by the
     /// base64url character `with % 64` (may equal the original, or break
@@ -53,7 +54,7 @@ pub enum TokenRef {
 /// Which handle [`Op::Revoke`] names.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HandleRef {
-    /// The `n`-th handle issued (modulo how many).
+    /// The `n`-th most recent handle issued (modulo how many).
     Issued(usize),
     /// Any handle.
     Random(u64),
@@ -88,6 +89,10 @@ pub enum Op {
     Advance(u32),
     /// Moves the manual clock back by this many ms.
     Rewind(u32),
+    /// Moves the manual clock forward to the `n % len`-th of the model's
+    /// [`Model::upcoming`] instants, or 1 ms short of it when the flag is
+    /// set (nothing if none is upcoming).
+    Jump(u8, bool),
     /// `run_pending()`
     RunPending,
 }
@@ -196,11 +201,8 @@ impl Harness {
     /// The presented bytes and how to pass them.
     fn presented(&self, r: &TokenRef) -> (Vec<u8>, Form) {
         let issued = |n: usize| {
-            if self.tokens.is_empty() {
-                None
-            } else {
-                Some(&self.tokens[n % self.tokens.len()])
-            }
+            let len = self.tokens.len();
+            (len > 0).then(|| &self.tokens[len - 1 - n % len])
         };
         match r {
             TokenRef::Issued(n, form) => match issued(*n) {
@@ -216,10 +218,7 @@ impl Harness {
                 (text, Form::Str)
             }
             TokenRef::Unknown(b) => (SessionToken::from_bytes(*b).as_str().into(), Form::Token),
-            TokenRef::Raw(b, as_str) => (
-                b.clone(),
-                if *as_str { Form::Str } else { Form::Bytes },
-            ),
+            TokenRef::Raw(b, as_str) => (b.clone(), if *as_str { Form::Str } else { Form::Bytes }),
         }
     }
 
@@ -247,7 +246,11 @@ impl Harness {
         assert_eq!(got.principal, want.principal, "step {step}: principal");
         assert_eq!(got.created, at(want.created), "step {step}: created");
         assert_eq!(got.last_seen, at(want.last_seen), "step {step}: last_seen");
-        assert_eq!(got.token_issued, at(want.issued), "step {step}: token_issued");
+        assert_eq!(
+            got.token_issued,
+            at(want.issued),
+            "step {step}: token_issued"
+        );
         assert_eq!(got.expires, at(want.expires), "step {step}: expires");
         assert_eq!(
             got.absolute_expires,
@@ -302,9 +305,7 @@ impl Harness {
             }
             Op::Update(r, v) => {
                 let (bytes, form) = self.presented(r);
-                let got = Self::with_input(&bytes, form, |t| {
-                    self.engine.update(t, |d| mix(d, *v))
-                });
+                let got = Self::with_input(&bytes, form, |t| self.engine.update(t, |d| mix(d, *v)));
                 let want = self.model.update(&bytes, |d| mix(d, *v));
                 assert_eq!(got.map_err(|e| e.kind()), want, "step {step}: update");
             }
@@ -347,7 +348,7 @@ impl Harness {
                 let p = p % PRINCIPALS;
                 let handle = match h {
                     HandleRef::Issued(n) if !self.handles.is_empty() => {
-                        self.handles[n % self.handles.len()]
+                        self.handles[self.handles.len() - 1 - n % self.handles.len()]
                     }
                     HandleRef::Issued(n) => Handle::from_u64(*n as u64),
                     HandleRef::Random(n) => Handle::from_u64(*n),
@@ -375,6 +376,14 @@ impl Harness {
                 self.clock.rewind(Duration::from_millis(u64::from(*ms)));
                 self.model.set_clock(crate::Clock::now_millis(&self.clock));
             }
+            Op::Jump(n, early) => {
+                let upcoming = self.model.upcoming();
+                if !upcoming.is_empty() {
+                    let at = upcoming[usize::from(*n) % upcoming.len()] - u64::from(*early);
+                    self.clock.set(Duration::from_millis(at));
+                    self.model.set_clock(crate::Clock::now_millis(&self.clock));
+                }
+            }
             Op::RunPending => {
                 assert_eq!(
                     self.engine.run_pending(),
@@ -392,7 +401,11 @@ impl Harness {
         let step = self.step;
         assert_eq!(self.engine.len(), self.model.len(), "step {step}: len");
         assert_eq!(self.engine.is_empty(), self.model.is_empty());
-        assert_eq!(self.engine.stats(), self.model.stats(), "step {step}: stats");
+        assert_eq!(
+            self.engine.stats(),
+            self.model.stats(),
+            "step {step}: stats"
+        );
         let mut got: Vec<Event<u8>> = self.events.try_iter().collect();
         let want = self.model.take_events();
         for w in &want {
@@ -464,8 +477,14 @@ impl Reader<'_> {
 
     fn config(&mut self) -> HarnessConfig {
         let mode = self.u8();
-        let idle_ms = 1_000 + u64::from(self.u16() % 5_000);
-        let absolute_ms = idle_ms + u64::from(self.u16() % 8_000);
+        // Odd modes: any ms; even: multiples of 500 ms (deadlines coincide).
+        let (idle_ms, absolute_ms) = if mode & 4 == 0 {
+            let idle = 500 * (2 + u64::from(self.u8() % 11));
+            (idle, idle + 500 * u64::from(self.u8() % 17))
+        } else {
+            let idle = 1_000 + u64::from(self.u16() % 5_000);
+            (idle, idle + u64::from(self.u16() % 8_000))
+        };
         let (shards, max_sessions) = if mode & 1 == 0 {
             (1, 1 + usize::from(self.u8() % 8))
         } else {
@@ -478,7 +497,12 @@ impl Reader<'_> {
         let grace_ms = if mode & 2 == 0 {
             0
         } else {
-            1 + u64::from(self.u16()) % (idle_ms - 1)
+            let g = 1 + u64::from(self.u16()) % (idle_ms - 1);
+            if mode & 8 == 0 {
+                (g / 250).max(1) * 250
+            } else {
+                g
+            }
         };
         HarnessConfig {
             shards,
@@ -538,8 +562,13 @@ impl Reader<'_> {
                 },
             ),
             11 => Op::SessionsOf(self.u8()),
-            12 | 13 => Op::Advance(u32::from(self.u16())),
-            14 => Op::Rewind(u32::from(self.u16() % 4_000)),
+            // Multiples of 250 ms land on the (often round) deadlines.
+            12 => Op::Advance(250 * u32::from(self.u8() % 16)),
+            13 => Op::Advance(u32::from(self.u16())),
+            14 => match self.u8() {
+                n if n & 1 == 0 => Op::Rewind(250 * u32::from(n % 32)),
+                n => Op::Jump(n >> 2, n & 2 == 2),
+            },
             _ => Op::RunPending,
         }
     }

@@ -409,7 +409,8 @@ impl Model {
         s.last_seen = s.last_seen.max(now);
         if self.cfg.grace_ms > 0 {
             let until = now.saturating_add(self.cfg.grace_ms);
-            self.slots.insert(text.to_owned(), Slot::Grace { sid, until });
+            self.slots
+                .insert(text.to_owned(), Slot::Grace { sid, until });
         } else {
             self.slots.remove(text);
         }
@@ -554,6 +555,33 @@ impl Model {
             refused_full: c.refused_full,
             events_dropped: 0,
         }
+    }
+
+    /// Instants after the clock's reading when something is due: idle and
+    /// absolute deadlines, wheel ticks, grace window ends. Sorted, no
+    /// duplicates. Jumping the clock to one (or 1 ms short of it) tests the
+    /// boundaries.
+    pub fn upcoming(&self) -> Vec<u64> {
+        let mut at: Vec<u64> = self
+            .sessions
+            .iter()
+            .filter(|s| s.alive)
+            .flat_map(|s| {
+                [
+                    s.last_seen.saturating_add(self.cfg.idle_ms),
+                    s.abs_deadline,
+                    s.wheel_tick.saturating_mul(TICK_MS),
+                ]
+            })
+            .chain(self.slots.values().filter_map(|slot| match slot {
+                Slot::Grace { until, .. } => Some(*until),
+                Slot::Live(_) => None,
+            }))
+            .filter(|&t| t > self.clock)
+            .collect();
+        at.sort_unstable();
+        at.dedup();
+        at
     }
 
     /// The handle of session `sid`.
