@@ -175,7 +175,8 @@ impl Harness {
             Ok(e) => e,
             Err(e) => panic!("builder refused {cfg:?}: {e}"),
         };
-        let events = engine.subscribe(1 << 16);
+        // One operation emits at most one event per session plus two.
+        let events = engine.subscribe(2 * MAX_OPS + 8);
         let model = Model::new(
             ModelConfig {
                 idle_ms: cfg.idle_ms,
