@@ -64,8 +64,12 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "axum")]
+pub mod axum;
 pub mod clock;
 pub mod config;
+#[cfg(feature = "cookie")]
+pub mod cookie;
 mod engine;
 pub mod error;
 pub mod events;
@@ -75,6 +79,8 @@ mod session;
 mod shard;
 pub mod stats;
 pub mod token;
+#[cfg(feature = "tower")]
+pub mod tower;
 mod users;
 mod wheel;
 
