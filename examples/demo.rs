@@ -243,7 +243,8 @@ struct Credentials {
 fn authenticate(c: &Credentials) -> Option<&'static str> {
     let mut found = None;
     for (user, password) in USERS {
-        let ok = user.as_bytes().ct_eq(c.username.as_bytes()) & password.as_bytes().ct_eq(c.password.as_bytes());
+        let ok = user.as_bytes().ct_eq(c.username.as_bytes())
+            & password.as_bytes().ct_eq(c.password.as_bytes());
         if bool::from(ok) {
             found = Some(user);
         }

@@ -160,7 +160,11 @@ impl CookieConfigError {
 
 impl fmt::Display for CookieConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid cookie {}: expected {}", self.option, self.expected)
+        write!(
+            f,
+            "invalid cookie {}: expected {}",
+            self.option, self.expected
+        )
     }
 }
 
@@ -330,7 +334,9 @@ impl CookieConfig {
         let mut cookie = self.cookie(token.as_str());
         if self.persistent {
             let secs = max_age.min(MAX_AGE_CAP).as_secs();
-            cookie.set_max_age(CookieDuration::seconds(i64::try_from(secs).unwrap_or(i64::MAX)));
+            cookie.set_max_age(CookieDuration::seconds(
+                i64::try_from(secs).unwrap_or(i64::MAX),
+            ));
         }
         header_value(&cookie)
     }
@@ -567,7 +573,8 @@ impl CookieConfigBuilder {
 /// Prefixes match case-insensitively, as browsers now check them
 /// (RFC 6265bis §5.7, step 21 and 22).
 fn has_prefix(name: &str, prefix: &str) -> bool {
-    name.len() >= prefix.len() && name.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+    name.len() >= prefix.len()
+        && name.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
 }
 
 /// RFC 9110 `tchar`, the characters of a cookie name (RFC 6265 §4.1.1).
@@ -641,7 +648,9 @@ mod tests {
         let a = SessionToken::generate();
         let b = SessionToken::generate();
         let header = format!("__Host-id={}; __Host-id={}", a.as_str(), b.as_str());
-        let found = c.find_session([header.as_bytes()], |v| (v == b.as_str().as_bytes()).then_some(2));
+        let found = c.find_session([header.as_bytes()], |v| {
+            (v == b.as_str().as_bytes()).then_some(2)
+        });
         assert_eq!(found, Some((b.clone(), 2)));
         let found = c.find_session([header.as_bytes()], |_| Some(1));
         assert_eq!(found, Some((a, 1)));
@@ -686,9 +695,21 @@ mod tests {
         assert_eq!(err(b().secure(false)), CookieOption::Secure);
         assert_eq!(err(b().path("/app")), CookieOption::Path);
         assert_eq!(err(b().domain("example.com")), CookieOption::Domain);
-        assert_eq!(err(b().name("__HOST-x").secure(false)), CookieOption::Secure);
-        assert_eq!(err(b().name("__Secure-id").secure(false)), CookieOption::Secure);
-        assert!(b().name("__Secure-id").domain("example.com").path("/a").build().is_ok());
+        assert_eq!(
+            err(b().name("__HOST-x").secure(false)),
+            CookieOption::Secure
+        );
+        assert_eq!(
+            err(b().name("__Secure-id").secure(false)),
+            CookieOption::Secure
+        );
+        assert!(
+            b().name("__Secure-id")
+                .domain("example.com")
+                .path("/a")
+                .build()
+                .is_ok()
+        );
         assert_eq!(
             err(b().name("id").secure(false).same_site(SameSite::None)),
             CookieOption::SameSite

@@ -204,7 +204,8 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let shared = Arc::new(self.open(req.headers()));
-        req.extensions_mut().insert(Session::new(Arc::clone(&shared)));
+        req.extensions_mut()
+            .insert(Session::new(Arc::clone(&shared)));
         ResponseFuture {
             inner: self.inner.call(req),
             shared: Some(shared),
@@ -227,9 +228,9 @@ where
             .next()
             .is_some();
         let found = match options.renew_after {
-            None => options
-                .cookie
-                .find_session(cookie_headers(headers), |v| sessions.validate(v).map(|_| None)),
+            None => options.cookie.find_session(cookie_headers(headers), |v| {
+                sessions.validate(v).map(|_| None)
+            }),
             Some(_) => options
                 .cookie
                 .find_session(cookie_headers(headers), |v| sessions.info(v).map(Some)),

@@ -31,7 +31,9 @@ async fn first_write_sets_a_secure_host_only_cookie() {
     let (http, _) = start().await;
     let r = http.get("/", None).await;
     assert_eq!(r.status, StatusCode::OK);
-    let cookie = r.session_cookie().expect("the first visit creates a session");
+    let cookie = r
+        .session_cookie()
+        .expect("the first visit creates a session");
     let mut parts = cookie.split("; ");
     let pair = parts.next().unwrap();
     let token = pair.strip_prefix(&format!("{NAME}=")).unwrap();
@@ -47,7 +49,10 @@ async fn first_write_sets_a_secure_host_only_cookie() {
         HashSet::from(["HttpOnly", "SameSite=Lax", "Secure", "Path=/"]),
         "no Domain, no Max-Age/Expires (browser-session cookie): {cookie}"
     );
-    assert!(r.no_store(), "a response setting the cookie is not cacheable");
+    assert!(
+        r.no_store(),
+        "a response setting the cookie is not cacheable"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,7 +94,10 @@ async fn visits_are_counted_per_session() {
     for n in 2..=4 {
         let r = http.get("/", Some(&a)).await;
         assert_eq!(r.visits(), n);
-        assert!(r.set_cookies().is_empty(), "an unchanged session sets no cookie");
+        assert!(
+            r.set_cookies().is_empty(),
+            "an unchanged session sets no cookie"
+        );
         assert!(!r.no_store());
     }
     let b = http.get("/", None).await;
@@ -116,7 +124,11 @@ async fn login_rotates_the_id_and_keeps_the_data() {
     assert!(page.body.contains(">alice<"));
 
     let old = http.get("/protected", Some(&anon)).await;
-    assert_eq!(old.status, StatusCode::SEE_OTHER, "the pre-login ID is dead");
+    assert_eq!(
+        old.status,
+        StatusCode::SEE_OTHER,
+        "the pre-login ID is dead"
+    );
     assert_eq!(old.location(), Some("/login"));
     assert!(old.clears(), "and its cookie is cleared");
 
@@ -124,8 +136,14 @@ async fn login_rotates_the_id_and_keeps_the_data() {
     assert_eq!(home.visits(), 2, "the data moved with the session");
     let me = http.get("/api/me", Some(&user)).await.json();
     assert_eq!(me["user"], "alice");
-    let (created, expires) = (me["created"].as_u64().unwrap(), me["expires"].as_u64().unwrap());
-    assert!((1799..=1801).contains(&(expires - created)), "idle timeout 30 min");
+    let (created, expires) = (
+        me["created"].as_u64().unwrap(),
+        me["expires"].as_u64().unwrap(),
+    );
+    assert!(
+        (1799..=1801).contains(&(expires - created)),
+        "idle timeout 30 min"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,10 +175,16 @@ async fn failed_login_is_401_and_leaves_the_session_alone() {
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(http.get("/", Some(&anon)).await.visits(), 2, "same session");
-    let r = http.post("/login", None, "username=bob&password=wonderland").await;
+    let r = http
+        .post("/login", None, "username=bob&password=wonderland")
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert!(r.set_cookies().is_empty());
-    assert_eq!(sessions.stats().created, 1, "a failed login creates nothing");
+    assert_eq!(
+        sessions.stats().created,
+        1,
+        "a failed login creates nothing"
+    );
     assert_eq!(sessions.stats().rotated, 0);
 }
 
@@ -174,7 +198,10 @@ async fn logout_destroys_the_session_and_clears_the_cookie() {
     assert!(r.clears());
     assert!(r.no_store());
     let cookie = r.session_cookie().unwrap();
-    assert!(cookie.contains("; Secure") && cookie.contains("; Path=/"), "{cookie}");
+    assert!(
+        cookie.contains("; Secure") && cookie.contains("; Path=/"),
+        "{cookie}"
+    );
     assert_eq!(
         http.get("/protected", Some(&alice)).await.status,
         StatusCode::SEE_OTHER
@@ -189,7 +216,10 @@ async fn logout_all_ends_the_users_other_clients_only() {
     let laptop = http.login("alice", "wonderland").await;
     let phone = http.login("alice", "wonderland").await;
     let bob = http.login("bob", "builder").await;
-    assert_eq!(http.get("/protected", Some(&phone)).await.status, StatusCode::OK);
+    assert_eq!(
+        http.get("/protected", Some(&phone)).await.status,
+        StatusCode::OK
+    );
 
     let r = http.post("/logout-all", Some(&laptop), "").await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
@@ -199,7 +229,10 @@ async fn logout_all_ends_the_users_other_clients_only() {
         assert_eq!(r.status, StatusCode::SEE_OTHER);
         assert_eq!(r.location(), Some("/login"));
     }
-    assert_eq!(http.get("/protected", Some(&bob)).await.status, StatusCode::OK);
+    assert_eq!(
+        http.get("/protected", Some(&bob)).await.status,
+        StatusCode::OK
+    );
     let anon = http.get("/", None).await.token().unwrap();
     let r = http.post("/logout-all", Some(&anon), "").await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "not logged in");
@@ -231,19 +264,32 @@ async fn sessions_api_lists_and_ends_only_the_users_own() {
     let bobs = bobs["sessions"][0]["handle"].as_str().unwrap().to_owned();
 
     let delete = |token: &str, handle: &str| {
-        http.request(Method::DELETE, &format!("/api/sessions/{handle}"), Some(token))
+        http.request(
+            Method::DELETE,
+            &format!("/api/sessions/{handle}"),
+            Some(token),
+        )
     };
     for handle in [bobs.as_str(), "00000000deadbeef", "not-a-handle"] {
         let r = http.send(delete(&laptop, handle)).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{handle}");
     }
-    assert_eq!(http.get("/protected", Some(&bob)).await.status, StatusCode::OK);
+    assert_eq!(
+        http.get("/protected", Some(&bob)).await.status,
+        StatusCode::OK
+    );
 
     let r = http.send(delete(&laptop, &other)).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert!(r.set_cookies().is_empty(), "the caller's own cookie stays");
-    assert_eq!(http.get("/protected", Some(&phone)).await.status, StatusCode::SEE_OTHER);
-    assert_eq!(http.get("/protected", Some(&laptop)).await.status, StatusCode::OK);
+    assert_eq!(
+        http.get("/protected", Some(&phone)).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        http.get("/protected", Some(&laptop)).await.status,
+        StatusCode::OK
+    );
     let r = http.send(delete(&laptop, &other)).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "already ended");
 
@@ -272,7 +318,11 @@ async fn fifty_concurrent_requests_on_one_session_count_fifty() {
         seen.push(r.visits());
     }
     seen.sort_unstable();
-    assert_eq!(seen, (2..=51).collect::<Vec<_>>(), "each request saw its own increment");
+    assert_eq!(
+        seen,
+        (2..=51).collect::<Vec<_>>(),
+        "each request saw its own increment"
+    );
     assert_eq!(sessions.get(token.as_str()).unwrap().count, 51);
     assert_eq!(http.get("/", Some(&token)).await.visits(), 52);
     assert_eq!(sessions.len(), 1);
@@ -286,7 +336,8 @@ async fn hostile_cookies_give_no_500_and_no_session() {
     // Strict text form, but no engine issued it.
     let valid = sesame::SessionToken::generate().as_str().to_owned();
     let big = format!("{NAME}={}", "A".repeat(8 * 1024));
-    let many: String = (0..500).map(|i| format!("c{i}=v{i}; ")).collect::<String>() + &format!("{NAME}=x");
+    let many: String =
+        (0..500).map(|i| format!("c{i}=v{i}; ")).collect::<String>() + &format!("{NAME}=x");
     let many_ours = format!("{NAME}=garbage; ").repeat(500);
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("garbage", format!("{NAME}=garbage").into_bytes()),
@@ -294,13 +345,29 @@ async fn hostile_cookies_give_no_500_and_no_session() {
         ("8 KB value", big.into_bytes()),
         ("500 cookies", many.into_bytes()),
         ("500 of ours", many_ours.into_bytes()),
-        ("non-UTF-8", format!("{NAME}=").into_bytes().into_iter().chain(*b"\xff\xfe\x80\xc3(").collect()),
+        (
+            "non-UTF-8",
+            format!("{NAME}=")
+                .into_bytes()
+                .into_iter()
+                .chain(*b"\xff\xfe\x80\xc3(")
+                .collect(),
+        ),
         ("non-UTF-8 elsewhere", b"a=\xff; b=\xc3\x28".to_vec()),
-        ("another engine's token", format!("{NAME}={}", foreign.as_str()).into_bytes()),
-        ("unknown valid-looking token", format!("{NAME}={valid}").into_bytes()),
+        (
+            "another engine's token",
+            format!("{NAME}={}", foreign.as_str()).into_bytes(),
+        ),
+        (
+            "unknown valid-looking token",
+            format!("{NAME}={valid}").into_bytes(),
+        ),
         ("padded", format!("{NAME}={}=", &valid[..42]).into_bytes()),
         ("quoted", format!("{NAME}=\"{valid}\"").into_bytes()),
-        ("wrong case name", format!("__host-id={}", foreign.as_str()).into_bytes()),
+        (
+            "wrong case name",
+            format!("__host-id={}", foreign.as_str()).into_bytes(),
+        ),
     ];
     for (what, header) in &cases {
         let with = |method, path| {
@@ -317,7 +384,10 @@ async fn hostile_cookies_give_no_500_and_no_session() {
         let fresh = home.token().expect("the write creates a new session");
         assert!(!String::from_utf8_lossy(header).contains(&fresh));
         if *what == "non-UTF-8 elsewhere" || *what == "wrong case name" {
-            assert!(me.set_cookies().is_empty(), "{what}: no cookie of ours to clear");
+            assert!(
+                me.set_cookies().is_empty(),
+                "{what}: no cookie of ours to clear"
+            );
         } else {
             assert!(me.clears(), "{what}: the stale cookie is cleared");
         }
@@ -330,8 +400,16 @@ async fn hostile_cookies_give_no_500_and_no_session() {
     assert_eq!(http.send(rb).await.status, StatusCode::UNAUTHORIZED);
 
     let stats = sessions.stats();
-    assert_eq!(stats.live, cases.len() as u64, "one session per `/` visit, nothing else");
-    assert!(stats.rejected >= 3 * 10, "rejected lookups are counted: {}", stats.rejected);
+    assert_eq!(
+        stats.live,
+        cases.len() as u64,
+        "one session per `/` visit, nothing else"
+    );
+    assert!(
+        stats.rejected >= 3 * 10,
+        "rejected lookups are counted: {}",
+        stats.rejected
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -346,7 +424,10 @@ async fn expired_cookie_is_no_session_cleared_and_counted() {
     let http = serve(demo::router(sessions.clone())).await;
     let alice = http.login("alice", "wonderland").await;
     clock.advance(Duration::from_secs(59));
-    assert_eq!(http.get("/api/me", Some(&alice)).await.status, StatusCode::OK);
+    assert_eq!(
+        http.get("/api/me", Some(&alice)).await.status,
+        StatusCode::OK
+    );
     clock.advance(Duration::from_secs(61));
     let rejected = sessions.stats().rejected;
     let r = http.get("/api/me", Some(&alice)).await;
@@ -377,15 +458,26 @@ async fn cross_site_state_changes_are_refused() {
                 .header("content-type", "application/x-www-form-urlencoded")
                 .body("username=bob&password=builder");
             let r = http.send(rb).await;
-            assert_eq!(r.status, StatusCode::FORBIDDEN, "{path} with {name}: {value}");
+            assert_eq!(
+                r.status,
+                StatusCode::FORBIDDEN,
+                "{path} with {name}: {value}"
+            );
             assert!(r.set_cookies().is_empty());
         }
         let rb = http
-            .request(Method::DELETE, "/api/sessions/00000000deadbeef", Some(&alice))
+            .request(
+                Method::DELETE,
+                "/api/sessions/00000000deadbeef",
+                Some(&alice),
+            )
             .header(name, value);
         assert_eq!(http.send(rb).await.status, StatusCode::FORBIDDEN);
     }
-    assert_eq!(http.get("/api/me", Some(&alice)).await.json()["user"], "alice");
+    assert_eq!(
+        http.get("/api/me", Some(&alice)).await.json()["user"],
+        "alice"
+    );
     assert_eq!(sessions.len(), 1);
 
     // A same-origin form post passes.

@@ -66,12 +66,16 @@ async fn logout(s: Counter) -> String {
 
 async fn logout_then_write(s: Counter) -> String {
     s.logout();
-    s.update(|n| *n = 100).map_or("full".to_owned(), |()| "ok".to_owned())
+    s.update(|n| *n = 100)
+        .map_or("full".to_owned(), |()| "ok".to_owned())
 }
 
 fn public() -> HeaderMap {
     let mut h = HeaderMap::new();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=60"),
+    );
     h
 }
 
@@ -85,12 +89,17 @@ async fn cached_write(s: Counter) -> (HeaderMap, Response) {
 
 async fn own_cookie(s: Counter) -> Response {
     let mut r = write(s).await;
-    r.headers_mut()
-        .append(header::SET_COOKIE, HeaderValue::from_static("theme=dark; Path=/"));
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        HeaderValue::from_static("theme=dark; Path=/"),
+    );
     r
 }
 
-async fn start(sessions: Sessions<u32>, layer: impl FnOnce(SessionLayer<u32>) -> SessionLayer<u32>) -> Http {
+async fn start(
+    sessions: Sessions<u32>,
+    layer: impl FnOnce(SessionLayer<u32>) -> SessionLayer<u32>,
+) -> Http {
     let layer = layer(SessionLayer::new(sessions));
     serve(routes().layer(layer)).await
 }
@@ -130,7 +139,10 @@ async fn rolling_resends_the_cookie_while_the_session_lives() {
     assert!(r.no_store());
     http.post("/logout", Some(&t), "").await;
     let r = http.get("/read", Some(&t)).await;
-    assert!(r.clears(), "a dead session's cookie is cleared, not re-sent");
+    assert!(
+        r.clears(),
+        "a dead session's cookie is cleared, not re-sent"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -139,13 +151,23 @@ async fn persistent_cookie_max_age_is_the_remaining_lifetime() {
     let cookie = CookieConfig::builder().persistent(true).build().unwrap();
     let http = start(manual(&clock, 600, 900), |l| l.cookie(cookie).rolling(true)).await;
     let w = http.get("/write", None).await;
-    assert!(w.session_cookie().unwrap().ends_with("; Max-Age=600"), "{w:?}");
+    assert!(
+        w.session_cookie().unwrap().ends_with("; Max-Age=600"),
+        "{w:?}"
+    );
     let t = w.token().unwrap();
     clock.advance(Duration::from_secs(400));
     let r = http.get("/read", Some(&t)).await;
     let c = r.session_cookie().unwrap();
-    assert!(c.ends_with("; Max-Age=500"), "capped by the absolute deadline: {c}");
-    let clear = http.post("/logout", Some(&t), "").await.session_cookie().unwrap();
+    assert!(
+        c.ends_with("; Max-Age=500"),
+        "capped by the absolute deadline: {c}"
+    );
+    let clear = http
+        .post("/logout", Some(&t), "")
+        .await
+        .session_cookie()
+        .unwrap();
     assert!(clear.contains("; Max-Age=0"), "{clear}");
 }
 
@@ -177,7 +199,11 @@ async fn renew_after_rotates_an_old_token() {
     let new = r.token().expect("renewed: a new cookie");
     assert_ne!(new, old);
     assert!(r.no_store());
-    assert_eq!(sessions.validate(new.as_str()), Some(handle), "same session");
+    assert_eq!(
+        sessions.validate(new.as_str()),
+        Some(handle),
+        "same session"
+    );
     let stale = http.get("/read", Some(&old)).await;
     assert_eq!(stale.body, "none");
     assert!(stale.clears());
@@ -204,7 +230,10 @@ async fn renewal_with_grace_lets_in_flight_requests_finish() {
     // A request that left before it saw the new cookie.
     let late = http.get("/write", Some(&old)).await;
     assert_eq!(late.body, "3", "served within the grace window");
-    assert!(late.set_cookies().is_empty(), "neither renewed again nor cleared");
+    assert!(
+        late.set_cookies().is_empty(),
+        "neither renewed again nor cleared"
+    );
     assert_eq!(sessions.stats().rotated, 1);
 }
 
@@ -280,7 +309,9 @@ async fn logout_then_write_starts_a_fresh_session() {
     let t = http.get("/write", None).await.token().unwrap();
     let r = http.post("/logout-then-write", Some(&t), "").await;
     assert_eq!(r.body, "ok");
-    let fresh = r.token().expect("a new session's cookie, not a clearing one");
+    let fresh = r
+        .token()
+        .expect("a new session's cookie, not a clearing one");
     assert_ne!(fresh, t);
     assert_eq!(http.get("/read", Some(&fresh)).await.body, "100");
     assert_eq!(http.get("/read", Some(&t)).await.body, "none");

@@ -50,7 +50,12 @@ pub struct Reply {
 
 impl Http {
     /// A request to `path`, with the session cookie `token` if given.
-    pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> reqwest::RequestBuilder {
+    pub fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+    ) -> reqwest::RequestBuilder {
         let rb = self.client.request(method, format!("{}{path}", self.base));
         match token {
             Some(t) => rb.header(COOKIE, format!("{NAME}={t}")),
@@ -87,7 +92,11 @@ impl Http {
     /// session token.
     pub async fn login(&self, user: &str, password: &str) -> String {
         let r = self
-            .post("/login", None, &format!("username={user}&password={password}"))
+            .post(
+                "/login",
+                None,
+                &format!("username={user}&password={password}"),
+            )
             .await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{user} logs in");
         r.token().expect("login sets the session cookie")
@@ -124,9 +133,8 @@ impl Reply {
 
     /// Whether the response clears the session cookie.
     pub fn clears(&self) -> bool {
-        self.session_cookie().is_some_and(|c| {
-            c.starts_with(&format!("{NAME}=;")) && c.contains("; Max-Age=0")
-        })
+        self.session_cookie()
+            .is_some_and(|c| c.starts_with(&format!("{NAME}=;")) && c.contains("; Max-Age=0"))
     }
 
     pub fn no_store(&self) -> bool {
@@ -134,12 +142,18 @@ impl Reply {
     }
 
     pub fn location(&self) -> Option<&str> {
-        self.headers.get("location").map(|v| v.to_str().expect("ASCII"))
+        self.headers
+            .get("location")
+            .map(|v| v.to_str().expect("ASCII"))
     }
 
     /// The visit count on the demo's `/` page.
     pub fn visits(&self) -> u64 {
-        let start = self.body.find("id=\"visits\">").expect("visit count on the page") + 12;
+        let start = self
+            .body
+            .find("id=\"visits\">")
+            .expect("visit count on the page")
+            + 12;
         let end = start + self.body[start..].find('<').expect("end of count");
         self.body[start..end].parse().expect("a number")
     }
