@@ -55,6 +55,18 @@
 //! - **Time** comes only from the [`Clock`]; a clock that goes backwards
 //!   resurrects nothing (the engine's time never decreases).
 //!
+//! # Features
+//!
+//! The core has no HTTP dependency. Behind cargo features:
+//!
+//! - `cookie`: `sesame::cookie` helpers, framework-agnostic: read the token from
+//!   `Cookie` headers, write `Set-Cookie` with secure defaults (`__Host-id`,
+//!   `HttpOnly`, `Secure`, `SameSite=Lax`).
+//! - `tower`: `sesame::tower::SessionLayer`, which gives each request a lazily
+//!   created `sesame::tower::Session` and writes the cookie only when it changes.
+//! - `axum`: `sesame::tower::Session` as an axum extractor. The demo
+//!   server: `cargo run --example demo --features axum`.
+//!
 //! # Locking
 //!
 //! A validation takes one shard read lock and allocates nothing. User code

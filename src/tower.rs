@@ -1,15 +1,36 @@
 //! A tower layer that gives every request a [`Session`], created lazily.
 //!
 //! ```
+//! use axum::{Router, body::Body, http::{Request, header}, routing::get};
 //! use sesame::Sessions;
-//! use sesame::tower::SessionLayer;
+//! use sesame::tower::{Session, SessionLayer};
+//! use tower::ServiceExt as _;
 //!
+//! async fn visit(session: Session<u32>) -> String {
+//!     session.update(|n| { *n += 1; n.to_string() }).unwrap_or_default()
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
 //! let sessions = Sessions::<u32>::new();
-//! let layer = SessionLayer::new(sessions.clone())
-//!     .renew_after(std::time::Duration::from_secs(15 * 60));
-//! // With axum: Router::new().route(...).layer(layer); handlers take a
-//! // `sesame::tower::Session<u32>` argument (feature `axum`).
-//! # let _ = layer;
+//! let app = Router::new()
+//!     .route("/", get(visit))
+//!     .layer(SessionLayer::new(sessions.clone()));
+//!
+//! // The first write creates the session and sets the cookie.
+//! let first = app.clone().oneshot(Request::get("/").body(Body::empty())?).await?;
+//! let set_cookie = first.headers()[header::SET_COOKIE].to_str()?;
+//! assert!(set_cookie.starts_with("__Host-id="));
+//! assert_eq!(first.headers()[header::CACHE_CONTROL], "no-store");
+//!
+//! // The client sends it back: same session, no new cookie.
+//! let cookie = set_cookie.split(';').next().unwrap_or_default();
+//! let again = Request::get("/").header(header::COOKIE, cookie).body(Body::empty())?;
+//! let second = app.oneshot(again).await?;
+//! assert!(second.headers().get(header::SET_COOKIE).is_none());
+//! assert_eq!(sessions.len(), 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! # What the layer does
