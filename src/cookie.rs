@@ -717,6 +717,40 @@ mod tests {
         assert!(b().name("id").secure(false).build().is_ok());
     }
 
+    proptest::proptest! {
+        /// Any bytes at all: no panic, and every value handed out is a
+        /// trimmed piece of one pair, without `;`.
+        #[test]
+        fn arbitrary_headers_never_panic(headers in proptest::collection::vec(
+            proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200), 0..8,
+        )) {
+            let c = CookieConfig::default();
+            for v in c.cookie_values(headers.iter().map(Vec::as_slice)) {
+                proptest::prop_assert!(!v.contains(&b';'));
+                proptest::prop_assert!(v.first() != Some(&b' ') && v.last() != Some(&b' '));
+            }
+            let found = c.find_session(headers.iter().map(Vec::as_slice), |v| {
+                SessionToken::parse_bytes(v).ok()
+            });
+            if let Some((token, parsed)) = found {
+                proptest::prop_assert_eq!(token, parsed);
+            }
+        }
+
+        /// A valid token among arbitrary other cookies is found.
+        #[test]
+        fn token_is_found_among_junk(
+            before in "[a-z]{1,8}=[ -:<-~]{0,20}(; [a-z]{1,8}=[ -:<-~]{0,20}){0,5}",
+            after in "[a-z]{1,8}=[ -:<-~]{0,20}",
+        ) {
+            let c = CookieConfig::default();
+            let token = SessionToken::generate();
+            let header = format!("{before}; __Host-id={};{after}", token.as_str());
+            let found = c.find_session([header.as_bytes()], |v| SessionToken::parse_bytes(v).ok());
+            proptest::prop_assert_eq!(found.map(|(t, _)| t), Some(token));
+        }
+    }
+
     #[test]
     fn bad_syntax_fails_at_build_naming_the_option() {
         let err = |b: CookieConfigBuilder| b.build().unwrap_err().option();
