@@ -30,6 +30,11 @@ fn routes() -> Router<()> {
         .route("/cached-read", get(cached_read))
         .route("/cached-write", get(cached_write))
         .route("/own-cookie", get(own_cookie))
+        .route("/debug", get(debug))
+}
+
+async fn debug(s: Counter) -> String {
+    format!("{s:?}")
 }
 
 async fn read(s: Counter) -> String {
@@ -356,4 +361,16 @@ async fn a_handler_without_the_layer_gets_a_500() {
     let r = http.get("/read", None).await;
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(r.body.contains("SessionLayer"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_output_never_shows_the_token() {
+    let sessions = Sessions::new();
+    let layer = SessionLayer::new(sessions.clone());
+    let http = serve(routes().layer(layer.clone())).await;
+    let t = http.get("/write", None).await.token().unwrap();
+    let r = http.get("/debug", Some(&t)).await;
+    assert!(r.body.starts_with("Session {"), "{}", r.body);
+    assert!(!r.body.contains(&t));
+    assert!(!format!("{layer:?}").contains(&t));
 }

@@ -360,3 +360,10 @@ where
         n
     }
 }
+
+// Handles move into spawned tasks and axum's extensions: keep them
+// `Send + Sync` whatever the data type (as long as it is `Send`).
+const _: fn() = || {
+    fn assert_send_sync<X: Send + Sync + 'static>() {}
+    assert_send_sync::<Session<std::cell::Cell<u8>, u64>>();
+};
