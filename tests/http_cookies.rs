@@ -365,8 +365,7 @@ async fn a_handler_without_the_layer_gets_a_500() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn debug_output_never_shows_the_token() {
-    let sessions = Sessions::new();
-    let layer = SessionLayer::new(sessions.clone());
+    let layer = SessionLayer::new(Sessions::<u32>::new());
     let http = serve(routes().layer(layer.clone())).await;
     let t = http.get("/write", None).await.token().unwrap();
     let r = http.get("/debug", Some(&t)).await;
