@@ -513,3 +513,61 @@ async fn healthz_reports_stats_and_creates_nothing() {
     assert_eq!(h["rotated"], 1);
     assert_eq!(sessions.len(), 2);
 }
+
+/// A log sink for the demo's request log.
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_request_log_never_holds_a_token() {
+    let log = LogBuffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(log.clone())
+        .with_ansi(false)
+        .finish();
+    // The only test of this binary that installs a subscriber.
+    tracing::subscriber::set_global_default(subscriber).expect("first subscriber");
+    let (http, _) = start().await;
+    let anon = http.get("/", None).await.token().unwrap();
+    let alice = http
+        .post("/login", Some(&anon), "username=alice&password=wonderland")
+        .await
+        .token()
+        .unwrap();
+    http.post("/login", Some(&alice), "username=alice&password=nope")
+        .await;
+    http.get("/api/sessions", Some(&alice)).await;
+    http.post("/logout", Some(&alice), "").await;
+    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains("path=\"/login\"") && text.contains("status=303"),
+        "{text}"
+    );
+    assert!(text.contains("failed login"));
+    for token in [&anon, &alice] {
+        assert!(
+            !text.contains(token.as_str()),
+            "a token in the log:\n{text}"
+        );
+    }
+    assert!(!text.contains("wonderland"), "nor a password");
+}
