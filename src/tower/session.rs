@@ -3,11 +3,12 @@
 //! # Ground rules
 //!
 //! A request's [`State`] (its current token and what happened to it) sits
-//! behind a small mutex. That mutex is never held while user code runs (the
-//! closures of [`Session::update`] and [`Session::with`]): a handler may
-//! use the handle from inside its own closures' callers, clone it into
-//! tasks, and so on. It is held across [`Sessions::create`] only, so two
-//! clones of one handle cannot create two sessions for one request.
+//! behind a small mutex, held only for a few instructions and never while
+//! user code runs (the closures of [`Session::update`] and
+//! [`Session::with`], `T::default()`), nor across an `await`: clones of a
+//! handle can be used from several tasks. Of the engine's calls, only
+//! [`Sessions::create`] runs under it, so that two clones of one handle
+//! cannot create two sessions for one request.
 
 use std::sync::Arc;
 
