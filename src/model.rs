@@ -1,9 +1,10 @@
 //! A reference model of the engine, for model-based tests and fuzzing.
 //!
 //! Not part of the public API: compiled only with the hidden `model`
-//! feature, for `tests/model_based.rs` and the `engine_ops` and
-//! `token_parse` fuzz targets (which share this code, so a fuzz target stays
-//! a few lines).
+//! feature, for `tests/model_based.rs` and the fuzz targets (which share
+//! this code, so a fuzz target stays a few lines): `token_parse`
+//! ([`check_token_parse`]), `engine_ops` ([`run_bytes`]) and, with the
+//! `cookie` feature, `cookie_header` (`check_cookie_header`).
 //!
 //! - [`Model`] is the engine written the naive way: a `HashMap` from token
 //!   text to session, plain fields for every deadline, a `Vec` per
@@ -44,8 +45,13 @@
 //! [`ManualClock`]: crate::ManualClock
 //! [`Stats`]: crate::Stats
 
+#[cfg(feature = "cookie")]
+mod cookie;
 mod harness;
 mod reference;
+
+#[cfg(feature = "cookie")]
+pub use cookie::{KNOWN_TOKEN, check_cookie_header};
 
 pub use harness::{Form, HandleRef, Harness, HarnessConfig, MAX_OPS, Op, TokenRef, run, run_bytes};
 pub use reference::{Model, ModelConfig, ModelInfo, Sid, is_canonical_token_text};
