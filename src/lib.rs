@@ -73,6 +73,8 @@ pub mod key;
 mod reaper;
 mod session;
 mod shard;
+#[cfg(feature = "snapshot")]
+pub mod snapshot;
 pub mod stats;
 pub mod token;
 mod users;
