@@ -66,8 +66,8 @@
 //! and data always belong together: a session rotated (or logged in) while
 //! the save runs is saved as it was before the rotation or as it was after
 //! it, never both and never a mix; rarely (when its new digest falls in a
-//! shard already walked) it is not saved at all. Sessions created after the
-//! save started are not saved.
+//! shard already walked) it is not saved at all. Sessions created while the
+//! save runs may or may not be in it.
 //!
 //! # Crash safety
 //!
@@ -130,7 +130,7 @@ pub use file::load_or_create_key;
 pub use task::SnapshotTask;
 
 use crate::engine::Restored;
-use crate::key::SessionKey;
+use crate::key::{BuildIdentity, SessionKey};
 use crate::shard::{Entry, Slot};
 use crate::{Handle, Principal, Sessions};
 use format::{Header, MacWriter, Times};
@@ -194,8 +194,6 @@ struct Captured<T, P> {
     entry: Arc<Entry<T, P>>,
     times: Times,
     principal: Option<P>,
-    /// Engine ms its current token was issued.
-    issued: u64,
 }
 
 impl<T, P> Sessions<T, P>
@@ -226,9 +224,8 @@ where
     {
         let wall = WallClock::new(self.wall_origin());
         let idle = self.config().idle_ms;
-        let t0 = self.engine_now();
         let header = Header {
-            saved_at: wall.to_unix(t0),
+            saved_at: wall.to_unix(self.engine_now()),
             idle_ms: idle,
             absolute_ms: self.config().absolute_ms,
         };
@@ -241,9 +238,9 @@ where
             ))?;
             let mut header_len = format::HEADER_LEN as u64;
             let mut saved = 0usize;
-            // Handles whose pre-save token went stale before it was
-            // written: the session's next state may be saved instead.
-            let mut stale: HashSet<Handle> = HashSet::new();
+            // Sessions written so far. Handles are random 64-bit: two
+            // sessions sharing one (odds ~n²/2⁶⁵) would lose one of them.
+            let mut written: HashSet<Handle, BuildIdentity> = HashSet::default();
             let mut captured: Vec<Captured<T, P>> = Vec::new();
             let mut buf: Vec<u8> = Vec::new();
             let mut ends: Vec<usize> = Vec::new();
@@ -271,7 +268,6 @@ where
                             },
                             // Shard lock → principal lock: the engine's order.
                             principal: e.principal.read().clone(),
-                            issued,
                         });
                     }
                 });
@@ -303,18 +299,9 @@ where
                 let mut all = true;
                 let mut chosen: Vec<(usize, usize)> = Vec::new();
                 for ((c, &end), &current) in captured.iter().zip(&ends).zip(&keep) {
-                    let handle = c.entry.handle;
-                    let write = if !current {
-                        if c.issued < t0 {
-                            stale.insert(handle);
-                        }
-                        false
-                    } else {
-                        // Issued since the save began: written only when it
-                        // stands in for a stale pre-save state (never twice).
-                        c.issued < t0 || stale.remove(&handle)
-                    };
-                    if write {
+                    // Written once per session: after a rotation moved it
+                    // to a shard not yet walked, it is met again there.
+                    if current && written.insert(c.entry.handle) {
                         chosen.push((start, end));
                     } else {
                         all = false;
@@ -435,6 +422,9 @@ where
             *entry.principal.get_mut() = principal;
             decoded.push((SessionKey::from_bytes(r.digest), entry));
         }
+        // Authenticated sessions first: when the engine cannot take them
+        // all, anonymous ones are the ones left out.
+        decoded.sort_by_key(|(_, e)| e.principal.read().is_none());
         for (key, entry) in decoded {
             match self.restore_entry(key, entry) {
                 Restored::Inserted => report.restored += 1,
