@@ -117,7 +117,10 @@ fn truncation_at_every_length_is_detected() {
 
 #[test]
 fn not_a_snapshot_is_bad_magic() {
-    assert_eq!(load(b"hello, world, this is not a snapshot"), Err(K::BadMagic));
+    assert_eq!(
+        load(b"hello, world, this is not a snapshot"),
+        Err(K::BadMagic)
+    );
     assert_eq!(load(b"SESA"), Err(K::Truncated));
     assert_eq!(load(b"XESA"), Err(K::BadMagic));
 }
@@ -130,7 +133,10 @@ fn another_version_is_refused_even_when_sealed() {
     assert_eq!(load(&bytes), Err(K::UnsupportedVersion));
     let s = engine();
     let e = s.load_snapshot_bytes(&bytes).unwrap_err();
-    assert_eq!(e.to_string(), "unsupported snapshot version: expected 1, got 2");
+    assert_eq!(
+        e.to_string(),
+        "unsupported snapshot version: expected 1, got 2"
+    );
 }
 
 #[test]

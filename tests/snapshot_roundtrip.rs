@@ -59,7 +59,9 @@ fn engine(clock: &ManualClock) -> Sessions<Cart> {
 }
 
 fn ms(t: SystemTime) -> u128 {
-    t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis()
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
 }
 
 /// Wall times agree to within a few ms (two engines derive them from two
@@ -92,7 +94,9 @@ fn tokens_issued_before_save_validate_after_load() {
     tokens[2] = bob2;
     let rotated = before.rotate(&tokens[3]).unwrap();
     let pre_rotation = std::mem::replace(&mut tokens[3], rotated);
-    before.update(&tokens[4], |c| c.note.push_str(" updated")).unwrap();
+    before
+        .update(&tokens[4], |c| c.note.push_str(" updated"))
+        .unwrap();
     c1.advance(Duration::from_secs(30));
     before.validate(&tokens[5]).unwrap();
     let infos: Vec<_> = tokens.iter().map(|t| before.info(t).unwrap()).collect();
@@ -119,7 +123,10 @@ fn tokens_issued_before_save_validate_after_load() {
         assert_eq!(new.principal, old.principal);
         assert!(close(new.created, old.created), "created");
         assert!(close(new.token_issued, old.token_issued), "issued");
-        assert!(close(new.absolute_expires, old.absolute_expires), "absolute");
+        assert!(
+            close(new.absolute_expires, old.absolute_expires),
+            "absolute"
+        );
     }
     assert_eq!(after.get(&tokens[4]).unwrap().note, "cart 4 updated");
     assert!(after.validate(&pre_login).is_none());
@@ -141,7 +148,9 @@ fn snapshot_holds_no_token() {
     let dir = TempDir::new("notoken");
     let path = dir.file("s.snap");
     let s = engine(&ManualClock::new());
-    let tokens: Vec<SessionToken> = (0..20).map(|_| s.create(Cart::default()).unwrap().0).collect();
+    let tokens: Vec<SessionToken> = (0..20)
+        .map(|_| s.create(Cart::default()).unwrap().0)
+        .collect();
     s.save_snapshot(&path).unwrap();
     let bytes = std::fs::read(&path).unwrap();
     for t in &tokens {
@@ -315,7 +324,10 @@ fn loading_respects_capacity_and_per_user_limits() {
     let r = small.load_snapshot(&path).unwrap();
     assert_eq!((r.restored, r.refused_full), (3, 2));
     assert!(bob.iter().all(|t| small.validate(t).is_some()));
-    assert_eq!(anon.iter().filter(|t| small.validate(*t).is_some()).count(), 1);
+    assert_eq!(
+        anon.iter().filter(|t| small.validate(*t).is_some()).count(),
+        1
+    );
 
     // One session per user: bob keeps his newest.
     let one = Sessions::<Cart>::builder()
@@ -369,7 +381,10 @@ fn a_failed_save_keeps_the_previous_file() {
     }
     let dir = TempDir::new("failed");
     let path = dir.file("s.snap");
-    let s = Sessions::<Bomb>::builder().secret_key(key()).build().unwrap();
+    let s = Sessions::<Bomb>::builder()
+        .secret_key(key())
+        .build()
+        .unwrap();
     let (t, _) = s.create(Bomb(false)).unwrap();
     s.save_snapshot(&path).unwrap();
     let good = std::fs::read(&path).unwrap();
@@ -420,7 +435,9 @@ fn saves_racing_rotations_save_each_session_at_most_once() {
         .build()
         .unwrap();
     let n = 2_000;
-    let current: Vec<SessionToken> = (0..n).map(|_| s.create(Cart::default()).unwrap().0).collect();
+    let current: Vec<SessionToken> = (0..n)
+        .map(|_| s.create(Cart::default()).unwrap().0)
+        .collect();
     let all_tokens = Arc::new(parking_lot::Mutex::new(current.clone()));
     let stop = Arc::new(AtomicBool::new(false));
     let rotator = {
@@ -454,7 +471,11 @@ fn saves_racing_rotations_save_each_session_at_most_once() {
     for p in paths {
         let after = engine(&ManualClock::new());
         let r = after.load_snapshot(&p).unwrap();
-        assert!(r.restored <= n && r.restored > n / 2, "restored {}", r.restored);
+        assert!(
+            r.restored <= n && r.restored > n / 2,
+            "restored {}",
+            r.restored
+        );
         let mut per_handle: HashMap<sesame::Handle, usize> = HashMap::new();
         for t in &tokens {
             if let Some(h) = after.validate(t) {
@@ -462,6 +483,9 @@ fn saves_racing_rotations_save_each_session_at_most_once() {
             }
         }
         assert_eq!(per_handle.len(), r.restored);
-        assert!(per_handle.values().all(|&c| c == 1), "a session saved twice");
+        assert!(
+            per_handle.values().all(|&c| c == 1),
+            "a session saved twice"
+        );
     }
 }
