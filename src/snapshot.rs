@@ -240,7 +240,8 @@ where
             let mut saved = 0usize;
             // Sessions written so far. Handles are random 64-bit: two
             // sessions sharing one (odds ~n²/2⁶⁵) would lose one of them.
-            let mut written: HashSet<Handle, BuildIdentity> = HashSet::default();
+            let mut written: HashSet<Handle, BuildIdentity> =
+                HashSet::with_capacity_and_hasher(self.len(), BuildIdentity::default());
             let mut captured: Vec<Captured<T, P>> = Vec::new();
             let mut buf: Vec<u8> = Vec::new();
             let mut ends: Vec<usize> = Vec::new();
