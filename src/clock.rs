@@ -117,13 +117,14 @@ pub(crate) fn duration_millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Engine milliseconds start here rather than at zero: 2^40 ms, about 34.8
-/// years. Sessions restored from a snapshot were created and last seen
+/// Engine milliseconds start here rather than at zero: 10^12 ms, about 31.7
+/// years (a whole number of wheel ticks, so tick boundaries stay where they
+/// were). Sessions restored from a snapshot were created and last seen
 /// before this engine started; the offset lets their times (and so their
 /// idle deadlines) be represented exactly as engine ms without going below
 /// zero. Any live session's last use lies within the longest timeout (ten
 /// years) of now, well inside the offset.
-pub(crate) const ENGINE_EPOCH_MS: u64 = 1 << 40;
+pub(crate) const ENGINE_EPOCH_MS: u64 = 1_000_000_000_000;
 
 /// The engine's view of a clock: never goes backwards, counts from
 /// [`ENGINE_EPOCH_MS`].

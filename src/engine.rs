@@ -28,6 +28,10 @@ use crate::token::{SessionToken, TokenInput};
 use crate::users::{Member, Users};
 use crate::{Handle, Principal, SessionInfo};
 
+// Restored sessions need engine ms before the engine started; the offset
+// must not shift tick boundaries.
+const _: () = assert!(crate::clock::ENGINE_EPOCH_MS % TICK_MS == 0);
+
 /// Keys handed out by one wheel poll; bounds the work between two lock
 /// acquisitions of the reaper.
 const REAP_BATCH: usize = 256;
