@@ -62,7 +62,9 @@
 //!
 //! A save walks the shards one by one under each shard's read lock, reading
 //! times and principals; data is encoded afterwards under each session's own
-//! mutex only, so requests keep flowing. A session's saved digest, principal
+//! mutex only. Lookups keep flowing; an operation that writes to a shard
+//! (create, rotate, logout there) waits while that one shard's metadata is
+//! copied. Expired sessions not yet reaped are not saved. A session's saved digest, principal
 //! and data always belong together: a session rotated (or logged in) while
 //! the save runs is saved as it was before the rotation or as it was after
 //! it, never both and never a mix; rarely (when its new digest falls in a
@@ -117,6 +119,7 @@ mod format;
 mod task;
 
 use std::collections::HashSet;
+use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -196,6 +199,147 @@ struct Captured<T, P> {
     principal: Option<P>,
 }
 
+/// The state of one save, walked shard by shard; its buffers are reused
+/// from shard to shard.
+struct Saver<'a, T, P> {
+    sessions: &'a Sessions<T, P>,
+    wall: WallClock,
+    idle: u64,
+    /// Sessions written so far. Handles are random 64-bit: two sessions
+    /// sharing one (odds ~n²/2⁶⁵) would lose one of them.
+    written: HashSet<Handle, BuildIdentity>,
+    captured: Vec<Captured<T, P>>,
+    /// The encoded entries of the current shard, back to back.
+    buf: Vec<u8>,
+    /// Where each entry of `buf` ends.
+    ends: Vec<usize>,
+    /// Whether each captured entry is still current.
+    current: Vec<bool>,
+    saved: usize,
+    bytes: u64,
+}
+
+impl<'a, T, P> Saver<'a, T, P>
+where
+    T: Send + Serialize + 'static,
+    P: Principal + Serialize,
+{
+    fn new(sessions: &'a Sessions<T, P>, wall: WallClock) -> Self {
+        Self {
+            sessions,
+            wall,
+            idle: sessions.config().idle_ms,
+            written: HashSet::with_capacity_and_hasher(sessions.len(), BuildIdentity::default()),
+            captured: Vec::new(),
+            buf: Vec::new(),
+            ends: Vec::new(),
+            current: Vec::new(),
+            saved: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Saves one shard: reads its live entries under its read lock, encodes
+    /// them outside it, keeps those still current, writes them.
+    fn save_shard<W: Write>(
+        &mut self,
+        shard: usize,
+        w: &mut MacWriter<W>,
+    ) -> Result<(), SnapshotError> {
+        self.capture(shard);
+        self.encode()?;
+        self.check_current(shard);
+        let mut start = 0;
+        let mut all = true;
+        let mut chosen: Vec<(usize, usize)> = Vec::new();
+        for ((c, &end), &current) in self.captured.iter().zip(&self.ends).zip(&self.current) {
+            // Written once per session: after a rotation moved it to a
+            // shard not yet walked, it is met again there.
+            if current && self.written.insert(c.entry.handle) {
+                chosen.push((start, end));
+            } else {
+                all = false;
+            }
+            start = end;
+        }
+        if all {
+            w.put(&self.buf)?;
+        } else {
+            for &(a, b) in &chosen {
+                w.put(&self.buf[a..b])?;
+            }
+        }
+        self.saved += chosen.len();
+        self.bytes += chosen.iter().map(|&(a, b)| (b - a) as u64).sum::<u64>();
+        Ok(())
+    }
+
+    /// Copies the metadata of shard `shard`'s live entries under its read
+    /// lock (taking each principal's read lock inside it: the engine's order).
+    fn capture(&mut self, shard: usize) {
+        let (wall, idle) = (self.wall, self.idle);
+        let now = self.sessions.engine_now();
+        let captured = &mut self.captured;
+        captured.clear();
+        self.sessions.read_shard(shard, |map| {
+            for (key, slot) in map {
+                let Slot::Live(e) = slot else { continue };
+                if !e.is_live(now, idle) {
+                    continue;
+                }
+                let last_seen = e.last_seen.load(Ordering::Relaxed);
+                let times = Times {
+                    created: wall.to_unix(e.created),
+                    last_seen: wall.to_unix(last_seen),
+                    issued: wall.to_unix(e.issued.load(Ordering::Relaxed)),
+                    idle_deadline: wall.to_unix(last_seen.saturating_add(idle)),
+                    abs_deadline: wall.to_unix(e.abs_deadline.load(Ordering::Relaxed)),
+                };
+                captured.push(Captured {
+                    key: *key,
+                    entry: Arc::clone(e),
+                    times,
+                    principal: e.principal.read().clone(),
+                });
+            }
+        });
+    }
+
+    /// Encodes the captured entries, each under its own data mutex only.
+    fn encode(&mut self) -> Result<(), SnapshotError> {
+        self.buf.clear();
+        self.ends.clear();
+        for c in &self.captured {
+            let data = c.entry.data.lock();
+            format::encode_entry(
+                &mut self.buf,
+                c.key.as_bytes(),
+                c.entry.handle.as_u64(),
+                &c.times,
+                c.principal.as_ref(),
+                &*data,
+            )?;
+            drop(data);
+            self.ends.push(self.buf.len());
+        }
+        Ok(())
+    }
+
+    /// Marks which captured entries still hold their key: a token rotated
+    /// since it was read may carry data from after the rotation, and is not
+    /// written under the old digest.
+    fn check_current(&mut self, shard: usize) {
+        let (captured, current) = (&self.captured, &mut self.current);
+        current.clear();
+        self.sessions.read_shard(shard, |map| {
+            current.extend(captured.iter().map(|c| match map.get(&c.key) {
+                Some(Slot::Live(e)) => Arc::ptr_eq(e, &c.entry) && e.is_alive(),
+                _ => false,
+            }));
+        });
+    }
+}
+
 impl<T, P> Sessions<T, P>
 where
     T: Send + 'static,
@@ -232,97 +376,16 @@ where
         let mac_key = format::mac_key(self.secret());
         file::replace(path.as_ref(), |out| {
             let mut w = MacWriter::new(&mut *out, &mac_key);
-            w.put(&format::encode_header(
-                &self.secret().fingerprint(),
-                &header,
-            ))?;
-            let mut header_len = format::HEADER_LEN as u64;
-            let mut saved = 0usize;
-            // Sessions written so far. Handles are random 64-bit: two
-            // sessions sharing one (odds ~n²/2⁶⁵) would lose one of them.
-            let mut written: HashSet<Handle, BuildIdentity> =
-                HashSet::with_capacity_and_hasher(self.len(), BuildIdentity::default());
-            let mut captured: Vec<Captured<T, P>> = Vec::new();
-            let mut buf: Vec<u8> = Vec::new();
-            let mut ends: Vec<usize> = Vec::new();
-            let mut keep: Vec<bool> = Vec::new();
+            let fingerprint = self.secret().fingerprint();
+            w.put(&format::encode_header(&fingerprint, &header))?;
+            let mut saver = Saver::new(self, wall);
             for shard in 0..self.shard_count() {
-                captured.clear();
-                let now = self.engine_now();
-                self.read_shard(shard, |map| {
-                    for (key, slot) in map.iter() {
-                        let Slot::Live(e) = slot else { continue };
-                        if !e.is_live(now, idle) {
-                            continue;
-                        }
-                        let issued = e.issued.load(Ordering::Relaxed);
-                        let last_seen = e.last_seen.load(Ordering::Relaxed);
-                        captured.push(Captured {
-                            key: *key,
-                            entry: Arc::clone(e),
-                            times: Times {
-                                created: wall.to_unix(e.created),
-                                last_seen: wall.to_unix(last_seen),
-                                issued: wall.to_unix(issued),
-                                idle_deadline: wall.to_unix(last_seen.saturating_add(idle)),
-                                abs_deadline: wall.to_unix(e.abs_deadline.load(Ordering::Relaxed)),
-                            },
-                            // Shard lock → principal lock: the engine's order.
-                            principal: e.principal.read().clone(),
-                        });
-                    }
-                });
-                // Encode outside the shard lock, each under its data mutex.
-                buf.clear();
-                ends.clear();
-                for c in &captured {
-                    let data = c.entry.data.lock();
-                    format::encode_entry(
-                        &mut buf,
-                        c.key.as_bytes(),
-                        c.entry.handle.as_u64(),
-                        &c.times,
-                        c.principal.as_ref(),
-                        &*data,
-                    )?;
-                    drop(data);
-                    ends.push(buf.len());
-                }
-                // Keep what is still current: a token rotated since it was
-                // read may carry data from after the rotation.
-                keep.clear();
-                self.read_shard(shard, |map| {
-                    keep.extend(captured.iter().map(|c| {
-                        matches!(map.get(&c.key), Some(Slot::Live(e)) if Arc::ptr_eq(e, &c.entry) && e.is_alive())
-                    }));
-                });
-                let mut start = 0;
-                let mut all = true;
-                let mut chosen: Vec<(usize, usize)> = Vec::new();
-                for ((c, &end), &current) in captured.iter().zip(&ends).zip(&keep) {
-                    // Written once per session: after a rotation moved it
-                    // to a shard not yet walked, it is met again there.
-                    if current && written.insert(c.entry.handle) {
-                        chosen.push((start, end));
-                    } else {
-                        all = false;
-                    }
-                    start = end;
-                }
-                if all {
-                    w.put(&buf)?;
-                } else {
-                    for &(a, b) in &chosen {
-                        w.put(&buf[a..b])?;
-                    }
-                }
-                saved += chosen.len();
-                header_len += chosen.iter().map(|(a, b)| (b - a) as u64).sum::<u64>();
+                saver.save_shard(shard, &mut w)?;
             }
-            w.finish(saved as u64)?;
+            w.finish(saver.saved as u64)?;
             Ok(SaveReport {
-                saved,
-                bytes: header_len + format::FOOTER_LEN as u64,
+                saved: saver.saved,
+                bytes: saver.bytes + (format::HEADER_LEN + format::FOOTER_LEN) as u64,
             })
         })
     }

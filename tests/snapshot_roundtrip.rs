@@ -275,6 +275,22 @@ fn shorter_timeouts_apply_at_once_and_longer_ones_extend_nothing() {
 }
 
 #[test]
+fn expired_but_unreaped_sessions_are_not_saved() {
+    let dir = TempDir::new("unreaped");
+    let path = dir.file("s.snap");
+    let clock = ManualClock::new();
+    let s = engine(&clock);
+    s.create(Cart::default()).unwrap();
+    clock.advance(Duration::from_secs(10 * 60));
+    let (live, _) = s.create(Cart::default()).unwrap();
+    assert_eq!(s.len(), 2, "not reaped yet");
+    assert_eq!(s.save_snapshot(&path).unwrap().saved, 1);
+    let after = engine(&ManualClock::new());
+    assert_eq!(after.load_snapshot(&path).unwrap().restored, 1);
+    assert!(after.validate(&live).is_some());
+}
+
+#[test]
 fn grace_aliases_are_not_saved() {
     let dir = TempDir::new("grace");
     let path = dir.file("s.snap");
