@@ -446,7 +446,6 @@ where
         P: DeserializeOwned,
     {
         let opened = format::open(bytes, self.secret())?;
-        let raw = opened.entries()?;
         let saved = opened.header;
         let wall = WallClock::new(self.wall_origin());
         let config = self.config();
@@ -454,8 +453,11 @@ where
         let now = self.engine_now();
         let now_unix = wall.to_unix(now);
         let mut report = LoadReport::default();
-        let mut decoded: Vec<(SessionKey, Entry<T, P>)> = Vec::new();
-        for r in raw {
+        // Authenticated sessions go in first: when the engine cannot take
+        // them all, anonymous ones are the ones left out.
+        let mut authenticated: Vec<(SessionKey, Entry<T, P>)> = Vec::new();
+        let mut anonymous: Vec<(SessionKey, Entry<T, P>)> = Vec::new();
+        opened.for_each_entry(|r| {
             let t = r.times;
             // Never extend a deadline; apply a shorter timeout at once.
             let abs_start = t.abs_deadline.saturating_sub(saved.absolute_ms);
@@ -469,7 +471,7 @@ where
                 .min(now_unix.saturating_add(new_idle));
             if now_unix >= idle_at.min(abs) {
                 report.expired += 1;
-                continue;
+                return Ok(());
             }
             let principal = r.principal.map(format::decode_field::<P>).transpose()?;
             let data = format::decode_field::<T>(r.data)?;
@@ -483,13 +485,17 @@ where
             // use so the deadline is `idle_at` exactly.
             *entry.last_seen.get_mut() = wall.to_engine(idle_at.saturating_sub(new_idle));
             *entry.issued.get_mut() = wall.to_engine(t.issued.min(now_unix));
+            let to = if principal.is_some() {
+                &mut authenticated
+            } else {
+                &mut anonymous
+            };
             *entry.principal.get_mut() = principal;
-            decoded.push((SessionKey::from_bytes(r.digest), entry));
-        }
-        // Authenticated sessions first: when the engine cannot take them
-        // all, anonymous ones are the ones left out.
-        decoded.sort_by_key(|(_, e)| e.principal.read().is_none());
-        for (key, entry) in decoded {
+            to.push((SessionKey::from_bytes(r.digest), entry));
+            Ok(())
+        })?;
+        // Everything decoded: only now does the engine change.
+        for (key, entry) in authenticated.into_iter().chain(anonymous) {
             match self.restore_entry(key, entry) {
                 Restored::Inserted => report.restored += 1,
                 Restored::Duplicate => report.duplicates += 1,

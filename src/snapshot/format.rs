@@ -247,17 +247,19 @@ pub(crate) struct RawEntry<'a> {
 }
 
 impl<'a> Opened<'a> {
-    /// Splits the body into exactly `count` entries.
+    /// Splits the body into exactly `count` entries, handing each to `f` in
+    /// file order. Stops at the first error, `f`'s or the format's.
     ///
     /// # Errors
     ///
     /// [`K::Corrupt`] when a length runs past the body, a flag is unknown,
-    /// or bytes remain after the last entry.
-    pub(crate) fn entries(&self) -> Result<Vec<RawEntry<'a>>, SnapshotError> {
+    /// or bytes remain after the last entry; or what `f` returns.
+    pub(crate) fn for_each_entry(
+        &self,
+        mut f: impl FnMut(RawEntry<'a>) -> Result<(), SnapshotError>,
+    ) -> Result<(), SnapshotError> {
         let corrupt = || SnapshotError::new(K::Corrupt);
         let mut rest: &'a [u8] = self.body;
-        // Bounded: `open` checked `count` against the body's size.
-        let mut out = Vec::with_capacity(usize::try_from(self.count).map_err(|_| corrupt())?);
         for _ in 0..self.count {
             if rest.len() < ENTRY_FIXED_LEN {
                 return Err(corrupt());
@@ -286,18 +288,18 @@ impl<'a> Opened<'a> {
                 return Err(corrupt());
             };
             let data = take_field(&mut rest)?;
-            out.push(RawEntry {
+            f(RawEntry {
                 digest,
                 handle,
                 times,
                 principal,
                 data,
-            });
+            })?;
         }
         if !rest.is_empty() {
             return Err(corrupt());
         }
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -362,7 +364,12 @@ mod tests {
         let bytes = sample(&k, &[(5, Some("alice"), 7), (6, None, 8)]);
         let o = open(&bytes, &k).unwrap();
         assert_eq!(o.header.idle_ms, 2);
-        let e = o.entries().unwrap();
+        let mut e = Vec::new();
+        o.for_each_entry(|r| {
+            e.push(r);
+            Ok(())
+        })
+        .unwrap();
         assert_eq!(e.len(), 2);
         assert_eq!(e[0].handle, 5);
         assert_eq!(e[1].digest, [1; 32]);
@@ -380,7 +387,15 @@ mod tests {
         let k = SecretKey::from_bytes([9; 32]);
         let bytes = sample(&k, &[]);
         assert_eq!(bytes.len(), HEADER_LEN + FOOTER_LEN);
-        assert_eq!(open(&bytes, &k).unwrap().entries().unwrap().len(), 0);
+        let mut n = 0;
+        open(&bytes, &k)
+            .unwrap()
+            .for_each_entry(|_| {
+                n += 1;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(n, 0);
     }
 
     #[test]
