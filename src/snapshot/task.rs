@@ -45,6 +45,8 @@ where
     last: Arc<Mutex<Outcome>>,
     stop: Option<Sender<()>>,
     thread: Option<JoinHandle<()>>,
+    /// Set by `finish`, so that drop does not save a second time.
+    finished: bool,
 }
 
 impl<T, P> std::fmt::Debug for SnapshotTask<T, P>
@@ -88,6 +90,7 @@ where
             last,
             stop: Some(stop),
             thread,
+            finished: false,
         }
     }
 
@@ -123,10 +126,8 @@ where
     /// As [`Sessions::save_snapshot`]; the previous file stays in place.
     pub fn finish(mut self) -> Result<SaveReport, SnapshotError> {
         self.stop_thread();
-        let r = self.save_now();
-        // Drop must not save again.
-        self.path = PathBuf::new();
-        r
+        self.finished = true;
+        self.save_now()
     }
 }
 
@@ -139,7 +140,7 @@ where
     /// [`SnapshotTask::finish`] to see them).
     fn drop(&mut self) {
         self.stop_thread();
-        if !self.path.as_os_str().is_empty() {
+        if !self.finished {
             let _ = self.sessions.save_snapshot(&self.path);
         }
     }
