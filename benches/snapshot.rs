@@ -1,7 +1,8 @@
 //! Snapshot save and load throughput: `snapshot_save/sesame/1M` writes a
 //! million live sessions to disk crash-safely (temp file, fsync, rename,
-//! directory fsync); `snapshot_load/sesame/1M` reads, verifies and restores
-//! them into a fresh engine.
+//! directory fsync); `snapshot_encode/sesame/1M` is the same save into
+//! `io::sink()` (the CPU side alone); `snapshot_load/sesame/1M` reads,
+//! verifies and restores them into a fresh engine.
 //!
 //! Sessions hold a small cart (`Vec<u32>` of two items); one in ten is
 //! logged in (a `String` principal). Run with
@@ -54,6 +55,18 @@ fn bench(c: &mut Criterion) {
         // Saved once up front: the load bench reads this file even when a
         // filter skips the save bench.
         sessions.save_snapshot(&path).expect("save");
+
+        // The CPU side alone: encode and checksum, no file.
+        let mut encode = c.benchmark_group("snapshot_encode");
+        encode
+            .sampling_mode(SamplingMode::Flat)
+            .sample_size(10)
+            .measurement_time(Duration::from_secs(if n > 100_000 { 15 } else { 5 }))
+            .throughput(Throughput::Elements(n as u64));
+        encode.bench_function(BenchmarkId::new("sesame", label), |b| {
+            b.iter(|| sessions.write_snapshot(std::io::sink()).expect("encode"))
+        });
+        encode.finish();
 
         let mut save = c.benchmark_group("snapshot_save");
         save.sampling_mode(SamplingMode::Flat)

@@ -366,27 +366,56 @@ where
         T: Serialize,
         P: Serialize,
     {
+        file::replace(path.as_ref(), |out| self.write_snapshot(out))
+    }
+
+    /// Writes a snapshot of every live session to `out`, in the format
+    /// [`Sessions::load_snapshot_bytes`] reads: for sending one elsewhere
+    /// (a backup store, a socket). Unlike [`Sessions::save_snapshot`] this
+    /// gives no crash safety of its own.
+    ///
+    /// **Locking:** as [`Sessions::save_snapshot`].
+    ///
+    /// # Errors
+    ///
+    /// [`SnapshotErrorKind::Io`] when writing fails,
+    /// [`SnapshotErrorKind::Encode`] when a session's data or principal does
+    /// not encode.
+    ///
+    /// ```
+    /// let sessions = sesame::Sessions::<u8>::new();
+    /// let (token, _) = sessions.create(3)?;
+    /// let mut bytes = Vec::new();
+    /// sessions.write_snapshot(&mut bytes)?;
+    /// sessions.logout(&token);
+    /// sessions.load_snapshot_bytes(&bytes)?;
+    /// assert_eq!(sessions.get(&token), Some(3));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn write_snapshot<W: Write>(&self, out: W) -> Result<SaveReport, SnapshotError>
+    where
+        T: Serialize,
+        P: Serialize,
+    {
         let wall = WallClock::new(self.wall_origin());
-        let idle = self.config().idle_ms;
         let header = Header {
             saved_at: wall.to_unix(self.engine_now()),
-            idle_ms: idle,
+            idle_ms: self.config().idle_ms,
             absolute_ms: self.config().absolute_ms,
         };
-        let mac_key = format::mac_key(self.secret());
-        file::replace(path.as_ref(), |out| {
-            let mut w = MacWriter::new(&mut *out, &mac_key);
-            let fingerprint = self.secret().fingerprint();
-            w.put(&format::encode_header(&fingerprint, &header))?;
-            let mut saver = Saver::new(self, wall);
-            for shard in 0..self.shard_count() {
-                saver.save_shard(shard, &mut w)?;
-            }
-            w.finish(saver.saved as u64)?;
-            Ok(SaveReport {
-                saved: saver.saved,
-                bytes: saver.bytes + (format::HEADER_LEN + format::FOOTER_LEN) as u64,
-            })
+        let mut w = MacWriter::new(out, &format::mac_key(self.secret()));
+        w.put(&format::encode_header(
+            &self.secret().fingerprint(),
+            &header,
+        ))?;
+        let mut saver = Saver::new(self, wall);
+        for shard in 0..self.shard_count() {
+            saver.save_shard(shard, &mut w)?;
+        }
+        w.finish(saver.saved as u64)?;
+        Ok(SaveReport {
+            saved: saver.saved,
+            bytes: saver.bytes + (format::HEADER_LEN + format::FOOTER_LEN) as u64,
         })
     }
 
