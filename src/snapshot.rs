@@ -152,7 +152,9 @@ pub struct SaveReport {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct LoadReport {
-    /// Sessions now live in the engine.
+    /// Sessions inserted into the engine. With `max_sessions_per_user`, a
+    /// principal's oldest ones beyond the limit are then ended (counted in
+    /// [`Stats::evicted_per_user`](crate::Stats::evicted_per_user)).
     pub restored: usize,
     /// Sessions dropped because a deadline had passed.
     pub expired: usize,
@@ -537,6 +539,11 @@ where
     /// Starts a thread that saves a snapshot to `path` every `every`, and
     /// once more when the returned task is finished or dropped (the
     /// graceful-shutdown save). See [`SnapshotTask`].
+    ///
+    /// Pick `every` by how much session activity a crash may lose, and by
+    /// what a save costs (on a busy 2-vCPU machine, 1.4 to 4.5 s per million
+    /// sessions, `fsync` included; see `BENCHMARKS.md`). A zero interval
+    /// saves back to back.
     pub fn snapshot_every(
         &self,
         path: impl AsRef<Path>,
