@@ -358,6 +358,35 @@ fn loading_respects_capacity_and_per_user_limits() {
 }
 
 #[test]
+fn another_shard_count_loads_the_same_sessions() {
+    let dir = TempDir::new("shards");
+    let path = dir.file("s.snap");
+    let s = engine(&ManualClock::new());
+    let tokens: Vec<SessionToken> = (0..100u32)
+        .map(|i| {
+            s.create(Cart {
+                items: vec![i],
+                note: String::new(),
+            })
+            .unwrap()
+            .0
+        })
+        .collect();
+    s.save_snapshot(&path).unwrap();
+    for shards in [1, 4, 1024] {
+        let other = Sessions::<Cart>::builder()
+            .secret_key(key())
+            .shards(shards)
+            .build()
+            .unwrap();
+        assert_eq!(other.load_snapshot(&path).unwrap().restored, 100);
+        for (i, t) in tokens.iter().enumerate() {
+            assert_eq!(other.get(t).unwrap().items, vec![i as u32]);
+        }
+    }
+}
+
+#[test]
 fn loading_twice_leaves_live_sessions_alone() {
     let dir = TempDir::new("twice");
     let path = dir.file("s.snap");
