@@ -4,7 +4,8 @@
 //! feature, for `tests/model_based.rs` and the fuzz targets (which share
 //! this code, so a fuzz target stays a few lines): `token_parse`
 //! ([`check_token_parse`]), `engine_ops` ([`run_bytes`]) and, with the
-//! `cookie` feature, `cookie_header` (`check_cookie_header`).
+//! `cookie` feature, `cookie_header` (`check_cookie_header`) and, with the
+//! `snapshot` feature, `snapshot_load` (`check_snapshot_load`).
 //!
 //! - [`Model`] is the engine written the naive way: a `HashMap` from token
 //!   text to session, plain fields for every deadline, a `Vec` per
@@ -49,9 +50,13 @@
 mod cookie;
 mod harness;
 mod reference;
+#[cfg(feature = "snapshot")]
+mod snapshot;
 
 #[cfg(feature = "cookie")]
 pub use cookie::{KNOWN_TOKEN, check_cookie_header};
+#[cfg(feature = "snapshot")]
+pub use snapshot::{check_snapshot_load, frame_snapshot, unframe_snapshot};
 
 pub use harness::{Form, HandleRef, Harness, HarnessConfig, MAX_OPS, Op, TokenRef, run, run_bytes};
 pub use reference::{Model, ModelConfig, ModelInfo, Sid, is_canonical_token_text};

@@ -41,3 +41,33 @@ fn cookie_header_seeds_pass() {
         sesame::model::check_cookie_header(&seed);
     }
 }
+
+#[cfg(feature = "snapshot")]
+#[test]
+fn snapshot_load_seeds_pass() {
+    for seed in seeds("snapshot_load") {
+        sesame::model::check_snapshot_load(&seed);
+    }
+}
+
+/// The framed seed reaches the entry decoder: its three far-future sessions
+/// load (so the fuzzer mutates real entries, not just a failing checksum).
+#[cfg(feature = "snapshot")]
+#[test]
+fn framed_snapshot_seed_restores_its_sessions() {
+    let seed = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/seeds/snapshot_load/framed_three_sessions"),
+    )
+    .expect("seed");
+    let rest = &seed[1..];
+    let file = sesame::model::frame_snapshot(&rest[..32], &rest[32..]);
+    let sessions = sesame::Sessions::<Vec<u8>, String>::builder()
+        .secret_key(sesame::SecretKey::from_bytes([0x42; 32]))
+        .reaper_interval(None)
+        .build()
+        .expect("valid options");
+    let report = sessions.load_snapshot_bytes(&file).expect("loads");
+    assert_eq!(report.restored, 3);
+    assert_eq!(sessions.len(), 3);
+}
