@@ -24,7 +24,7 @@ fn trim(s: &[u8]) -> &[u8] {
 
 /// RFC 6265 §5.4's split, naively: every `;`-separated pair of every header
 /// whose trimmed name is `name`, its trimmed value, the first
-/// [`MAX_CANDIDATES`] of them.
+/// `MAX_CANDIDATES` of them.
 fn reference_values<'h>(name: &str, headers: &[&'h [u8]]) -> Vec<&'h [u8]> {
     let mut out = Vec::new();
     for header in headers {

@@ -35,7 +35,7 @@ fn u64_at(b: &[u8], i: usize) -> u64 {
     u64::from_le_bytes(a)
 }
 
-/// Wraps `body` in a version-1 frame signed with [`KEY`]: magic, version,
+/// Wraps `body` in a version-1 frame signed with the key of this module's engines (`[0x42; 32]`): magic, version,
 /// flags, fingerprint, header fields from `fields`, the body, the entry
 /// count, end marker and keyed checksum. With this, the fuzzer reaches the
 /// entry decoder instead of stopping at the checksum.
@@ -72,7 +72,7 @@ pub fn unframe_snapshot(file: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Input layout: a mode byte; with an even mode the rest is a whole file,
-/// with an odd one it is [`FRAME_FIELDS`] bytes of header fields and entry
+/// with an odd one it is 32 bytes of header fields and entry
 /// count, then a body, framed and signed by [`frame_snapshot`].
 ///
 /// Checks: loading never panics; a refused file changes nothing; a loaded
