@@ -22,15 +22,7 @@ pub async fn serve(router: Router) -> Http {
     tokio::spawn(async move {
         axum::serve(listener, router).await.expect("server runs");
     });
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .build()
-        .expect("client");
-    Http {
-        client,
-        base: format!("http://{addr}"),
-    }
+    Http::new(addr)
 }
 
 /// A client bound to one server.
@@ -49,6 +41,20 @@ pub struct Reply {
 }
 
 impl Http {
+    /// A client for the server at `addr` (plain HTTP, no redirects followed,
+    /// no proxy).
+    pub fn new(addr: SocketAddr) -> Self {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()
+            .expect("client");
+        Self {
+            client,
+            base: format!("http://{addr}"),
+        }
+    }
+
     /// A request to `path`, with the session cookie `token` if given.
     pub fn request(
         &self,
