@@ -19,9 +19,10 @@ use std::time::Duration;
 use demo::{BoxError, Config, Restore};
 use reqwest::StatusCode;
 use sesame::snapshot::{SaveReport, SnapshotErrorKind};
-use support::Http;
+use support::{Http, LogBuffer};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tracing::instrument::WithSubscriber as _;
 
 /// A directory of its own under the system temp dir, removed on drop.
 struct TempDir(PathBuf);
@@ -58,6 +59,7 @@ fn config(vars: &[(&str, &Path)]) -> Config {
 /// A demo server running on its own task.
 struct Running {
     http: Http,
+    log: LogBuffer,
     stop: oneshot::Sender<()>,
     done: JoinHandle<Result<Option<SaveReport>, BoxError>>,
 }
@@ -70,28 +72,42 @@ impl Running {
             .await
             .expect("bind an ephemeral loopback port");
         let addr = listener.local_addr().expect("local addr");
-        let mut started = demo::start(config).expect("the demo starts");
+        // This server's own log: what `start` logs, and what `serve` logs
+        // itself (not its per-connection tasks, so not the request log).
+        let log = LogBuffer::default();
+        let dispatch = tracing::Dispatch::new(
+            tracing_subscriber::fmt()
+                .with_writer(log.clone())
+                .with_ansi(false)
+                .finish(),
+        );
+        let mut started = tracing::dispatcher::with_default(&dispatch, || demo::start(config))
+            .expect("the demo starts");
         let restore = std::mem::replace(&mut started.restore, Restore::Off);
         let (stop, stopped) = oneshot::channel::<()>();
-        let done = tokio::spawn(demo::serve(listener, started, async move {
+        let shutdown = async move {
             let _ = stopped.await;
-        }));
+        };
+        let done = tokio::spawn(demo::serve(listener, started, shutdown).with_subscriber(dispatch));
         let running = Self {
             http: Http::new(addr),
+            log,
             stop,
             done,
         };
         (running, restore)
     }
 
-    /// Shuts the server down gracefully; returns its final save.
-    async fn shut_down(self) -> Option<SaveReport> {
+    /// Shuts the server down gracefully; returns its final save and its
+    /// log.
+    async fn shut_down(self) -> (Option<SaveReport>, String) {
         self.stop.send(()).expect("the server is still running");
-        tokio::time::timeout(Duration::from_secs(20), self.done)
+        let saved = tokio::time::timeout(Duration::from_secs(20), self.done)
             .await
             .expect("graceful shutdown within 20 s")
             .expect("the server task did not panic")
-            .expect("serving and the final save succeed")
+            .expect("serving and the final save succeed");
+        (saved, self.log.text())
     }
 }
 
@@ -120,8 +136,15 @@ async fn a_login_survives_a_graceful_restart() {
     assert_eq!(first.http.get("/", Some(&alice)).await.visits(), 1);
     assert_eq!(first.http.get("/", Some(&alice)).await.visits(), 2);
     let anon = first.http.get("/", None).await.token().expect("a session");
-    let saved = first.shut_down().await.expect("snapshots are on");
+    let (saved, log) = first.shut_down().await;
+    let saved = saved.expect("snapshots are on");
     assert_eq!(saved.saved, 2, "alice's session and the anonymous one");
+    assert!(
+        log.contains("no snapshot at") && log.contains("starting empty"),
+        "{log}"
+    );
+    assert!(log.contains("snapshot saved saved=2"), "{log}");
+    let mut logs = vec![log];
 
     // Tokens never touch the disk; the key file is private.
     assert_no_token_in(&snap, &[&alice, &anon]);
@@ -155,7 +178,16 @@ async fn a_login_survives_a_graceful_restart() {
         (stats["live"].as_u64(), stats["created"].as_u64()),
         (Some(2), Some(0))
     );
-    assert_eq!(second.shut_down().await.map(|r| r.saved), Some(2));
+    let (saved, log) = second.shut_down().await;
+    assert_eq!(saved.map(|r| r.saved), Some(2));
+    assert!(log.contains("restored=2 expired=0"), "{log}");
+    logs.push(log);
+    for log in &logs {
+        assert!(
+            !log.contains(&alice) && !log.contains(&anon),
+            "a token in the log:\n{log}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -168,7 +200,7 @@ async fn a_snapshot_under_another_key_is_moved_aside_and_the_server_starts_empty
 
     let (first, _) = Running::launch(&config_a).await;
     let alice = first.http.login("alice", "wonderland").await;
-    assert_eq!(first.shut_down().await.map(|r| r.saved), Some(1));
+    assert_eq!(first.shut_down().await.0.map(|r| r.saved), Some(1));
     let original = std::fs::read(&snap).unwrap();
 
     let (second, restore) = Running::launch(&config_b).await;
@@ -188,7 +220,14 @@ async fn a_snapshot_under_another_key_is_moved_aside_and_the_server_starts_empty
     assert!(me.clears());
     let page = second.http.get("/protected", Some(&alice)).await;
     assert_eq!(page.location(), Some("/login"));
-    assert_eq!(second.shut_down().await.map(|r| r.saved), Some(0));
+    let (saved, log) = second.shut_down().await;
+    assert_eq!(saved.map(|r| r.saved), Some(0));
+    assert!(
+        log.contains("refused (snapshot written under another secret key")
+            && log.contains("moved to ")
+            && log.contains("sessions.snap.rejected, starting empty"),
+        "{log}"
+    );
 
     // The refused file still holds alice's session for its own key.
     assert_eq!(std::fs::read(&rejected).unwrap(), original);
