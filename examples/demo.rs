@@ -192,9 +192,9 @@ pub struct Demo {
 }
 
 /// Builds the engine from `config`: reads (or creates) the secret key file,
-/// restores the snapshot, starts the periodic snapshot task and saves once
-/// at once, so that an unwritable snapshot path stops the server now rather
-/// than losing every session at shutdown.
+/// restores the snapshot, saves it back at once (so that an unwritable
+/// snapshot path stops the server now rather than losing every session at
+/// shutdown) and starts the periodic snapshot task.
 ///
 /// A snapshot that does not load is not an error (see [`Restore`]); an
 /// unusable key file, an unwritable snapshot or a bad setting is.
@@ -204,7 +204,7 @@ pub fn start(config: &Config) -> Result<Demo, BoxError> {
         .absolute_timeout(config.idle.max(sesame::config::DEFAULT_ABSOLUTE_TIMEOUT));
     if let Some(file) = &config.secret_file {
         let key = sesame::snapshot::load_or_create_key(file)
-            .map_err(|e| format!("SESAME_SECRET_FILE {}: {}", file.display(), describe(&e)))?;
+            .map_err(|e| format!("secret key file {}: {}", file.display(), describe(&e)))?;
         builder = builder.secret_key(key);
     }
     let sessions = builder.build()?;
@@ -219,15 +219,14 @@ pub fn start(config: &Config) -> Result<Demo, BoxError> {
     let task = match &restore {
         Restore::Rejected { moved_to: None, .. } => None,
         _ => {
-            let task = sessions.snapshot_every(path, config.snapshot_every);
-            task.save_now().map_err(|e| {
+            sessions.save_snapshot(path).map_err(|e| {
                 format!(
                     "SESAME_SNAPSHOT {}: cannot save: {}",
                     path.display(),
                     describe(&e)
                 )
             })?;
-            Some(task)
+            Some(sessions.snapshot_every(path, config.snapshot_every))
         }
     };
     Ok(Demo {

@@ -341,7 +341,7 @@ fn an_unusable_key_file_or_snapshot_path_stops_the_start() {
 
     std::fs::create_dir(&key).unwrap();
     let err = demo::start(&settings).unwrap_err().to_string();
-    assert!(err.starts_with("SESAME_SECRET_FILE"), "{err}");
+    assert!(err.starts_with("secret key file"), "{err}");
     std::fs::remove_dir(&key).unwrap();
 
     let missing = dir.join("no-such-dir").join("sessions.snap");
