@@ -85,12 +85,18 @@ fn main() {
         let after = rss_bytes().expect("/proc/self/statm");
         std::hint::black_box(&kept);
         let per = (after.saturating_sub(before)) as f64 / n as f64;
-        println!("{store:<15} {n:>10} {:>10.1} MiB {per:>8.0} B/session", (after - before) as f64 / 1048576.0);
+        println!(
+            "{store:<15} {n:>10} {:>10.1} MiB {per:>8.0} B/session",
+            (after - before) as f64 / 1048576.0
+        );
         return;
     }
     let filter = args.iter().skip(1).find(|a| !a.starts_with('-'));
     println!("memory per live session, T = (), RSS delta / N");
-    println!("{:<15} {:>10} {:>14} {:>17}", "store", "sessions", "RSS delta", "per session");
+    println!(
+        "{:<15} {:>10} {:>14} {:>17}",
+        "store", "sessions", "RSS delta", "per session"
+    );
     let exe = std::env::current_exe().expect("own path");
     for store in STORES {
         if filter.is_some_and(|f| !store.contains(f.as_str())) {
