@@ -360,13 +360,15 @@ where
         };
         let key = inner.secret.digest(&bytes);
         let shard = self.shard(&key);
-        let now = inner.clock.now();
         let map = shard.map.read();
-        match map
-            .get(&key)
-            .and_then(|s| s.resolve(now, inner.config.idle_ms))
-        {
-            Some(e) => {
+        // The clock is read only when there is something to check it
+        // against: a miss costs no clock read.
+        let found = map.get(&key).and_then(|s| {
+            let now = inner.clock.now();
+            s.resolve(now, inner.config.idle_ms).map(|e| (e, now))
+        });
+        match found {
+            Some((e, now)) => {
                 e.touch(now);
                 Some(f(e))
             }
