@@ -71,6 +71,8 @@ pub mod error;
 pub mod events;
 pub mod key;
 mod reaper;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod session;
 mod shard;
 pub mod stats;
