@@ -324,9 +324,9 @@ where
         };
         let key = s.secret.digest(&bytes);
         let now = s.clock.now();
-        let fast = s.cache.peek(&key, now, |c| {
-            (!s.touch_due(c, now)).then_some(c.handle)
-        });
+        let fast = s
+            .cache
+            .peek(&key, now, |c| (!s.touch_due(c, now)).then_some(c.handle));
         if let Some(Some(handle)) = fast {
             return Ok(Some(handle));
         }
@@ -454,9 +454,11 @@ where
                 }
                 Some(0) => {
                     s.stats.conflicts.fetch_add(1, Ordering::Relaxed);
-                    version = items.get(1).and_then(int).and_then(|v| u64::try_from(v).ok()).ok_or(
-                        Error::new(ErrorKind::Unavailable),
-                    )?;
+                    version = items
+                        .get(1)
+                        .and_then(int)
+                        .and_then(|v| u64::try_from(v).ok())
+                        .ok_or(Error::new(ErrorKind::Unavailable))?;
                     data = decode(items.get(2).and_then(bulk).unwrap_or_default())?;
                 }
                 _ => {
@@ -626,7 +628,12 @@ where
             .filter_map(|row| {
                 let f = array(row);
                 let handle: Handle = std::str::from_utf8(bulk(f.first()?)?).ok()?.parse().ok()?;
-                let (c, i, seen, a) = (uint(f.get(1)?)?, uint(f.get(2)?)?, uint(f.get(3)?)?, uint(f.get(4)?)?);
+                let (c, i, seen, a) = (
+                    uint(f.get(1)?)?,
+                    uint(f.get(2)?)?,
+                    uint(f.get(3)?)?,
+                    uint(f.get(4)?)?,
+                );
                 let expires = seen.saturating_add(s.idle_ms).min(a);
                 (now < expires).then(|| SessionInfo {
                     handle,

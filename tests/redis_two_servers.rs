@@ -6,9 +6,9 @@ mod redis_support;
 use std::time::Duration;
 
 use redis_support::{RedisServer, eventually};
+use serde::{Deserialize, Serialize};
 use sesame::redis::RedisSessions;
 use sesame::{ErrorKind, ManualClock, SecretKey, SessionToken};
-use serde::{Deserialize, Serialize};
 
 /// How fast another server must stop accepting an ended session.
 const INVALIDATION_BOUND: Duration = Duration::from_millis(100);
@@ -43,7 +43,9 @@ fn alice() -> String {
 
 #[test]
 fn created_on_a_is_read_on_b() {
-    let Some(server) = RedisServer::start() else { return };
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
     let (a, b) = pair(&server);
     let cart = Cart {
         items: vec![1, 2, 3],
@@ -56,7 +58,9 @@ fn created_on_a_is_read_on_b() {
 
 #[test]
 fn a_cache_hit_makes_no_round_trip() {
-    let Some(server) = RedisServer::start() else { return };
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
     let (a, b) = pair(&server);
     let (token, handle) = a.create(Cart::default()).unwrap();
     assert_eq!(b.validate(&token).unwrap(), Some(handle)); // B reads Redis once
@@ -73,7 +77,9 @@ fn a_cache_hit_makes_no_round_trip() {
 
 #[test]
 fn update_on_b_is_seen_on_a() {
-    let Some(server) = RedisServer::start() else { return };
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
     let (a, b) = pair(&server);
     let (token, _) = a.create(Cart::default()).unwrap();
     assert_eq!(a.get(&token).unwrap().unwrap().items, Vec::<u32>::new()); // cached on A
@@ -86,7 +92,9 @@ fn update_on_b_is_seen_on_a() {
 
 #[test]
 fn logout_on_a_is_refused_on_b_within_100ms() {
-    let Some(server) = RedisServer::start() else { return };
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
     let (a, b) = pair(&server);
     let (token, _) = a.create(Cart::default()).unwrap();
     assert!(b.validate(&token).unwrap().is_some()); // cached on B
@@ -101,7 +109,9 @@ fn logout_on_a_is_refused_on_b_within_100ms() {
 
 #[test]
 fn login_on_a_rotates_on_b() {
-    let Some(server) = RedisServer::start() else { return };
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
     let (a, b) = pair(&server);
     let (anon, handle) = a.create(Cart::default()).unwrap();
     a.update(&anon, |c| c.items.push(7)).unwrap();
@@ -113,18 +123,31 @@ fn login_on_a_rotates_on_b() {
     let info = b.info(&token).unwrap().unwrap();
     assert_eq!(info.handle, handle, "the handle survives rotation");
     assert_eq!(info.principal.as_deref(), Some("alice"));
-    assert_eq!(b.get(&token).unwrap().unwrap().items, vec![7], "the data moved");
+    assert_eq!(
+        b.get(&token).unwrap().unwrap().items,
+        vec![7],
+        "the data moved"
+    );
     assert_eq!(a.sessions_of(&alice()).unwrap().len(), 1);
     let rotated = b.rotate(&token).unwrap();
     assert!(a.validate(&token).unwrap().is_none());
     assert_eq!(a.info(&rotated).unwrap().unwrap().principal, Some(alice()));
-    assert_eq!(b.sessions_of(&alice()).unwrap().len(), 1, "index follows rotation");
-    assert_eq!(a.login(&anon, alice()).unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(
+        b.sessions_of(&alice()).unwrap().len(),
+        1,
+        "index follows rotation"
+    );
+    assert_eq!(
+        a.login(&anon, alice()).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
 }
 
 #[test]
 fn revoke_on_b_ends_sessions_on_a() {
-    let Some(server) = RedisServer::start() else { return };
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
     let (a, b) = pair(&server);
     let tokens: Vec<SessionToken> = (0..3)
         .map(|_| {
@@ -142,7 +165,10 @@ fn revoke_on_b_ends_sessions_on_a() {
     let took = eventually(INVALIDATION_BOUND, || {
         tokens.iter().all(|t| a.validate(t).unwrap().is_none())
     });
-    assert!(took.is_some(), "A refuses all of alice's sessions within 100 ms");
+    assert!(
+        took.is_some(),
+        "A refuses all of alice's sessions within 100 ms"
+    );
     assert!(a.validate(&bob).unwrap().is_some(), "bob is untouched");
     assert!(a.sessions_of(&alice()).unwrap().is_empty());
     assert_eq!(a.revoke_user(&alice()).unwrap(), 0);
@@ -150,14 +176,19 @@ fn revoke_on_b_ends_sessions_on_a() {
 
 #[test]
 fn revoke_by_handle_ends_only_that_session() {
-    let Some(server) = RedisServer::start() else { return };
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
     let (a, b) = pair(&server);
     let (t1, _) = a.create(Cart::default()).unwrap();
     let t1 = a.login(&t1, alice()).unwrap();
     let (t2, h2) = a.create(Cart::default()).unwrap();
     let t2 = a.login(&t2, alice()).unwrap();
     assert!(a.validate(&t2).unwrap().is_some());
-    assert!(!b.revoke(&"bob".to_string(), h2).unwrap(), "not bob's session");
+    assert!(
+        !b.revoke(&"bob".to_string(), h2).unwrap(),
+        "not bob's session"
+    );
     assert!(b.revoke(&alice(), h2).unwrap());
     let took = eventually(INVALIDATION_BOUND, || a.validate(&t2).unwrap().is_none());
     assert!(took.is_some());
@@ -166,7 +197,9 @@ fn revoke_by_handle_ends_only_that_session() {
 
 #[test]
 fn concurrent_updates_from_two_servers_all_land() {
-    let Some(server) = RedisServer::start() else { return };
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
     let (a, b) = pair(&server);
     let (token, _) = a.create(Cart::default()).unwrap();
     const EACH: u64 = 100;
@@ -198,7 +231,9 @@ fn concurrent_updates_from_two_servers_all_land() {
 
 #[test]
 fn malformed_and_unknown_tokens_are_refused() {
-    let Some(server) = RedisServer::start() else { return };
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
     let (a, _) = pair(&server);
     assert_eq!(a.validate("nope").unwrap(), None);
     assert_eq!(a.validate(&SessionToken::generate()).unwrap(), None);
@@ -209,12 +244,18 @@ fn malformed_and_unknown_tokens_are_refused() {
     assert!(!a.logout(&SessionToken::generate()).unwrap());
     let other = store(&server, &SecretKey::generate());
     let (token, _) = a.create(Cart::default()).unwrap();
-    assert_eq!(other.validate(&token).unwrap(), None, "another secret finds nothing");
+    assert_eq!(
+        other.validate(&token).unwrap(),
+        None,
+        "another secret finds nothing"
+    );
 }
 
 #[test]
 fn redis_ttl_is_min_of_idle_and_absolute_and_touch_is_rate_limited() {
-    let Some(server) = RedisServer::start() else { return };
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
     let key = SecretKey::generate();
     let clock = ManualClock::new();
     let idle = Duration::from_secs(600);
@@ -229,13 +270,19 @@ fn redis_ttl_is_min_of_idle_and_absolute_and_touch_is_rate_limited() {
     assert!(a.wait_ready(READY));
     let (token, _) = a.create(Cart::default()).unwrap();
     let mut con = server.connection();
-    let keys: Vec<String> = redis::cmd("KEYS").arg("sesame:s:*").query(&mut con).unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("sesame:s:*")
+        .query(&mut con)
+        .unwrap();
     assert_eq!(keys.len(), 1);
     let pttl = |con: &mut redis::Connection| -> i64 {
         redis::cmd("PTTL").arg(&keys[0]).query(con).unwrap()
     };
     let ttl = pttl(&mut con);
-    assert!(ttl > 590_000 && ttl <= 600_000, "TTL is the idle timeout: {ttl}");
+    assert!(
+        ttl > 590_000 && ttl <= 600_000,
+        "TTL is the idle timeout: {ttl}"
+    );
 
     // Reads within the first half of the idle timeout write nothing.
     clock.advance(Duration::from_secs(290));
@@ -244,7 +291,11 @@ fn redis_ttl_is_min_of_idle_and_absolute_and_touch_is_rate_limited() {
     }
     assert_eq!(a.stats().touches, 0);
     // Past half: one read refreshes the deadline in Redis, the rest do not.
-    redis::cmd("PEXPIRE").arg(&keys[0]).arg(400_000).query::<i64>(&mut con).unwrap();
+    redis::cmd("PEXPIRE")
+        .arg(&keys[0])
+        .arg(400_000)
+        .query::<i64>(&mut con)
+        .unwrap();
     clock.advance(Duration::from_secs(20));
     for _ in 0..100 {
         assert!(a.validate(&token).unwrap().is_some());
@@ -267,12 +318,17 @@ fn redis_ttl_is_min_of_idle_and_absolute_and_touch_is_rate_limited() {
     assert!(a.validate(&token).unwrap().is_some());
     assert_eq!(a.stats().touches, 2);
     let ttl = pttl(&mut con);
-    assert!(ttl > 0 && ttl <= 5_000, "TTL capped by the absolute deadline: {ttl}");
+    assert!(
+        ttl > 0 && ttl <= 5_000,
+        "TTL capped by the absolute deadline: {ttl}"
+    );
 }
 
 #[test]
 fn principal_index_is_pruned_of_expired_sessions() {
-    let Some(server) = RedisServer::start() else { return };
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
     let (a, _) = pair(&server);
     let mut tokens = Vec::new();
     for _ in 0..3 {
@@ -281,13 +337,24 @@ fn principal_index_is_pruned_of_expired_sessions() {
     }
     let mut con = server.connection();
     let set = "sesame:u:\"alice\"";
-    assert_eq!(redis::cmd("SCARD").arg(set).query::<i64>(&mut con).unwrap(), 3);
+    assert_eq!(
+        redis::cmd("SCARD").arg(set).query::<i64>(&mut con).unwrap(),
+        3
+    );
     let members: Vec<String> = redis::cmd("SMEMBERS").arg(set).query(&mut con).unwrap();
     // Let one session expire in Redis.
     let victim = format!("sesame:s:{}", members[0]);
-    redis::cmd("PEXPIRE").arg(&victim).arg(1).query::<i64>(&mut con).unwrap();
+    redis::cmd("PEXPIRE")
+        .arg(&victim)
+        .arg(1)
+        .query::<i64>(&mut con)
+        .unwrap();
     let gone = eventually(Duration::from_secs(5), || {
-        redis::cmd("EXISTS").arg(&victim).query::<i64>(&mut con).unwrap() == 0
+        redis::cmd("EXISTS")
+            .arg(&victim)
+            .query::<i64>(&mut con)
+            .unwrap()
+            == 0
     });
     assert!(gone.is_some());
     assert_eq!(a.sessions_of(&alice()).unwrap().len(), 2);
@@ -302,17 +369,26 @@ fn principal_index_is_pruned_of_expired_sessions() {
 
 #[test]
 fn redis_holds_no_token_text() {
-    let Some(server) = RedisServer::start() else { return };
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
     let (a, b) = pair(&server);
     // Listen to the invalidation channel too: messages must not carry tokens.
     let mut sub_con = server.connection();
-    sub_con.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    sub_con
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
     let mut sub = sub_con.as_pubsub();
     sub.subscribe("sesame:inv").unwrap();
 
     let mut tokens: Vec<SessionToken> = Vec::new();
     for i in 0..20u32 {
-        let (t, _) = a.create(Cart { items: vec![i], visits: 0 }).unwrap();
+        let (t, _) = a
+            .create(Cart {
+                items: vec![i],
+                visits: 0,
+            })
+            .unwrap();
         b.update(&t, |c| c.visits += 1).unwrap();
         tokens.push(t.clone());
         let t2 = if i % 2 == 0 {
@@ -380,9 +456,13 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 #[test]
 fn build_errors_name_their_option() {
     use sesame::redis::RedisOption;
-    let b = || RedisSessions::<Cart>::builder("redis://127.0.0.1:1/").secret_key(SecretKey::generate());
+    let b =
+        || RedisSessions::<Cart>::builder("redis://127.0.0.1:1/").secret_key(SecretKey::generate());
     assert_eq!(
-        RedisSessions::<Cart>::builder("redis://127.0.0.1:1/").build().unwrap_err().option(),
+        RedisSessions::<Cart>::builder("redis://127.0.0.1:1/")
+            .build()
+            .unwrap_err()
+            .option(),
         RedisOption::SecretKey
     );
     assert_eq!(
@@ -393,11 +473,29 @@ fn build_errors_name_their_option() {
             .option(),
         RedisOption::Url
     );
-    assert_eq!(b().idle_timeout(Duration::ZERO).build().unwrap_err().option(), RedisOption::IdleTimeout);
-    assert_eq!(b().cache_capacity(0).build().unwrap_err().option(), RedisOption::CacheCapacity);
-    assert_eq!(b().cache_ttl(Duration::ZERO).build().unwrap_err().option(), RedisOption::CacheTtl);
-    assert_eq!(b().key_prefix("a b").build().unwrap_err().option(), RedisOption::KeyPrefix);
-    assert_eq!(b().io_timeout(Duration::ZERO).build().unwrap_err().option(), RedisOption::IoTimeout);
+    assert_eq!(
+        b().idle_timeout(Duration::ZERO)
+            .build()
+            .unwrap_err()
+            .option(),
+        RedisOption::IdleTimeout
+    );
+    assert_eq!(
+        b().cache_capacity(0).build().unwrap_err().option(),
+        RedisOption::CacheCapacity
+    );
+    assert_eq!(
+        b().cache_ttl(Duration::ZERO).build().unwrap_err().option(),
+        RedisOption::CacheTtl
+    );
+    assert_eq!(
+        b().key_prefix("a b").build().unwrap_err().option(),
+        RedisOption::KeyPrefix
+    );
+    assert_eq!(
+        b().io_timeout(Duration::ZERO).build().unwrap_err().option(),
+        RedisOption::IoTimeout
+    );
     let e = RedisSessions::<Cart>::builder("redis://:hunter2@127.0.0.1:1/")
         .secret_key(SecretKey::generate())
         .key_prefix("")

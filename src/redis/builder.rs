@@ -10,10 +10,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::RedisSessions;
+use crate::Principal;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_IDLE_TIMEOUT};
 use crate::key::SecretKey;
-use crate::Principal;
 
 /// Default near-cache capacity: sessions this server keeps copies of.
 pub const DEFAULT_CACHE_CAPACITY: usize = 100_000;
@@ -251,10 +251,16 @@ where
             ));
         };
         if secret.as_bytes().iter().all(|&b| b == 0) {
-            return Err(RedisBuildError::new(O::SecretKey, "a random key, not all zeros"));
+            return Err(RedisBuildError::new(
+                O::SecretKey,
+                "a random key, not all zeros",
+            ));
         }
         if self.idle < MIN_TIMEOUT || self.idle > MAX_TIMEOUT {
-            return Err(RedisBuildError::new(O::IdleTimeout, "between 1 s and 10 years"));
+            return Err(RedisBuildError::new(
+                O::IdleTimeout,
+                "between 1 s and 10 years",
+            ));
         }
         if self.absolute < MIN_TIMEOUT || self.absolute > MAX_TIMEOUT {
             return Err(RedisBuildError::new(
@@ -269,7 +275,10 @@ where
             ));
         }
         if self.cache_capacity == 0 || self.cache_capacity > u32::MAX as usize {
-            return Err(RedisBuildError::new(O::CacheCapacity, "between 1 and 2^32 - 1"));
+            return Err(RedisBuildError::new(
+                O::CacheCapacity,
+                "between 1 and 2^32 - 1",
+            ));
         }
         if self.cache_ttl < Duration::from_millis(1) || self.cache_ttl > self.absolute {
             return Err(RedisBuildError::new(
@@ -279,7 +288,10 @@ where
         }
         if self.prefix.is_empty()
             || self.prefix.len() > 64
-            || self.prefix.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+            || self
+                .prefix
+                .bytes()
+                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
         {
             return Err(RedisBuildError::new(
                 O::KeyPrefix,
@@ -288,7 +300,10 @@ where
         }
         let net = Duration::from_millis(1)..=MAX_NET_TIMEOUT;
         if !net.contains(&self.connect_timeout) {
-            return Err(RedisBuildError::new(O::ConnectTimeout, "between 1 ms and 60 s"));
+            return Err(RedisBuildError::new(
+                O::ConnectTimeout,
+                "between 1 ms and 60 s",
+            ));
         }
         if !net.contains(&self.io_timeout) {
             return Err(RedisBuildError::new(O::IoTimeout, "between 1 ms and 60 s"));

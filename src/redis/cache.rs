@@ -286,7 +286,10 @@ mod tests {
         let t = c.ticket(&key(1));
         assert!(c.insert(key(1), &copy(t.state), t, 0));
         assert_eq!(c.peek(&key(1), 10, |c| c.data), Some(7));
-        assert!(c.peek(&key(1), 1_000, |_| ()).is_none(), "past its deadline");
+        assert!(
+            c.peek(&key(1), 1_000, |_| ()).is_none(),
+            "past its deadline"
+        );
         c.distrust();
         assert!(c.peek(&key(1), 10, |_| ()).is_none());
         c.trust();

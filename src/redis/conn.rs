@@ -40,9 +40,7 @@ impl Backoff {
     /// The delay after the current run of failures.
     pub(crate) fn delay(&self) -> Duration {
         let shift = self.failures.saturating_sub(1).min(16);
-        BACKOFF_START
-            .saturating_mul(1 << shift)
-            .min(BACKOFF_MAX)
+        BACKOFF_START.saturating_mul(1 << shift).min(BACKOFF_MAX)
     }
 
     /// Records a failure and schedules the next attempt.

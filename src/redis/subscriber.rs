@@ -42,7 +42,14 @@ fn run<T, P>(shared: &Weak<Shared<T, P>>, client: &redis::Client, channel: &str)
         let Some(s) = shared.upgrade() else { return };
         let (connect_timeout, io_timeout) = (s.pool.connect_timeout, s.pool.io_timeout);
         drop(s);
-        match listen(shared, client, channel, connect_timeout, io_timeout, &mut backoff) {
+        match listen(
+            shared,
+            client,
+            channel,
+            connect_timeout,
+            io_timeout,
+            &mut backoff,
+        ) {
             Exit::Dropped => return,
             Exit::Failed => {
                 let Some(s) = shared.upgrade() else { return };
@@ -131,9 +138,7 @@ fn listen<T, P>(
 /// The digests named by a message: space-separated 64-digit hex. Anything
 /// else is skipped.
 pub(crate) fn parse_keys(payload: &[u8]) -> impl Iterator<Item = SessionKey> + '_ {
-    payload
-        .split(|&b| b == b' ')
-        .filter_map(super::unhex_key)
+    payload.split(|&b| b == b' ').filter_map(super::unhex_key)
 }
 
 #[cfg(test)]
