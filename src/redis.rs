@@ -577,7 +577,7 @@ where
     /// [`ErrorKind::Unavailable`] when Redis cannot be reached,
     /// [`ErrorKind::Encoding`] when the principal does not serialize.
     pub fn revoke_user(&self, principal: &P) -> Result<usize, Error> {
-        Ok(self.revoke_inner(principal, None)?)
+        self.revoke_inner(principal, None)
     }
 
     /// Ends one of `principal`'s sessions by its handle. False if the handle

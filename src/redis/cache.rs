@@ -75,9 +75,10 @@ impl<T, P> Copy<T, P> {
 }
 
 type Map<T, P> = HashMap<SessionKey, Arc<Copy<T, P>>, BuildIdentity>;
+type CacheShard<T, P> = CachePadded<RwLock<Map<T, P>>>;
 
 pub(crate) struct Cache<T, P> {
-    shards: Box<[CachePadded<RwLock<Map<T, P>>>]>,
+    shards: Box<[CacheShard<T, P>]>,
     per_shard: usize,
     stripes: Box<[AtomicU64]>,
     state: CachePadded<AtomicU64>,
