@@ -27,7 +27,7 @@
 //! # Implementation
 //!
 //! - **Reads**: a valid local copy answers without a round trip. A miss
-//!   reads Redis once (one script, [`scripts`]'s `FETCH`) and caches the copy.
+//!   reads Redis once (one script) and caches the copy.
 //! - **Writes** go to Redis first, each as one Lua script, so each is atomic:
 //!   create; update with a version check (optimistic concurrency, retried
 //!   with the current value the script hands back, so concurrent updates
