@@ -9,8 +9,8 @@
 //! map). The data mutex of an entry is taken with nothing else held, and is
 //! the only lock user code runs under.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use crossbeam_channel::Receiver;
@@ -46,12 +46,18 @@ const PURGE_CHECK_EVERY: usize = 1024;
 /// Cloning is cheap (an `Arc`); clones share one store. See the
 /// [crate docs](crate) for the policies (timeouts, capacity, rotation).
 pub struct Sessions<T, P = String> {
+    /// The background reaper, shared by the user's clones (not by the reaper
+    /// thread's own temporary handle). Declared first so it drops first: the
+    /// last clone stops and joins the thread, then frees the engine, so the
+    /// engine is gone when that `drop` returns.
+    reaper: Option<Arc<Reaper>>,
     inner: Arc<Inner<T, P>>,
 }
 
 impl<T, P> Clone for Sessions<T, P> {
     fn clone(&self) -> Self {
         Self {
+            reaper: self.reaper.clone(),
             inner: Arc::clone(&self.inner),
         }
     }
@@ -80,7 +86,6 @@ pub(crate) struct Inner<T, P> {
     counters: Counters,
     bus: Bus<P>,
     evict_cursor: AtomicUsize,
-    reaper: OnceLock<Reaper>,
 }
 
 impl<T, P> Sessions<T, P>
@@ -130,20 +135,22 @@ where
             counters: Counters::default(),
             bus: Bus::new(),
             evict_cursor: AtomicUsize::new(0),
-            reaper: OnceLock::new(),
         });
-        if let Some(every) = interval {
+        let reaper = interval.map(|every| {
             let weak = Arc::downgrade(&inner);
-            let reaper = Reaper::spawn(every, move || match weak.upgrade() {
+            Arc::new(Reaper::spawn(every, move || match weak.upgrade() {
                 Some(inner) => {
-                    Sessions { inner }.run_pending();
+                    Sessions {
+                        reaper: None,
+                        inner,
+                    }
+                    .run_pending();
                     true
                 }
                 None => false,
-            });
-            let _ = inner.reaper.set(reaper);
-        }
-        Self { inner }
+            }))
+        });
+        Self { reaper, inner }
     }
 
     fn shard_of(&self, key: &SessionKey) -> usize {
@@ -165,7 +172,7 @@ where
     /// Creates an anonymous session holding `data`.
     ///
     /// Returns the new token (give it to the client, for example with
-    /// [`crate::cookie`] helpers) and the session's public handle.
+    /// cookie helpers of the `cookie` feature) and the session's public handle.
     ///
     /// **Locking:** one shard write lock, then that shard's wheel and ring
     /// locks, one after the other.
@@ -427,9 +434,7 @@ where
         token: &(impl TokenInput + ?Sized),
         f: impl FnOnce(&T) -> R,
     ) -> Option<R> {
-        let Some(entry) = self.find_entry(token) else {
-            return None;
-        };
+        let entry = self.find_entry(token)?;
         let data = entry.data.lock();
         entry.is_alive().then(|| f(&data))
     }

@@ -55,6 +55,18 @@
 //! - **Time** comes only from the [`Clock`]; a clock that goes backwards
 //!   resurrects nothing (the engine's time never decreases).
 //!
+//! # Features
+//!
+//! The core has no HTTP dependency. Behind cargo features:
+//!
+//! - `cookie`: `sesame::cookie` helpers, framework-agnostic: read the token from
+//!   `Cookie` headers, write `Set-Cookie` with secure defaults (`__Host-id`,
+//!   `HttpOnly`, `Secure`, `SameSite=Lax`).
+//! - `tower`: `sesame::tower::SessionLayer`, which gives each request a lazily
+//!   created `sesame::tower::Session` and writes the cookie only when it changes.
+//! - `axum`: `sesame::tower::Session` as an axum extractor. The demo
+//!   server: `cargo run --example demo --features axum`.
+//!
 //! # Locking
 //!
 //! A validation takes one shard read lock and allocates nothing. User code
@@ -64,8 +76,12 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "axum")]
+pub mod axum;
 pub mod clock;
 pub mod config;
+#[cfg(feature = "cookie")]
+pub mod cookie;
 mod engine;
 pub mod error;
 pub mod events;
@@ -77,6 +93,8 @@ mod session;
 mod shard;
 pub mod stats;
 pub mod token;
+#[cfg(feature = "tower")]
+pub mod tower;
 mod users;
 mod wheel;
 

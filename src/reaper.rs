@@ -22,14 +22,10 @@ impl Reaper {
         let thread = thread::Builder::new()
             .name("sesame-reaper".into())
             .spawn(move || {
-                loop {
-                    match stopped.recv_timeout(every) {
-                        Err(RecvTimeoutError::Timeout) => {
-                            if !run() {
-                                break;
-                            }
-                        }
-                        Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
+                // Runs until the engine is gone or the stop channel closes.
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                    if !run() {
+                        break;
                     }
                 }
             })

@@ -27,10 +27,13 @@ impl<T, P> Clone for Member<T, P> {
     }
 }
 
+type UserMap<T, P> = HashMap<P, Vec<Member<T, P>>>;
+type UserShard<T, P> = CachePadded<Mutex<UserMap<T, P>>>;
+
 /// Sharded index. Each shard lock is a leaf: held only for the map operation.
 pub(crate) struct Users<T, P> {
     hasher: RandomState,
-    shards: Box<[CachePadded<Mutex<HashMap<P, Vec<Member<T, P>>>>>]>,
+    shards: Box<[UserShard<T, P>]>,
 }
 
 impl<T, P: Eq + std::hash::Hash> Users<T, P> {
@@ -43,7 +46,7 @@ impl<T, P: Eq + std::hash::Hash> Users<T, P> {
         }
     }
 
-    fn shard(&self, p: &P) -> &Mutex<HashMap<P, Vec<Member<T, P>>>> {
+    fn shard(&self, p: &P) -> &Mutex<UserMap<T, P>> {
         let i = (self.hasher.hash_one(p) as usize) % self.shards.len();
         &self.shards[i]
     }

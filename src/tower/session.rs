@@ -1,0 +1,370 @@
+//! The per-request session handle.
+//!
+//! # Ground rules
+//!
+//! A request's [`State`] (its current token and what happened to it) sits
+//! behind a small mutex, held only for a few instructions and never while
+//! user code runs (the closures of [`Session::update`] and
+//! [`Session::with`], `T::default()`), nor across an `await`: clones of a
+//! handle can be used from several tasks. Of the engine's calls, only
+//! [`Sessions::create`] runs under it, so that two clones of one handle
+//! cannot create two sessions for one request.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::Options;
+use crate::error::{Error, ErrorKind};
+use crate::{Handle, Principal, SessionInfo, SessionToken, Sessions};
+
+/// What the request did to its session, for the response's cookie.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Outcome {
+    /// Nothing that changes the cookie.
+    Unchanged,
+    /// A token was issued (creation, rotation, login): send it.
+    Issued,
+    /// The session ended, or the presented cookie named none: clear it.
+    Ended,
+}
+
+pub(super) struct State {
+    /// The request's live token, as far as it knows.
+    pub(super) token: Option<SessionToken>,
+    /// The request carried a cookie with the session cookie's name.
+    pub(super) presented: bool,
+    pub(super) outcome: Outcome,
+}
+
+/// What a request's handles share with the response future.
+pub(super) struct Shared<T, P> {
+    sessions: Sessions<T, P>,
+    options: Arc<Options>,
+    state: Mutex<State>,
+}
+
+impl<T, P> Shared<T, P> {
+    pub(super) fn new(sessions: Sessions<T, P>, options: Arc<Options>, state: State) -> Self {
+        Self {
+            sessions,
+            options,
+            state: Mutex::new(state),
+        }
+    }
+
+    pub(super) fn sessions(&self) -> &Sessions<T, P> {
+        &self.sessions
+    }
+
+    pub(super) fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// The final token, outcome and whether a cookie was presented.
+    pub(super) fn outcome(&self) -> (Option<SessionToken>, Outcome, bool) {
+        let state = self.state.lock();
+        (state.token.clone(), state.outcome, state.presented)
+    }
+}
+
+/// A request's session, given to handlers by [`super::SessionLayer`] (as
+/// a request extension, and with the `axum` feature as an extractor).
+///
+/// The session is created lazily: reads of a request without a session
+/// return `None` and create nothing; the first write ([`Session::update`],
+/// [`Session::set`], [`Session::login`]) creates it, and the response then
+/// sets the cookie. Cloning is cheap; clones act on the same session.
+///
+/// Methods are synchronous: the engine is in memory and never blocks on
+/// I/O, so no lock is held across an `await`.
+pub struct Session<T, P = String> {
+    shared: Arc<Shared<T, P>>,
+}
+
+impl<T, P> Clone for Session<T, P> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<T, P> std::fmt::Debug for Session<T, P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.shared.state.lock();
+        f.debug_struct("Session")
+            .field("active", &state.token.is_some())
+            .field("outcome", &state.outcome)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T, P> Session<T, P>
+where
+    T: Send + 'static,
+    P: Principal,
+{
+    pub(super) fn new(shared: Arc<Shared<T, P>>) -> Self {
+        Self { shared }
+    }
+
+    fn token(&self) -> Option<SessionToken> {
+        self.shared.state.lock().token.clone()
+    }
+
+    /// The engine found no live session for `token` (ended by another
+    /// request, or expired): forget it, and clear the cookie.
+    fn lost(&self, token: &SessionToken) {
+        let mut state = self.shared.state.lock();
+        if state.token.as_ref() == Some(token) {
+            state.token = None;
+            state.outcome = Outcome::Ended;
+        }
+    }
+
+    fn issued(&self, token: SessionToken) {
+        let mut state = self.shared.state.lock();
+        state.token = Some(token);
+        state.outcome = Outcome::Issued;
+    }
+
+    /// Runs `op` on the current token; `None` when there is no session or
+    /// it is gone (then forgotten).
+    fn on_token<R>(&self, op: impl FnOnce(&SessionToken) -> Option<R>) -> Option<R> {
+        let token = self.token()?;
+        let r = op(&token);
+        if r.is_none() {
+            self.lost(&token);
+        }
+        r
+    }
+
+    /// Creates a session holding `data` unless a clone of this handle
+    /// created one meanwhile, in which case `data` is given back.
+    fn create(&self, data: T) -> Result<Result<(), T>, Error> {
+        let mut state = self.shared.state.lock();
+        if state.token.is_some() {
+            return Ok(Err(data));
+        }
+        let (token, _) = self.shared.sessions.create(data)?;
+        state.token = Some(token);
+        state.outcome = Outcome::Issued;
+        Ok(Ok(()))
+    }
+
+    /// The engine this session lives in: for [`Sessions::sessions_of`],
+    /// [`Sessions::revoke`], [`Sessions::stats`] and the like.
+    pub fn sessions(&self) -> &Sessions<T, P> {
+        &self.shared.sessions
+    }
+
+    /// Whether the request has a live session, as far as it knows (another
+    /// request may end it at any moment; the next operation will tell).
+    pub fn is_active(&self) -> bool {
+        self.shared.state.lock().token.is_some()
+    }
+
+    /// A copy of the session's data; `None` without a session.
+    pub fn get(&self) -> Option<T>
+    where
+        T: Clone,
+    {
+        self.with(T::clone)
+    }
+
+    /// Reads the session's data through `f`; `None` without a session.
+    /// `f` runs under the session's data mutex: it must not use this
+    /// session again.
+    pub fn with<R>(&self, f: impl FnOnce(&T) -> R) -> Option<R> {
+        self.on_token(|token| self.shared.sessions.with(token, f))
+    }
+
+    /// The session's metadata (handle, principal, times); `None` without a
+    /// session. Never holds the token.
+    pub fn info(&self) -> Option<SessionInfo<P>> {
+        self.on_token(|token| self.shared.sessions.info(token))
+    }
+
+    /// The session's public handle; `None` without a session.
+    pub fn handle(&self) -> Option<Handle> {
+        self.on_token(|token| self.shared.sessions.validate(token))
+    }
+
+    /// Who is logged in; `None` when nobody is, or without a session.
+    pub fn principal(&self) -> Option<P> {
+        self.info().and_then(|info| info.principal)
+    }
+
+    /// Changes the session's data in place, atomically (concurrent updates
+    /// of one session from several requests all apply), and returns what
+    /// `f` returns. Without a session, creates one from `T::default()`
+    /// with `f` applied. `f` must not use this session again.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Full`] when a session had to be created and the store
+    /// is full.
+    pub fn update<R>(&self, f: impl FnOnce(&mut T) -> R) -> Result<R, Error>
+    where
+        T: Default,
+    {
+        let mut f = Some(f);
+        if let Some(token) = self.token() {
+            let r = self
+                .shared
+                .sessions
+                .update(&token, |data| f.take().map(|f| f(data)));
+            if let Ok(Some(r)) = r {
+                return Ok(r);
+            }
+            self.lost(&token);
+        }
+        // No session (or it just ended): start one with the change applied.
+        let Some(f) = f.take() else {
+            return Err(Error::new(ErrorKind::NotFound));
+        };
+        let mut data = T::default();
+        let r = f(&mut data);
+        if let Err(data) = self.create(data)? {
+            // A clone of this handle created the session meanwhile. The
+            // closure already ran, on a fresh value, and cannot run again:
+            // that value replaces the clone's.
+            self.set(data)?;
+        }
+        Ok(r)
+    }
+
+    /// Replaces the session's data. Without a session, creates one holding
+    /// `value`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Full`] when a session had to be created and the store
+    /// is full; [`ErrorKind::NotFound`] if the session keeps vanishing
+    /// under concurrent logouts.
+    pub fn set(&self, value: T) -> Result<(), Error> {
+        let mut value = Some(value);
+        // Bounded: each round either writes, or loses a race to a clone or
+        // a concurrent logout.
+        for _ in 0..3 {
+            if let Some(token) = self.token() {
+                let r = self.shared.sessions.update(&token, |data| {
+                    if let Some(v) = value.take() {
+                        *data = v;
+                    }
+                });
+                if r.is_ok() {
+                    return Ok(());
+                }
+                self.lost(&token);
+            }
+            let Some(v) = value.take() else {
+                return Ok(());
+            };
+            match self.create(v)? {
+                Ok(()) => return Ok(()),
+                Err(v) => value = Some(v),
+            }
+        }
+        Err(Error::new(ErrorKind::NotFound))
+    }
+
+    /// Logs the session in as `principal`: rotates its token (the old one
+    /// stops working; the response sets the new cookie) and binds the
+    /// principal (see [`Sessions::login`]). Without a session, creates one
+    /// from `T::default()` first.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Full`] when a session had to be created and the store
+    /// is full; [`ErrorKind::NotFound`] if the session keeps vanishing
+    /// under concurrent logouts.
+    pub fn login(&self, principal: P) -> Result<(), Error>
+    where
+        T: Default,
+    {
+        // Two rounds: the session may be ended by another request between
+        // our lookup and the rotation; the second round starts a fresh one.
+        for _ in 0..2 {
+            let token = match self.token() {
+                Some(token) => token,
+                None => {
+                    let _ = self.create(T::default())?;
+                    match self.token() {
+                        Some(token) => token,
+                        None => continue,
+                    }
+                }
+            };
+            match self.shared.sessions.login(&token, principal.clone()) {
+                Ok(new) => {
+                    self.issued(new);
+                    return Ok(());
+                }
+                Err(e) if e.kind() == ErrorKind::NotFound => self.lost(&token),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::new(ErrorKind::NotFound))
+    }
+
+    /// Gives the session a new token (the old one stops working; the
+    /// response sets the new cookie). Rotate when privilege changes;
+    /// [`Session::login`] already does.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotFound`] without a live session.
+    pub fn rotate(&self) -> Result<(), Error> {
+        let Some(token) = self.token() else {
+            return Err(Error::new(ErrorKind::NotFound));
+        };
+        match self.shared.sessions.rotate(&token) {
+            Ok(new) => {
+                self.issued(new);
+                Ok(())
+            }
+            Err(e) => {
+                self.lost(&token);
+                Err(e)
+            }
+        }
+    }
+
+    /// Destroys the session; the response clears the cookie. Returns
+    /// whether a live session ended.
+    pub fn logout(&self) -> bool {
+        let token = {
+            let mut state = self.shared.state.lock();
+            let token = state.token.take();
+            if token.is_some() || state.presented {
+                state.outcome = Outcome::Ended;
+            }
+            token
+        };
+        token.is_some_and(|t| self.shared.sessions.logout(&t))
+    }
+
+    /// Ends every session of the logged-in principal, this one included
+    /// ("log out everywhere"); the response clears the cookie. Returns how
+    /// many sessions ended: 0 when nobody is logged in (then nothing
+    /// changes).
+    pub fn logout_everywhere(&self) -> usize {
+        let Some(principal) = self.principal() else {
+            return 0;
+        };
+        let n = self.shared.sessions.revoke_user(&principal);
+        let mut state = self.shared.state.lock();
+        state.token = None;
+        state.outcome = Outcome::Ended;
+        n
+    }
+}
+
+// Handles move into spawned tasks and axum's extensions: keep them
+// `Send + Sync` whatever the data type (as long as it is `Send`).
+const _: fn() = || {
+    fn assert_send_sync<X: Send + Sync + 'static>() {}
+    assert_send_sync::<Session<std::cell::Cell<u8>, u64>>();
+};

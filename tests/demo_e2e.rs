@@ -1,0 +1,573 @@
+//! End to end: the demo's router (the very file `cargo run --example demo`
+//! runs) on an ephemeral loopback port, driven over TCP by a real HTTP
+//! client.
+
+#[allow(dead_code)] // `main` and the env helper are the binary's
+#[path = "../examples/demo.rs"]
+mod demo;
+mod support;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use reqwest::header::{COOKIE, HeaderValue};
+use reqwest::{Method, StatusCode};
+use sesame::{ManualClock, Sessions};
+use support::{Http, NAME, serve};
+
+use demo::DemoSessions;
+
+fn engine() -> DemoSessions {
+    Sessions::builder().build().expect("engine")
+}
+
+async fn start() -> (Http, DemoSessions) {
+    let sessions = engine();
+    (serve(demo::router(sessions.clone())).await, sessions)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_write_sets_a_secure_host_only_cookie() {
+    let (http, _) = start().await;
+    let r = http.get("/", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let cookie = r
+        .session_cookie()
+        .expect("the first visit creates a session");
+    let mut parts = cookie.split("; ");
+    let pair = parts.next().unwrap();
+    let token = pair.strip_prefix(&format!("{NAME}=")).unwrap();
+    assert_eq!(token.len(), 43);
+    assert!(
+        token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    );
+    let attrs: HashSet<&str> = parts.collect();
+    assert_eq!(
+        attrs,
+        HashSet::from(["HttpOnly", "SameSite=Lax", "Secure", "Path=/"]),
+        "no Domain, no Max-Age/Expires (browser-session cookie): {cookie}"
+    );
+    assert!(
+        r.no_store(),
+        "a response setting the cookie is not cacheable"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_that_never_write_create_nothing() {
+    let (http, sessions) = start().await;
+    let reads = [
+        ("/healthz", StatusCode::OK),
+        ("/login", StatusCode::OK),
+        ("/protected", StatusCode::SEE_OTHER),
+        ("/api/me", StatusCode::UNAUTHORIZED),
+        ("/api/sessions", StatusCode::UNAUTHORIZED),
+    ];
+    for (path, status) in reads {
+        let r = http.get(path, None).await;
+        assert_eq!(r.status, status, "{path}");
+        assert!(r.set_cookies().is_empty(), "{path} sets no cookie");
+        assert!(!r.no_store(), "{path} is not marked no-store");
+    }
+    let r = http.post("/logout", None, "").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(r.set_cookies().is_empty());
+    let r = http
+        .send(http.request(Method::DELETE, "/api/sessions/00000000deadbeef", None))
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.set_cookies().is_empty());
+    let health = http.get("/healthz", None).await.json();
+    assert_eq!(health["created"], 0);
+    assert_eq!(sessions.len(), 0);
+    assert_eq!(sessions.stats().created, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn visits_are_counted_per_session() {
+    let (http, sessions) = start().await;
+    let first = http.get("/", None).await;
+    assert_eq!(first.visits(), 1);
+    let a = first.token().unwrap();
+    for n in 2..=4 {
+        let r = http.get("/", Some(&a)).await;
+        assert_eq!(r.visits(), n);
+        assert!(
+            r.set_cookies().is_empty(),
+            "an unchanged session sets no cookie"
+        );
+        assert!(!r.no_store());
+    }
+    let b = http.get("/", None).await;
+    assert_eq!(b.visits(), 1, "another client has its own count");
+    assert_ne!(b.token().unwrap(), a);
+    assert_eq!(sessions.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_rotates_the_id_and_keeps_the_data() {
+    let (http, _) = start().await;
+    let anon = http.get("/", None).await.token().unwrap();
+    let r = http
+        .post("/login", Some(&anon), "username=alice&password=wonderland")
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.location(), Some("/protected"));
+    assert!(r.no_store());
+    let user = r.token().expect("login sets a new cookie");
+    assert_ne!(user, anon, "the ID changes at login");
+
+    let page = http.get("/protected", Some(&user)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains(">alice<"));
+
+    let old = http.get("/protected", Some(&anon)).await;
+    assert_eq!(
+        old.status,
+        StatusCode::SEE_OTHER,
+        "the pre-login ID is dead"
+    );
+    assert_eq!(old.location(), Some("/login"));
+    assert!(old.clears(), "and its cookie is cleared");
+
+    let home = http.get("/", Some(&user)).await;
+    assert_eq!(home.visits(), 2, "the data moved with the session");
+    let me = http.get("/api/me", Some(&user)).await.json();
+    assert_eq!(me["user"], "alice");
+    let (created, expires) = (
+        me["created"].as_u64().unwrap(),
+        me["expires"].as_u64().unwrap(),
+    );
+    assert!(
+        (1799..=1801).contains(&(expires - created)),
+        "idle timeout 30 min"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_without_a_session_creates_one_logged_in() {
+    let (http, sessions) = start().await;
+    let bob = http.login("bob", "builder").await;
+    let me = http.get("/api/me", Some(&bob)).await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!(me.json()["user"], "bob");
+    assert_eq!(sessions.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_login_is_401_and_leaves_the_session_alone() {
+    let (http, sessions) = start().await;
+    let anon = http.get("/", None).await.token().unwrap();
+    for form in [
+        "username=alice&password=builder",
+        "username=alice&password=",
+        "username=mallory&password=wonderland",
+        "username=alice&password=wonderland2",
+    ] {
+        let r = http.post("/login", Some(&anon), form).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{form}");
+        assert!(r.set_cookies().is_empty(), "{form}: no cookie change");
+    }
+    assert_eq!(
+        http.get("/api/me", Some(&anon)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(http.get("/", Some(&anon)).await.visits(), 2, "same session");
+    let r = http
+        .post("/login", None, "username=bob&password=wonderland")
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.set_cookies().is_empty());
+    assert_eq!(
+        sessions.stats().created,
+        1,
+        "a failed login creates nothing"
+    );
+    assert_eq!(sessions.stats().rotated, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_destroys_the_session_and_clears_the_cookie() {
+    let (http, sessions) = start().await;
+    let alice = http.login("alice", "wonderland").await;
+    let r = http.post("/logout", Some(&alice), "").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.location(), Some("/"));
+    assert!(r.clears());
+    assert!(r.no_store());
+    let cookie = r.session_cookie().unwrap();
+    assert!(
+        cookie.contains("; Secure") && cookie.contains("; Path=/"),
+        "{cookie}"
+    );
+    assert_eq!(
+        http.get("/protected", Some(&alice)).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(sessions.len(), 0);
+    assert_eq!(sessions.stats().destroyed, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_all_ends_the_users_other_clients_only() {
+    let (http, _) = start().await;
+    let laptop = http.login("alice", "wonderland").await;
+    let phone = http.login("alice", "wonderland").await;
+    let bob = http.login("bob", "builder").await;
+    assert_eq!(
+        http.get("/protected", Some(&phone)).await.status,
+        StatusCode::OK
+    );
+
+    let r = http.post("/logout-all", Some(&laptop), "").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(r.clears());
+    for token in [&laptop, &phone] {
+        let r = http.get("/protected", Some(token)).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
+        assert_eq!(r.location(), Some("/login"));
+    }
+    assert_eq!(
+        http.get("/protected", Some(&bob)).await.status,
+        StatusCode::OK
+    );
+    let anon = http.get("/", None).await.token().unwrap();
+    let r = http.post("/logout-all", Some(&anon), "").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "not logged in");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_api_lists_and_ends_only_the_users_own() {
+    let (http, _) = start().await;
+    let laptop = http.login("alice", "wonderland").await;
+    let phone = http.login("alice", "wonderland").await;
+    let bob = http.login("bob", "builder").await;
+
+    let r = http.get("/api/sessions", Some(&laptop)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    for token in [&laptop, &phone, &bob] {
+        assert!(!r.body.contains(token.as_str()), "never a token");
+    }
+    let list = r.json();
+    let list = list["sessions"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    let current: Vec<_> = list.iter().filter(|s| s["current"] == true).collect();
+    assert_eq!(current.len(), 1);
+    for s in list {
+        assert!(s["created"].as_u64().unwrap() <= s["last_seen"].as_u64().unwrap());
+    }
+    let other = list.iter().find(|s| s["current"] == false).unwrap();
+    let other = other["handle"].as_str().unwrap().to_owned();
+    let bobs = http.get("/api/sessions", Some(&bob)).await.json();
+    let bobs = bobs["sessions"][0]["handle"].as_str().unwrap().to_owned();
+
+    let delete = |token: &str, handle: &str| {
+        http.request(
+            Method::DELETE,
+            &format!("/api/sessions/{handle}"),
+            Some(token),
+        )
+    };
+    for handle in [bobs.as_str(), "00000000deadbeef", "not-a-handle"] {
+        let r = http.send(delete(&laptop, handle)).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{handle}");
+    }
+    assert_eq!(
+        http.get("/protected", Some(&bob)).await.status,
+        StatusCode::OK
+    );
+
+    let r = http.send(delete(&laptop, &other)).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert!(r.set_cookies().is_empty(), "the caller's own cookie stays");
+    assert_eq!(
+        http.get("/protected", Some(&phone)).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        http.get("/protected", Some(&laptop)).await.status,
+        StatusCode::OK
+    );
+    let r = http.send(delete(&laptop, &other)).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "already ended");
+
+    let list = http.get("/api/sessions", Some(&laptop)).await.json();
+    let own = list["sessions"][0]["handle"].as_str().unwrap().to_owned();
+    let r = http.send(delete(&laptop, &own)).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert!(r.clears(), "ending the current session clears its cookie");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_requests_on_one_session_count_fifty() {
+    let (http, sessions) = start().await;
+    let token = http.get("/", None).await.token().unwrap();
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let (http, token) = (http.clone(), token.clone());
+            tokio::spawn(async move { http.get("/", Some(&token)).await })
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for t in tasks {
+        let r = t.await.unwrap();
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(r.set_cookies().is_empty());
+        seen.push(r.visits());
+    }
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        (2..=51).collect::<Vec<_>>(),
+        "each request saw its own increment"
+    );
+    assert_eq!(sessions.get(token.as_str()).unwrap().count, 51);
+    assert_eq!(http.get("/", Some(&token)).await.visits(), 52);
+    assert_eq!(sessions.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_cookies_give_no_500_and_no_session() {
+    let (http, sessions) = start().await;
+    let other_engine = Sessions::<()>::new();
+    let (foreign, _) = other_engine.create(()).unwrap();
+    // Strict text form, but no engine issued it.
+    let valid = sesame::SessionToken::generate().as_str().to_owned();
+    let big = format!("{NAME}={}", "A".repeat(8 * 1024));
+    let many: String =
+        (0..500).map(|i| format!("c{i}=v{i}; ")).collect::<String>() + &format!("{NAME}=x");
+    let many_ours = format!("{NAME}=garbage; ").repeat(500);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("garbage", format!("{NAME}=garbage").into_bytes()),
+        ("empty", format!("{NAME}=").into_bytes()),
+        ("8 KB value", big.into_bytes()),
+        ("500 cookies", many.into_bytes()),
+        ("500 of ours", many_ours.into_bytes()),
+        (
+            "non-UTF-8",
+            format!("{NAME}=")
+                .into_bytes()
+                .into_iter()
+                .chain(*b"\xff\xfe\x80\xc3(")
+                .collect(),
+        ),
+        ("non-UTF-8 elsewhere", b"a=\xff; b=\xc3\x28".to_vec()),
+        (
+            "another engine's token",
+            format!("{NAME}={}", foreign.as_str()).into_bytes(),
+        ),
+        (
+            "unknown valid-looking token",
+            format!("{NAME}={valid}").into_bytes(),
+        ),
+        ("padded", format!("{NAME}={}=", &valid[..42]).into_bytes()),
+        ("quoted", format!("{NAME}=\"{valid}\"").into_bytes()),
+        (
+            "wrong case name",
+            format!("__host-id={}", foreign.as_str()).into_bytes(),
+        ),
+    ];
+    for (what, header) in &cases {
+        let with = |method, path| {
+            http.request(method, path, None)
+                .header(COOKIE, HeaderValue::from_bytes(header).unwrap())
+        };
+        let me = http.send(with(Method::GET, "/api/me")).await;
+        assert_eq!(me.status, StatusCode::UNAUTHORIZED, "{what}");
+        let page = http.send(with(Method::GET, "/protected")).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{what}");
+        let home = http.send(with(Method::GET, "/")).await;
+        assert_eq!(home.status, StatusCode::OK, "{what}");
+        assert_eq!(home.visits(), 1, "{what}: a fresh session, not a found one");
+        let fresh = home.token().expect("the write creates a new session");
+        assert!(!String::from_utf8_lossy(header).contains(&fresh));
+        if *what == "non-UTF-8 elsewhere" || *what == "wrong case name" {
+            assert!(
+                me.set_cookies().is_empty(),
+                "{what}: no cookie of ours to clear"
+            );
+        } else {
+            assert!(me.clears(), "{what}: the stale cookie is cleared");
+        }
+    }
+    // Many separate Cookie headers.
+    let mut rb = http.request(Method::GET, "/api/me", None);
+    for i in 0..64 {
+        rb = rb.header(COOKIE, format!("{NAME}=junk{i}"));
+    }
+    assert_eq!(http.send(rb).await.status, StatusCode::UNAUTHORIZED);
+
+    let stats = sessions.stats();
+    assert_eq!(
+        stats.live,
+        cases.len() as u64,
+        "one session per `/` visit, nothing else"
+    );
+    assert!(
+        stats.rejected >= 3 * 10,
+        "rejected lookups are counted: {}",
+        stats.rejected
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_cookie_is_no_session_cleared_and_counted() {
+    let clock = ManualClock::new();
+    let sessions: DemoSessions = Sessions::builder()
+        .clock(clock.clone())
+        .idle_timeout(Duration::from_secs(60))
+        .reaper_interval(None)
+        .build()
+        .unwrap();
+    let http = serve(demo::router(sessions.clone())).await;
+    let alice = http.login("alice", "wonderland").await;
+    clock.advance(Duration::from_secs(59));
+    assert_eq!(
+        http.get("/api/me", Some(&alice)).await.status,
+        StatusCode::OK
+    );
+    clock.advance(Duration::from_secs(61));
+    let rejected = sessions.stats().rejected;
+    let r = http.get("/api/me", Some(&alice)).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.clears());
+    assert!(r.no_store());
+    assert_eq!(sessions.stats().rejected, rejected + 1);
+    let health = http.get("/healthz", None).await.json();
+    assert_eq!(health["rejected"], rejected + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_site_state_changes_are_refused() {
+    let (http, sessions) = start().await;
+    let alice = http.login("alice", "wonderland").await;
+    let hostile: [(&str, &str); 5] = [
+        ("origin", "http://evil.example"),
+        ("origin", "null"),
+        ("sec-fetch-site", "cross-site"),
+        ("sec-fetch-site", "same-site"),
+        ("origin", "https://127.0.0.1.evil.example"),
+    ];
+    for (name, value) in hostile {
+        for path in ["/logout", "/logout-all", "/login"] {
+            let rb = http
+                .request(Method::POST, path, Some(&alice))
+                .header(name, value)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("username=bob&password=builder");
+            let r = http.send(rb).await;
+            assert_eq!(
+                r.status,
+                StatusCode::FORBIDDEN,
+                "{path} with {name}: {value}"
+            );
+            assert!(r.set_cookies().is_empty());
+        }
+        let rb = http
+            .request(
+                Method::DELETE,
+                "/api/sessions/00000000deadbeef",
+                Some(&alice),
+            )
+            .header(name, value);
+        assert_eq!(http.send(rb).await.status, StatusCode::FORBIDDEN);
+    }
+    assert_eq!(
+        http.get("/api/me", Some(&alice)).await.json()["user"],
+        "alice"
+    );
+    assert_eq!(sessions.len(), 1);
+
+    // A same-origin form post passes.
+    let origin = format!("http://{}", http_authority(&http));
+    let rb = http
+        .request(Method::POST, "/logout", Some(&alice))
+        .header("origin", origin)
+        .header("sec-fetch-site", "same-origin");
+    let r = http.send(rb).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(r.clears());
+    assert_eq!(sessions.len(), 0);
+}
+
+fn http_authority(http: &Http) -> String {
+    let url = http.request(Method::GET, "/", None).build().unwrap();
+    let url = url.url();
+    format!("{}:{}", url.host_str().unwrap(), url.port().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_reports_stats_and_creates_nothing() {
+    let (http, sessions) = start().await;
+    http.get("/", None).await;
+    http.login("bob", "builder").await;
+    let r = http.get("/healthz", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let h = r.json();
+    assert_eq!(h["status"], "ok");
+    assert_eq!(h["live"], 2);
+    assert_eq!(h["anonymous"], 1);
+    assert_eq!(h["created"], 2);
+    assert_eq!(h["rotated"], 1);
+    assert_eq!(sessions.len(), 2);
+}
+
+/// A log sink for the demo's request log.
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_request_log_never_holds_a_token() {
+    let log = LogBuffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(log.clone())
+        .with_ansi(false)
+        .finish();
+    // The only test of this binary that installs a subscriber.
+    tracing::subscriber::set_global_default(subscriber).expect("first subscriber");
+    let (http, _) = start().await;
+    let anon = http.get("/", None).await.token().unwrap();
+    let alice = http
+        .post("/login", Some(&anon), "username=alice&password=wonderland")
+        .await
+        .token()
+        .unwrap();
+    http.post("/login", Some(&alice), "username=alice&password=nope")
+        .await;
+    http.get("/api/sessions", Some(&alice)).await;
+    http.post("/logout", Some(&alice), "").await;
+    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains("path=\"/login\"") && text.contains("status=303"),
+        "{text}"
+    );
+    assert!(text.contains("failed login"));
+    for token in [&anon, &alice] {
+        assert!(
+            !text.contains(token.as_str()),
+            "a token in the log:\n{text}"
+        );
+    }
+    assert!(!text.contains("wonderland"), "nor a password");
+}
