@@ -45,6 +45,19 @@ fn bench_validate(c: &mut Criterion, server: &RedisServer) {
     let mut group = c.benchmark_group("validate_hit");
     let label = "10k";
 
+    // For scale: the in-process engine alone (no Redis at all).
+    let local = sesame::Sessions::<Cart>::new();
+    let local_tokens: Vec<String> = (0..SESSIONS)
+        .map(|i| local.create(cart(i)).expect("create").0.as_str().to_owned())
+        .collect();
+    let mut i = 0;
+    group.bench_function(BenchmarkId::new("sesame_local", label), |b| {
+        b.iter(|| {
+            i = (i + 1) % SESSIONS;
+            black_box(local.validate(local_tokens[i].as_str()))
+        })
+    });
+
     // sesame: Redis is the truth, the hit is served by the near cache.
     let key = SecretKey::generate();
     let sessions = RedisSessions::<Cart>::builder(&server.url())
