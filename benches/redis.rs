@@ -68,7 +68,14 @@ fn bench_validate(c: &mut Criterion, server: &RedisServer) {
         .expect("options");
     assert!(sessions.wait_ready(Duration::from_secs(5)));
     let tokens: Vec<String> = (0..SESSIONS)
-        .map(|i| sessions.create(cart(i)).expect("create").0.as_str().to_owned())
+        .map(|i| {
+            sessions
+                .create(cart(i))
+                .expect("create")
+                .0
+                .as_str()
+                .to_owned()
+        })
         .collect();
     let mut i = 0;
     group.bench_function(BenchmarkId::new("sesame_near_cache", label), |b| {
