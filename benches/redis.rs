@@ -124,7 +124,8 @@ fn bench_validate(c: &mut Criterion, server: &RedisServer) {
     let store = rt.block_on(async {
         let config = Config::from_url(&server.url()).expect("url");
         let pool = Pool::new(config, None, None, None, 1).expect("pool");
-        let _ = pool.connect();
+        // The connection task runs detached; wait_for_connect waits for it.
+        drop(pool.connect());
         pool.wait_for_connect().await.expect("connect");
         RedisStore::new(pool)
     });
