@@ -53,6 +53,20 @@
 //!   [`ErrorKind::Unavailable`]; nothing queues; service resumes by itself.
 //!   Fail closed: no operation returns a session it could not check.
 //!
+//! # What the near cache cannot promise
+//!
+//! Invalidation is asynchronous. Between a write on one server and another
+//! server dropping its copy lies the pub/sub delivery (well under a
+//! millisecond typically; a few milliseconds at p99 on a loaded two-core
+//! machine, see the `redis` bench). If the subscription connection dies,
+//! the server keeps serving copies until it notices: at once for a closed
+//! socket (a killed or restarted Redis, `CLIENT KILL`), within about a
+//! second plus the I/O timeout for a silent network partition (a ping each
+//! second). Messages published in that window are lost, which is why no
+//! copy from before a gap is served after it; [`RedisBuilder::cache_ttl`]
+//! bounds what remains. The server that made a write never serves the old
+//! copy again.
+//!
 //! # Blocking
 //!
 //! The API is synchronous like [`crate::Sessions`]: a cache hit does no
