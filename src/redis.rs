@@ -463,7 +463,7 @@ where
             let items = array(&reply);
             match items.first().and_then(int) {
                 Some(1) => {
-                    s.cache.remove(&key);
+                    s.cache.invalidate(&key);
                     return Ok(r);
                 }
                 Some(0) => {
@@ -476,7 +476,7 @@ where
                     data = decode(items.get(2).and_then(bulk).unwrap_or_default())?;
                 }
                 _ => {
-                    s.cache.remove(&key);
+                    s.cache.invalidate(&key);
                     return Err(Error::new(ErrorKind::NotFound));
                 }
             }
@@ -546,12 +546,12 @@ where
             })?;
             match reply {
                 1 => {
-                    s.cache.remove(&old);
+                    s.cache.invalidate(&old);
                     return Ok(new_token);
                 }
                 -1 => continue,
                 _ => {
-                    s.cache.remove(&old);
+                    s.cache.invalidate(&old);
                     return Err(Error::new(ErrorKind::NotFound));
                 }
             }
@@ -579,7 +579,7 @@ where
                 .arg(&s.channel)
                 .invoke(c)
         })?;
-        s.cache.remove(&key);
+        s.cache.invalidate(&key);
         Ok(existed == 1)
     }
 
@@ -617,7 +617,7 @@ where
                 .invoke(c)
         })?;
         for key in gone.iter().filter_map(|h| unhex_key(h)) {
-            s.cache.remove(&key);
+            s.cache.invalidate(&key);
         }
         Ok(gone.len())
     }

@@ -205,17 +205,13 @@ impl<T, P> Cache<T, P> {
         }
     }
 
-    /// Drops this server's copy of `key` (after its own write).
-    pub(crate) fn remove(&self, key: &SessionKey) {
-        self.shard(key).write().remove(key);
-    }
-
     /// Drops a copy that turned out stale (gone in Redis).
     pub(crate) fn discard(&self, key: &SessionKey, copy: &Arc<Copy<T, P>>) {
         self.remove_if(key, copy);
     }
 
-    /// An invalidation message named `key`.
+    /// An invalidation message named `key`, or this server wrote it: a read
+    /// in flight from before the write must not cache what it got.
     pub(crate) fn invalidate(&self, key: &SessionKey) {
         self.stripe(key).fetch_add(1, Ordering::SeqCst);
         self.shard(key).write().remove(key);
