@@ -503,3 +503,111 @@ fn build_errors_name_their_option() {
         .unwrap_err();
     assert!(!e.to_string().contains("hunter2"));
 }
+
+#[test]
+fn the_writing_server_reads_its_own_writes_despite_concurrent_readers() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = pair(&server);
+    let (token, _) = a.create(Cart::default()).unwrap();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        // Readers on both servers keep fetching and caching copies, some of
+        // them read just before a write lands.
+        for (store, on_a) in [(&a, true), (&a, true), (&b, false)] {
+            let (token, done) = (&token, &done);
+            scope.spawn(move || {
+                let mut last = 0;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    let seen = store.get(token).unwrap().unwrap().visits;
+                    if on_a {
+                        assert!(
+                            seen >= last,
+                            "a server's reads never go back: {seen} < {last}"
+                        );
+                    }
+                    last = seen;
+                }
+            });
+        }
+        for i in 1..=200 {
+            a.update(&token, |c| c.visits += 1).unwrap();
+            assert_eq!(
+                a.get(&token).unwrap().unwrap().visits,
+                i,
+                "read your own write"
+            );
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    assert!(
+        eventually(INVALIDATION_BOUND, || b
+            .get(&token)
+            .unwrap()
+            .unwrap()
+            .visits
+            == 200)
+        .is_some()
+    );
+}
+
+#[test]
+fn a_copy_is_served_at_most_cache_ttl() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let clock = ManualClock::new();
+    let a: Store = RedisSessions::builder(&server.url())
+        .secret_key(SecretKey::generate())
+        .cache_ttl(Duration::from_secs(10))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    assert!(a.wait_ready(READY));
+    let (token, _) = a.create(Cart::default()).unwrap();
+    assert!(a.validate(&token).unwrap().is_some());
+    clock.advance(Duration::from_secs(9));
+    assert!(a.validate(&token).unwrap().is_some());
+    assert_eq!(a.stats().fetches, 0, "within the TTL: the local copy");
+    clock.advance(Duration::from_secs(1));
+    assert!(a.validate(&token).unwrap().is_some());
+    assert_eq!(a.stats().fetches, 1, "past the TTL: read again from Redis");
+    assert!(a.validate(&token).unwrap().is_some());
+    assert_eq!(a.stats().fetches, 1, "and cached again");
+}
+
+#[test]
+fn an_idle_session_expires_everywhere() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let key = SecretKey::generate();
+    let build = || -> Store {
+        let s = RedisSessions::builder(&server.url())
+            .secret_key(key.clone())
+            .idle_timeout(Duration::from_secs(1))
+            .absolute_timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        assert!(s.wait_ready(READY));
+        s
+    };
+    let (a, b) = (build(), build());
+    let (token, _) = a.create(Cart::default()).unwrap();
+    assert!(b.validate(&token).unwrap().is_some());
+    let mut con = server.connection();
+    // Real time, and no use meanwhile (a validation is a use): Redis drops
+    // the key by its TTL, and neither server serves its copy past the idle
+    // deadline it knows of.
+    let expired = eventually(Duration::from_secs(5), || {
+        let left: Vec<String> = redis::cmd("KEYS")
+            .arg("sesame:s:*")
+            .query(&mut con)
+            .unwrap();
+        left.is_empty()
+    });
+    assert!(expired.is_some(), "Redis dropped the key by its TTL");
+    assert!(a.validate(&token).unwrap().is_none());
+    assert!(b.validate(&token).unwrap().is_none());
+}

@@ -21,8 +21,11 @@
 //!   an invalidation received for its key is removed (with `SeqCst` on both
 //!   sides, either the reader sees the bump, or the invalidation's removal
 //!   comes after the insert).
-//! - The subscriber thread is the only one that moves `state`; only it and
-//!   readers touch stripes.
+//! - An insert never replaces a copy of the same epoch with a higher
+//!   version: a slow reader cannot take a server's reads back in time.
+//! - A server's own write bumps the stripe too (it calls `invalidate`), so
+//!   a read in flight from before the write cannot cache the old copy.
+//! - The subscriber thread is the only one that moves `state`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -170,6 +173,14 @@ impl<T, P> Cache<T, P> {
         }
         {
             let mut map = self.shard(&key).write();
+            // A slow reader must not replace a newer copy with its older one
+            // (reads on one server never go back in time).
+            if map
+                .get(&key)
+                .is_some_and(|old| old.epoch == copy.epoch && old.version > copy.version)
+            {
+                return false;
+            }
             if map.len() >= self.per_shard && !map.contains_key(&key) {
                 Self::evict(&mut map, ticket.state, now);
             }
@@ -248,10 +259,14 @@ mod tests {
     use super::*;
 
     fn copy(epoch: u64) -> Arc<Copy<u32, String>> {
+        versioned(epoch, 1)
+    }
+
+    fn versioned(epoch: u64, version: u64) -> Arc<Copy<u32, String>> {
         Arc::new(Copy {
             epoch,
             handle: Handle::from_u64(1),
-            version: 1,
+            version,
             principal: None,
             created: 0,
             issued: 0,
@@ -312,6 +327,17 @@ mod tests {
         c.trust();
         assert!(!c.insert(key(1), &copy(t.state), t, 0));
         assert_eq!(c.len(), 0);
+    }
+
+    #[test]
+    fn an_older_copy_never_replaces_a_newer_one() {
+        let c = Cache::new(100);
+        c.trust();
+        let slow = c.ticket(&key(1));
+        let fast = c.ticket(&key(1));
+        assert!(c.insert(key(1), &versioned(fast.state, 5), fast, 0));
+        assert!(!c.insert(key(1), &versioned(slow.state, 4), slow, 0));
+        assert_eq!(c.peek(&key(1), 0, |c| c.version), Some(5));
     }
 
     #[test]
