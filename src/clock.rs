@@ -117,7 +117,17 @@ pub(crate) fn duration_millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// The engine's view of a clock: never goes backwards.
+/// Engine milliseconds start here rather than at zero: 10^12 ms, about 31.7
+/// years (a whole number of wheel ticks, so tick boundaries stay where they
+/// were). Sessions restored from a snapshot were created and last seen
+/// before this engine started; the offset lets their times (and so their
+/// idle deadlines) be represented exactly as engine ms without going below
+/// zero. Any live session's last use lies within the longest timeout (ten
+/// years) of now, well inside the offset.
+pub(crate) const ENGINE_EPOCH_MS: u64 = 1_000_000_000_000;
+
+/// The engine's view of a clock: never goes backwards, counts from
+/// [`ENGINE_EPOCH_MS`].
 pub(crate) struct EngineClock {
     clock: Arc<dyn Clock>,
     high_water: AtomicU64,
@@ -125,7 +135,7 @@ pub(crate) struct EngineClock {
 
 impl EngineClock {
     pub(crate) fn new(clock: Arc<dyn Clock>) -> Self {
-        let now = clock.now_millis();
+        let now = clock.now_millis().saturating_add(ENGINE_EPOCH_MS);
         Self {
             clock,
             high_water: AtomicU64::new(now),
@@ -139,7 +149,8 @@ impl EngineClock {
     /// the system clock).
     #[inline]
     pub(crate) fn now(&self) -> u64 {
-        let t = self.clock.now_millis();
+        // Saturating: a clock near u64::MAX ms (584 million years) stays put.
+        let t = self.clock.now_millis().saturating_add(ENGINE_EPOCH_MS);
         let hw = self.high_water.load(Ordering::Relaxed);
         if t > hw {
             self.high_water.fetch_max(t, Ordering::Relaxed);
@@ -159,11 +170,11 @@ mod tests {
         let manual = ManualClock::new();
         manual.set(Duration::from_secs(100));
         let ec = EngineClock::new(Arc::new(manual.clone()));
-        assert_eq!(ec.now(), 100_000);
+        assert_eq!(ec.now(), ENGINE_EPOCH_MS + 100_000);
         manual.rewind(Duration::from_secs(50));
-        assert_eq!(ec.now(), 100_000);
+        assert_eq!(ec.now(), ENGINE_EPOCH_MS + 100_000);
         manual.advance(Duration::from_secs(60));
-        assert_eq!(ec.now(), 110_000);
+        assert_eq!(ec.now(), ENGINE_EPOCH_MS + 110_000);
     }
 
     #[test]

@@ -65,7 +65,12 @@
 //! - `tower`: `sesame::tower::SessionLayer`, which gives each request a lazily
 //!   created `sesame::tower::Session` and writes the cookie only when it changes.
 //! - `axum`: `sesame::tower::Session` as an axum extractor. The demo
-//!   server: `cargo run --example demo --features axum`.
+//!   server: `cargo run --example demo --features axum,snapshot`.
+//! - `snapshot`: `Sessions::save_snapshot` writes every live session to a
+//!   file crash-safely (digests, never tokens) and `Sessions::load_snapshot`
+//!   restores them after a restart, so users stay logged in;
+//!   `Sessions::snapshot_every` saves periodically and once more at
+//!   shutdown. See `sesame::snapshot`.
 //!
 //! # Locking
 //!
@@ -91,6 +96,8 @@ mod reaper;
 pub mod redis;
 mod session;
 mod shard;
+#[cfg(feature = "snapshot")]
+pub mod snapshot;
 pub mod stats;
 pub mod token;
 #[cfg(feature = "tower")]
