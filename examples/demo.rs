@@ -2,7 +2,7 @@
 //! logout, "log out everywhere" and a list of the user's sessions.
 //!
 //! ```sh
-//! cargo run --example demo --features axum
+//! cargo run --example demo --features axum,snapshot
 //! ```
 //!
 //! Listens on `127.0.0.1:3000` unless `SESAME_ADDR` says otherwise; the idle
@@ -13,10 +13,27 @@
 //! it over plain HTTP from `localhost` only, so open
 //! <http://localhost:3000>.
 //!
-//! The tests (`tests/demo_e2e.rs`) include this very file and drive
-//! [`router`] over TCP, so what they check is what `cargo run` serves.
+//! # Surviving a restart
+//!
+//! With `SESAME_SNAPSHOT=path` the server restores the sessions saved in
+//! `path` at start, saves them every minute and once more after a graceful
+//! shutdown (Ctrl-C, or SIGTERM on Unix): a logged-in browser stays logged
+//! in across a restart. The secret key that makes old cookies valid again
+//! lives in its own file, `SESAME_SECRET_FILE` (default `<path>.key`),
+//! created with mode `0600` on first start; a key file readable by others is
+//! refused. A snapshot that does not load (another key, damaged, another
+//! version) is moved aside to `<path>.rejected` and the server starts empty.
+//! Without `SESAME_SNAPSHOT` (and without `SESAME_SECRET_FILE`) each process
+//! draws a random key and nothing touches the disk.
+//!
+//! The tests (`tests/demo_e2e.rs`, `tests/demo_restart.rs`) include this
+//! very file and drive [`router`], [`start`] and [`serve`] over TCP, so what
+//! they check is what `cargo run` serves.
 
+use std::ffi::OsString;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Form, Path, Request, State};
@@ -25,14 +42,15 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use sesame::snapshot::{LoadReport, SaveReport, SnapshotError, SnapshotTask};
 use sesame::tower::{Session, SessionLayer};
 use sesame::{ErrorKind, Handle, Sessions};
 use subtle::ConstantTimeEq as _;
 
 /// What a session holds: how often this visitor has seen `/`.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Visits {
     /// Visits of `/` in this session.
     pub count: u64,
@@ -43,9 +61,16 @@ pub type DemoSessions = Sessions<Visits, String>;
 
 type DemoSession = Session<Visits, String>;
 
+/// The error of the demo's startup and serving.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// The demo users and their passwords. A real application stores password
 /// hashes (argon2id), never passwords.
 const USERS: [(&str, &str); 2] = [("alice", "wonderland"), ("bob", "builder")];
+
+/// How often a snapshot is saved while serving: a crash (not a graceful
+/// shutdown, which saves) loses at most this much session activity.
+const SNAPSHOT_EVERY: Duration = Duration::from_secs(60);
 
 /// The demo's routes, behind the session layer, the cross-site check and
 /// the request log (outermost).
@@ -66,43 +91,295 @@ pub fn router(sessions: DemoSessions) -> Router {
         .with_state(sessions)
 }
 
-/// Builds the engine from the environment: `SESAME_IDLE_SECS` (default 1800).
-pub fn sessions_from_env() -> Result<DemoSessions, Box<dyn std::error::Error>> {
-    let idle = match std::env::var("SESAME_IDLE_SECS") {
-        Ok(s) => s
-            .parse::<u64>()
-            .map_err(|_| format!("SESAME_IDLE_SECS: expected whole seconds, got {s:?}"))?,
-        Err(_) => 1800,
+/// The demo's settings, read from `SESAME_*` environment variables (an
+/// empty variable counts as unset).
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `SESAME_ADDR`: where to listen (default `127.0.0.1:3000`).
+    pub addr: SocketAddr,
+    /// `SESAME_IDLE_SECS`: the idle timeout (default 30 minutes).
+    pub idle: Duration,
+    /// `SESAME_SNAPSHOT`: the snapshot file; `None`: no snapshots.
+    pub snapshot: Option<PathBuf>,
+    /// `SESAME_SECRET_FILE`, else `<snapshot>.key` when there is a
+    /// snapshot: the secret key's file; `None`: a random key per process.
+    pub secret_file: Option<PathBuf>,
+    /// How often a snapshot is saved while serving.
+    pub snapshot_every: Duration,
+}
+
+impl Config {
+    /// Reads the settings from the process environment.
+    pub fn from_env() -> Result<Self, BoxError> {
+        Self::from_vars(|name| std::env::var_os(name))
+    }
+
+    /// Reads the settings through `var`, which looks up a variable by name
+    /// (tests pass a map; the process environment is shared by all tests).
+    pub fn from_vars(var: impl Fn(&str) -> Option<OsString>) -> Result<Self, BoxError> {
+        let var = |name: &str| var(name).filter(|v| !v.is_empty());
+        let text = |name: &str| -> Result<Option<String>, BoxError> {
+            match var(name) {
+                None => Ok(None),
+                Some(v) => v
+                    .into_string()
+                    .map(Some)
+                    .map_err(|v| format!("{name}: expected UTF-8, got {v:?}").into()),
+            }
+        };
+        let addr = match text("SESAME_ADDR")? {
+            Some(s) => s
+                .parse()
+                .map_err(|_| format!("SESAME_ADDR: expected host:port, got {s:?}"))?,
+            None => SocketAddr::from(([127, 0, 0, 1], 3000)),
+        };
+        let idle = match text("SESAME_IDLE_SECS")? {
+            Some(s) => s
+                .parse::<u64>()
+                .map_err(|_| format!("SESAME_IDLE_SECS: expected whole seconds, got {s:?}"))?,
+            None => 1800,
+        };
+        let snapshot = var("SESAME_SNAPSHOT").map(PathBuf::from);
+        let secret_file = var("SESAME_SECRET_FILE")
+            .map(PathBuf::from)
+            .or_else(|| snapshot.as_deref().map(|p| with_suffix(p, ".key")));
+        Ok(Self {
+            addr,
+            idle: Duration::from_secs(idle),
+            snapshot,
+            secret_file,
+            snapshot_every: SNAPSHOT_EVERY,
+        })
+    }
+}
+
+/// `path` with `suffix` appended to its file name.
+fn with_suffix(path: &std::path::Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// What [`start`] did with the snapshot file.
+#[derive(Debug)]
+pub enum Restore {
+    /// No `SESAME_SNAPSHOT`: snapshots are off.
+    Off,
+    /// No file yet (a first start): the server starts empty.
+    NoFile,
+    /// The file was loaded.
+    Loaded(LoadReport),
+    /// The file did not load; the server starts empty. The file was moved
+    /// to `moved_to` so that no save overwrites it; when it could not be
+    /// moved (`None`), snapshots are off for this run, for the same reason.
+    Rejected {
+        /// Why the file did not load.
+        error: SnapshotError,
+        /// Where the refused file now is.
+        moved_to: Option<PathBuf>,
+    },
+}
+
+/// A started demo: the engine with its sessions restored, and the periodic
+/// snapshot task when snapshots are on. Hand it to [`serve`].
+#[derive(Debug)]
+pub struct Demo {
+    /// The engine.
+    pub sessions: DemoSessions,
+    /// What happened to the snapshot file.
+    pub restore: Restore,
+    task: Option<SnapshotTask<Visits, String>>,
+}
+
+/// Builds the engine from `config`: reads (or creates) the secret key file,
+/// restores the snapshot, saves it back at once (so that an unwritable
+/// snapshot path stops the server now rather than losing every session at
+/// shutdown) and starts the periodic snapshot task.
+///
+/// A snapshot that does not load is not an error (see [`Restore`]); an
+/// unusable key file, an unwritable snapshot or a bad setting is.
+pub fn start(config: &Config) -> Result<Demo, BoxError> {
+    let mut builder = DemoSessions::builder()
+        .idle_timeout(config.idle)
+        .absolute_timeout(config.idle.max(sesame::config::DEFAULT_ABSOLUTE_TIMEOUT));
+    if let Some(file) = &config.secret_file {
+        let key = sesame::snapshot::load_or_create_key(file)
+            .map_err(|e| format!("secret key file {}: {}", file.display(), describe(&e)))?;
+        builder = builder.secret_key(key);
+    }
+    let sessions = builder.build()?;
+    let Some(path) = &config.snapshot else {
+        return Ok(Demo {
+            sessions,
+            restore: Restore::Off,
+            task: None,
+        });
     };
-    let idle = Duration::from_secs(idle);
-    let absolute = idle.max(sesame::config::DEFAULT_ABSOLUTE_TIMEOUT);
-    Ok(DemoSessions::builder()
-        .idle_timeout(idle)
-        .absolute_timeout(absolute)
-        .build()?)
+    let restore = restore(&sessions, path);
+    let task = match &restore {
+        Restore::Rejected { moved_to: None, .. } => None,
+        _ => {
+            sessions.save_snapshot(path).map_err(|e| {
+                format!(
+                    "SESAME_SNAPSHOT {}: cannot save: {}",
+                    path.display(),
+                    describe(&e)
+                )
+            })?;
+            Some(sessions.snapshot_every(path, config.snapshot_every))
+        }
+    };
+    Ok(Demo {
+        sessions,
+        restore,
+        task,
+    })
+}
+
+/// Loads the snapshot at `path` into `sessions`, logging what it did; a
+/// file that does not load is moved aside.
+fn restore(sessions: &DemoSessions, path: &std::path::Path) -> Restore {
+    let shown = path.display();
+    match sessions.load_snapshot_if_exists(path) {
+        Ok(None) => {
+            tracing::info!("no snapshot at {shown} yet: starting empty");
+            Restore::NoFile
+        }
+        Ok(Some(r)) => {
+            tracing::info!(
+                restored = r.restored,
+                expired = r.expired,
+                duplicates = r.duplicates,
+                refused_full = r.refused_full,
+                "snapshot {shown} loaded"
+            );
+            Restore::Loaded(r)
+        }
+        Err(error) => {
+            let why = describe(&error);
+            let moved_to = match set_aside(path) {
+                Ok(to) => {
+                    tracing::warn!(
+                        "snapshot {shown} refused ({why}): moved to {}, starting empty",
+                        to.display()
+                    );
+                    Some(to)
+                }
+                Err(e) => {
+                    tracing::error!(
+                        "snapshot {shown} refused ({why}) and not moved aside ({e}): \
+                         starting empty, snapshots off for this run so that it is not overwritten"
+                    );
+                    None
+                }
+            };
+            Restore::Rejected { error, moved_to }
+        }
+    }
+}
+
+/// Renames a refused snapshot to `<path>.rejected` (or `.rejected.1`, ...:
+/// an earlier refused file is kept too).
+fn set_aside(path: &std::path::Path) -> std::io::Result<PathBuf> {
+    for n in 0..100 {
+        let to = match n {
+            0 => with_suffix(path, ".rejected"),
+            n => with_suffix(path, &format!(".rejected.{n}")),
+        };
+        if !to.try_exists()? {
+            std::fs::rename(path, &to)?;
+            return Ok(to);
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AlreadyExists,
+        "100 rejected snapshots already kept",
+    ))
+}
+
+/// A snapshot error with its cause (an I/O error's text).
+fn describe(e: &SnapshotError) -> String {
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
+}
+
+/// Serves `demo` on `listener` until `shutdown` completes, lets requests in
+/// flight finish, then saves the final snapshot (when snapshots are on) and
+/// returns what it saved.
+///
+/// # Errors
+///
+/// When serving or the final save fails (both are logged).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    demo: Demo,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Option<SaveReport>, BoxError> {
+    let Demo { sessions, task, .. } = demo;
+    let served = axum::serve(listener, router(sessions))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    if let Err(e) = &served {
+        tracing::error!("serving failed: {e}");
+    }
+    let Some(task) = task else {
+        return Ok(served.map(|()| None)?);
+    };
+    // Joins the saver thread and writes a file: not on the async runtime.
+    match tokio::task::spawn_blocking(move || task.finish()).await? {
+        Ok(report) => {
+            tracing::info!(saved = report.saved, bytes = report.bytes, "snapshot saved");
+            served?;
+            Ok(Some(report))
+        }
+        Err(e) => {
+            tracing::error!(
+                "final snapshot failed, the previous one stays: {}",
+                describe(&e)
+            );
+            served?;
+            Err(e.into())
+        }
+    }
+}
+
+/// Completes on Ctrl-C, or on SIGTERM on Unix (what `kill`, systemd and
+/// container runtimes send).
+async fn shutdown_signal() {
+    // If a handler cannot be installed, wait for the other one.
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("Ctrl-C: finishing requests in flight, then exiting"),
+        () = term => tracing::info!("SIGTERM: finishing requests in flight, then exiting"),
+    }
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), BoxError> {
     tracing_subscriber::fmt().with_target(false).init();
-    let addr: SocketAddr = match std::env::var("SESAME_ADDR") {
-        Ok(s) => s
-            .parse()
-            .map_err(|_| format!("SESAME_ADDR: expected host:port, got {s:?}"))?,
-        Err(_) => SocketAddr::from(([127, 0, 0, 1], 3000)),
-    };
-    let sessions = sessions_from_env()?;
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let config = Config::from_env()?;
+    let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    let demo = start(&config)?;
     tracing::info!("sesame demo listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, router(sessions))
-        .with_graceful_shutdown(async {
-            // If the handler cannot be installed, run until killed.
-            if tokio::signal::ctrl_c().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-            tracing::info!("Ctrl-C: finishing requests in flight, then exiting");
-        })
-        .await?;
+    serve(listener, demo, shutdown_signal()).await?;
     Ok(())
 }
 

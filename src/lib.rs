@@ -65,7 +65,7 @@
 //! - `tower`: `sesame::tower::SessionLayer`, which gives each request a lazily
 //!   created `sesame::tower::Session` and writes the cookie only when it changes.
 //! - `axum`: `sesame::tower::Session` as an axum extractor. The demo
-//!   server: `cargo run --example demo --features axum`.
+//!   server: `cargo run --example demo --features axum,snapshot`.
 //! - `snapshot`: `Sessions::save_snapshot` writes every live session to a
 //!   file crash-safely (digests, never tokens) and `Sessions::load_snapshot`
 //!   restores them after a restart, so users stay logged in;
@@ -92,6 +92,8 @@ pub mod error;
 pub mod events;
 pub mod key;
 mod reaper;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod session;
 mod shard;
 #[cfg(feature = "snapshot")]

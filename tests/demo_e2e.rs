@@ -13,7 +13,7 @@ use std::time::Duration;
 use reqwest::header::{COOKIE, HeaderValue};
 use reqwest::{Method, StatusCode};
 use sesame::{ManualClock, Sessions};
-use support::{Http, NAME, serve};
+use support::{Http, LogBuffer, NAME, serve};
 
 use demo::DemoSessions;
 
@@ -514,29 +514,6 @@ async fn healthz_reports_stats_and_creates_nothing() {
     assert_eq!(sessions.len(), 2);
 }
 
-/// A log sink for the demo's request log.
-#[derive(Clone, Default)]
-struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
-    type Writer = LogBuffer;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_request_log_never_holds_a_token() {
     let log = LogBuffer::default();
@@ -557,7 +534,7 @@ async fn the_request_log_never_holds_a_token() {
         .await;
     http.get("/api/sessions", Some(&alice)).await;
     http.post("/logout", Some(&alice), "").await;
-    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let text = log.text();
     assert!(
         text.contains("path=\"/login\"") && text.contains("status=303"),
         "{text}"

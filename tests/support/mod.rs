@@ -22,15 +22,7 @@ pub async fn serve(router: Router) -> Http {
     tokio::spawn(async move {
         axum::serve(listener, router).await.expect("server runs");
     });
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .build()
-        .expect("client");
-    Http {
-        client,
-        base: format!("http://{addr}"),
-    }
+    Http::new(addr)
 }
 
 /// A client bound to one server.
@@ -49,6 +41,20 @@ pub struct Reply {
 }
 
 impl Http {
+    /// A client for the server at `addr` (plain HTTP, no redirects followed,
+    /// no proxy).
+    pub fn new(addr: SocketAddr) -> Self {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()
+            .expect("client");
+        Self {
+            client,
+            base: format!("http://{addr}"),
+        }
+    }
+
     /// A request to `path`, with the session cookie `token` if given.
     pub fn request(
         &self,
@@ -160,5 +166,36 @@ impl Reply {
 
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).expect("JSON body")
+    }
+}
+
+/// A log sink: install it as the test binary's global tracing subscriber,
+/// then read what was logged.
+#[derive(Clone, Default)]
+pub struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl LogBuffer {
+    /// Everything logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).expect("UTF-8 log")
+    }
+}
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
     }
 }
