@@ -325,9 +325,12 @@ where
         if len % PURGE_CHECK_EVERY == 0 {
             let map = shard.map.read();
             if len > 2 * map.len() + PURGE_CHECK_EVERY {
-                ring.retain(|k| {
-                    matches!(map.get(k), Some(Slot::Live(e)) if e.is_alive() && e.principal.read().is_none())
-                });
+                // Keys whose slot is gone or a grace alias. A slot only:
+                // reading each entry (its liveness, its principal lock) would
+                // add a cache miss and two atomics per key, and eviction
+                // checks both anyway. A logged-in session's key is never
+                // here: login rotates to a key that is not pushed.
+                ring.retain(|k| matches!(map.get(k), Some(Slot::Live(_))));
                 ring.shrink_to_fit();
             }
         }
@@ -372,13 +375,15 @@ where
         };
         let key = inner.secret.digest(&bytes);
         let shard = self.shard(&key);
-        let now = inner.clock.now();
         let map = shard.map.read();
-        match map
-            .get(&key)
-            .and_then(|s| s.resolve(now, inner.config.idle_ms))
-        {
-            Some(e) => {
+        // The clock is read only when there is something to check it
+        // against: a miss costs no clock read.
+        let found = map.get(&key).and_then(|s| {
+            let now = inner.clock.now();
+            s.resolve(now, inner.config.idle_ms).map(|e| (e, now))
+        });
+        match found {
+            Some((e, now)) => {
                 e.touch(now);
                 Some(f(e))
             }
@@ -782,41 +787,47 @@ where
         let idle = self.idle_ms();
         let mut again: Vec<(SessionKey, u64)> = Vec::new();
         let mut killed: Vec<(Arc<Entry<T, P>>, ExpiryReason)> = Vec::new();
+        // What to do with each key of a chunk: `None` keep (or gone),
+        // `Some(None)` drop a dead or lapsed slot, `Some(Some(r))` expire.
+        let mut verdicts: Vec<Option<Option<ExpiryReason>>> = Vec::with_capacity(REAP_LOCK_CHUNK);
         for chunk in keys.chunks(REAP_LOCK_CHUNK) {
             let mut map = shard.map.write();
-            for key in chunk {
-                let remove = match map.get(key) {
-                    None => false,
-                    Some(Slot::Live(e)) if !e.is_alive() => true,
-                    Some(Slot::Live(e)) => {
-                        let idle_at = e.idle_deadline(idle);
-                        let abs_at = e.abs_deadline.load(Ordering::Relaxed);
-                        if now >= idle_at.min(abs_at) {
-                            if e.try_kill() {
-                                let reason = if abs_at <= idle_at {
-                                    ExpiryReason::Absolute
-                                } else {
-                                    ExpiryReason::Idle
-                                };
-                                killed.push((Arc::clone(e), reason));
-                            }
-                            true
-                        } else {
-                            again.push((*key, idle_at.min(abs_at)));
-                            false
-                        }
+            // Pass 1, plain loads only: with no atomic read-modify-write in
+            // the loop (each is a full fence on x86), the cache misses of
+            // the chunk's slots and entries overlap instead of queueing.
+            verdicts.clear();
+            verdicts.extend(chunk.iter().map(|key| match map.get(key) {
+                None => None,
+                Some(Slot::Live(e)) if !e.is_alive() => Some(None),
+                Some(Slot::Live(e)) => {
+                    let idle_at = e.idle_deadline(idle);
+                    let abs_at = e.abs_deadline.load(Ordering::Relaxed);
+                    if now < idle_at.min(abs_at) {
+                        again.push((*key, idle_at.min(abs_at)));
+                        return None;
                     }
-                    Some(Slot::Grace { entry, until }) => {
-                        if now >= *until || !entry.is_alive() {
-                            true
-                        } else {
-                            again.push((*key, *until));
-                            false
-                        }
+                    Some(Some(if abs_at <= idle_at {
+                        ExpiryReason::Absolute
+                    } else {
+                        ExpiryReason::Idle
+                    }))
+                }
+                Some(Slot::Grace { entry, until }) => {
+                    if now < *until && entry.is_alive() {
+                        again.push((*key, *until));
+                        return None;
                     }
-                };
-                if remove {
-                    map.remove(key);
+                    Some(None)
+                }
+            }));
+            // Pass 2: remove and kill, on lines now in cache. The slot's own
+            // reference moves into `killed`: no extra count traffic.
+            for (key, verdict) in chunk.iter().zip(&verdicts) {
+                let Some(expiry) = verdict else { continue };
+                if let (Some(Slot::Live(e)), Some(reason)) = (map.remove(key), expiry)
+                    && e.try_kill()
+                {
+                    killed.push((e, *reason));
                 }
             }
         }
@@ -826,10 +837,49 @@ where
                 wheel.insert(tick_of(at), key);
             }
         }
-        for (e, reason) in &killed {
-            self.retire(e, EventKind::Expired(*reason));
-        }
+        self.retire_expired(&killed);
         killed.len()
+    }
+
+    /// [`Sessions::retire`] for a batch of expired entries: the shared
+    /// counters move once per batch, not once per session (each atomic
+    /// read-modify-write also stalls the reaper's cache misses).
+    fn retire_expired(&self, killed: &[(Arc<Entry<T, P>>, ExpiryReason)]) {
+        if killed.is_empty() {
+            return;
+        }
+        let inner = &*self.inner;
+        let (mut anonymous, mut absolute) = (0, 0);
+        let events = inner.bus.active();
+        for (entry, reason) in killed {
+            let principal = entry.principal.read();
+            match &*principal {
+                None => anonymous += 1,
+                Some(p) => inner.users.remove(p, entry),
+            }
+            if *reason == ExpiryReason::Absolute {
+                absolute += 1;
+            }
+            if events {
+                inner.bus.emit(
+                    EventKind::Expired(*reason),
+                    entry.handle,
+                    principal.as_ref(),
+                );
+            }
+        }
+        inner.live.fetch_sub(killed.len(), Ordering::AcqRel);
+        if anonymous > 0 {
+            inner.anonymous.fetch_sub(anonymous, Ordering::AcqRel);
+        }
+        let c = &inner.counters;
+        if absolute > 0 {
+            c.expired_absolute.fetch_add(absolute, Ordering::Relaxed);
+        }
+        if killed.len() as u64 > absolute {
+            c.expired_idle
+                .fetch_add(killed.len() as u64 - absolute, Ordering::Relaxed);
+        }
     }
 }
 

@@ -22,6 +22,12 @@ pub enum ErrorKind {
     Full,
     /// A remote backend (Redis) cannot be reached; the engine fails closed.
     Unavailable,
+    /// A remote backend's optimistic update lost to concurrent writers too
+    /// many times in a row; nothing was written.
+    Conflict,
+    /// Session data could not be encoded for, or decoded from, a remote
+    /// backend (for example after an incompatible change of its type).
+    Encoding,
 }
 
 impl Error {
@@ -43,6 +49,8 @@ impl fmt::Display for Error {
                 "session store full: at max_sessions with no anonymous session to evict"
             }
             ErrorKind::Unavailable => "session backend unavailable",
+            ErrorKind::Conflict => "session update lost to concurrent writers; nothing written",
+            ErrorKind::Encoding => "session data could not be encoded or decoded",
         })
     }
 }

@@ -95,6 +95,8 @@ pub mod key;
 #[doc(hidden)]
 pub mod model;
 mod reaper;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod session;
 mod shard;
 #[cfg(feature = "snapshot")]

@@ -1,0 +1,110 @@
+//! End-to-end bench server: one axum handler that reads and updates a
+//! session counter, behind sesame's layer or tower-sessions (its
+//! `MemoryStore` or its moka store). Driven by `benches/e2e.sh`.
+//!
+//! ```text
+//! cargo run --release --features axum --example e2e -- STORE PORT SESSIONS COOKIE_FILE
+//! ```
+//!
+//! `STORE` is `sesame`, `tower_sessions` or `tower_sessions_moka`. The
+//! server creates `SESSIONS` sessions before it listens and writes one
+//! `Cookie` header value per line to `COOKIE_FILE`, so that the load
+//! generator spreads its requests over live sessions (no creation in the
+//! measured loop, the same for every store). It listens on 127.0.0.1 only
+//! and runs until killed.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use sesame::Sessions;
+use sesame::tower::{Session, SessionLayer};
+use tower_sessions::session::{Id, Record};
+use tower_sessions::{MemoryStore, SessionManagerLayer, SessionStore};
+use tower_sessions_moka_store::MokaStore;
+
+/// sesame: the counter lives in the engine, updated in place.
+async fn sesame_visit(session: Session<u64>) -> String {
+    session
+        .update(|n| {
+            *n += 1;
+            n.to_string()
+        })
+        .unwrap_or_default()
+}
+
+/// tower-sessions: read the counter, write it back (saved by the layer).
+async fn tower_visit(session: tower_sessions::Session) -> String {
+    let n: u64 = session.get("n").await.ok().flatten().unwrap_or(0);
+    let _ = session.insert("n", n + 1).await;
+    (n + 1).to_string()
+}
+
+async fn tower_fill(store: &impl SessionStore, n: usize) -> Vec<String> {
+    let mut cookies = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut r = Record {
+            id: Id::default(),
+            data: HashMap::from([("n".to_owned(), 0u64.into())]),
+            expiry_date: time::OffsetDateTime::now_utc() + Duration::from_secs(3600),
+        };
+        store.create(&mut r).await.expect("store");
+        cookies.push(format!("id={}", r.id));
+    }
+    cookies
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, store, port, n, cookie_file] = args.as_slice() else {
+        return Err("usage: e2e STORE PORT SESSIONS COOKIE_FILE".into());
+    };
+    let n: usize = n.parse()?;
+    let (app, cookies) = match store.as_str() {
+        "sesame" => {
+            let sessions = Sessions::<u64>::builder()
+                .idle_timeout(Duration::from_secs(3600))
+                .max_sessions(n * 2 + 1024)
+                .build()?;
+            let cookies = (0..n)
+                .map(|_| {
+                    let (t, _) = sessions.create(0).expect("room");
+                    format!("__Host-id={}", t.as_str())
+                })
+                .collect();
+            let app = Router::new()
+                .route("/", get(sesame_visit))
+                .layer(SessionLayer::new(sessions));
+            (app, cookies)
+        }
+        "tower_sessions" => {
+            let store = MemoryStore::default();
+            let cookies = tower_fill(&store, n).await;
+            let app = Router::new()
+                .route("/", get(tower_visit))
+                .layer(SessionManagerLayer::new(store));
+            (app, cookies)
+        }
+        "tower_sessions_moka" => {
+            let store = MokaStore::new(Some(n as u64 * 2 + 1024));
+            let cookies = tower_fill(&store, n).await;
+            let app = Router::new()
+                .route("/", get(tower_visit))
+                .layer(SessionManagerLayer::new(store));
+            (app, cookies)
+        }
+        other => return Err(format!("unknown store {other}").into()),
+    };
+    let mut f = std::io::BufWriter::new(std::fs::File::create(cookie_file)?);
+    for c in &cookies {
+        writeln!(f, "{c}")?;
+    }
+    f.flush()?;
+    drop(f);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port.parse::<u16>()?)).await?;
+    axum::serve(listener, app).await?;
+    Ok(())
+}

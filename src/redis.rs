@@ -1,0 +1,885 @@
+//! Many servers, one session space: Redis is the source of truth and each
+//! server keeps a near cache of it (feature `redis`).
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use sesame::SecretKey;
+//! use sesame::redis::RedisSessions;
+//!
+//! #[derive(Clone, Default, serde::Serialize, serde::Deserialize)]
+//! struct Cart { items: Vec<u32> }
+//!
+//! # let key_bytes = [7u8; 32];
+//! // Every server: same URL, same secret key.
+//! let sessions = RedisSessions::<Cart>::builder("redis://127.0.0.1:6379/")
+//!     .secret_key(SecretKey::from_bytes(key_bytes))
+//!     .idle_timeout(Duration::from_secs(30 * 60))
+//!     .build()?;
+//!
+//! let (token, _) = sessions.create(Cart::default())?;      // written to Redis
+//! sessions.update(&token, |cart| cart.items.push(7))?;    // atomic, versioned
+//! let token = sessions.login(&token, "alice".to_string())?;
+//! assert_eq!(sessions.get(&token)?.unwrap().items, vec![7]); // then served locally
+//! sessions.revoke_user(&"alice".to_string())?;           // every server, within ms
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Implementation
+//!
+//! - **Reads**: a valid local copy answers without a round trip. A miss
+//!   reads Redis once (one script) and caches the copy.
+//! - **Writes** go to Redis first, each as one Lua script, so each is atomic:
+//!   create; update with a version check (optimistic concurrency, retried
+//!   with the current value the script hands back, so concurrent updates
+//!   from several servers all land); rotate and login (move the data, delete
+//!   the old key, update the principal index, in one step); destroy; revoke.
+//!   A write that changes or ends a session publishes its digest on the
+//!   invalidation channel, and every server (the writer too) drops its copy.
+//! - **Invalidation**: a thread per store subscribes to the channel. While
+//!   the subscription is down no copy is served: reads go to Redis, and
+//!   copies made before the gap are never served again (see `cache`). So a
+//!   revoked session is never accepted because an invalidation was missed.
+//! - **Expiry** is Redis's: every key expires at `min(idle deadline,
+//!   absolute deadline)`, on Redis's clock. Reads do not become writes: a
+//!   server refreshes the idle deadline only when less than half of the
+//!   idle timeout is left of what it last saw (at most one touch per
+//!   session, server and half idle period). A local copy is served only
+//!   before the deadlines it knows of and for at most the cache TTL.
+//! - **Nothing secret in Redis**: keys and messages carry hex digests of
+//!   tokens under the secret key, never tokens. Each principal has a set of
+//!   digests for listing and revocation, pruned of expired members.
+//! - **Faults**: every socket has timeouts; a failed connection starts a
+//!   backoff (10 ms doubling to 1 s) during which calls fail fast with
+//!   [`ErrorKind::Unavailable`]; nothing queues; service resumes by itself.
+//!   Fail closed: no operation returns a session it could not check.
+//!
+//! # What the near cache cannot promise
+//!
+//! Invalidation is asynchronous. Between a write on one server and another
+//! server dropping its copy lies the pub/sub delivery (well under a
+//! millisecond typically; a few milliseconds at p99 on a loaded two-core
+//! machine, see the `redis` bench). If the subscription connection dies,
+//! the server keeps serving copies until it notices: at once for a closed
+//! socket (a killed or restarted Redis, `CLIENT KILL`), within about a
+//! second plus the I/O timeout for a silent network partition (a ping each
+//! second). Messages published in that window are lost, which is why no
+//! copy from before a gap is served after it; [`RedisBuilder::cache_ttl`]
+//! bounds what remains. The server that made a write never serves the old
+//! copy again.
+//!
+//! # Blocking
+//!
+//! The API is synchronous like [`crate::Sessions`]: a cache hit does no
+//! I/O; a miss or a write blocks the calling thread for one round trip,
+//! bounded by the I/O timeout. From async code, call the methods that may
+//! reach Redis through `tokio::task::spawn_blocking` (or `block_in_place`);
+//! clones are cheap.
+//!
+//! # Differences from [`crate::Sessions`]
+//!
+//! Methods return `Result` (Redis may be unreachable); `update` may run its
+//! closure more than once (once per attempt) and requires `T: Clone`; there
+//! is no rotation grace window, no per-user limit, no capacity-based
+//! eviction (use Redis's `maxmemory` policy) and no events. Session data
+//! and principals cross the wire as JSON. Needs Redis 5 or later, not
+//! Redis Cluster (scripts name principal sets from data).
+
+mod builder;
+mod cache;
+mod conn;
+mod scripts;
+mod subscriber;
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use redis::Value;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use builder::{
+    DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_IO_TIMEOUT,
+    DEFAULT_PREFIX, RedisBuildError, RedisBuilder, RedisOption,
+};
+
+use crate::clock::{Clock, EngineClock};
+use crate::error::{Error, ErrorKind};
+use crate::key::{SecretKey, SessionKey};
+use crate::token::{SessionToken, TokenInput};
+use crate::{Handle, Principal, SessionInfo};
+use cache::{Cache, Copy};
+use conn::Pool;
+
+/// Attempts of one `update` against concurrent writers before
+/// [`ErrorKind::Conflict`]. Each lost attempt means another write landed,
+/// so the system as a whole always progresses.
+const MAX_UPDATE_ATTEMPTS: usize = 256;
+/// Fresh tokens tried when a new digest already exists in Redis (a 2^-256
+/// event; the bound only keeps the loop finite).
+const MAX_KEY_ATTEMPTS: usize = 4;
+/// A read refreshes the idle deadline in Redis once less than
+/// `idle / TOUCH_DIVISOR` of it is left.
+const TOUCH_DIVISOR: u64 = 2;
+
+/// A session store shared by many servers through Redis, with this
+/// server's near cache in front. See the [module docs](self).
+///
+/// Cloning is cheap (an `Arc`); clones share one cache and one connection
+/// pool.
+pub struct RedisSessions<T, P = String> {
+    shared: Arc<Shared<T, P>>,
+}
+
+impl<T, P> Clone for RedisSessions<T, P> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<T, P> fmt::Debug for RedisSessions<T, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisSessions")
+            .field("prefix", &self.shared.prefix)
+            .field("cache_trusted", &self.shared.cache.trusted())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counters of a [`RedisSessions`]: what went to Redis and why.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RedisStats {
+    /// Reads that went to Redis (cache misses, and every read while the
+    /// cache is untrusted).
+    pub fetches: u64,
+    /// Idle-deadline refreshes sent on cache hits (rate limited).
+    pub touches: u64,
+    /// Keys dropped by invalidation messages.
+    pub invalidations: u64,
+    /// Update attempts lost to a concurrent writer and retried.
+    pub conflicts: u64,
+    /// Operations that failed with [`ErrorKind::Unavailable`].
+    pub unavailable: u64,
+    /// Times the invalidation channel was (re)subscribed.
+    pub subscriptions: u64,
+    /// Local copies held.
+    pub cached: u64,
+    /// Whether local copies are served now (the channel is up).
+    pub cache_trusted: bool,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    fetches: AtomicU64,
+    touches: AtomicU64,
+    pub(crate) invalidations: AtomicU64,
+    conflicts: AtomicU64,
+    unavailable: AtomicU64,
+    pub(crate) subscriptions: AtomicU64,
+}
+
+pub(crate) struct Shared<T, P> {
+    pub(crate) cache: Cache<T, P>,
+    pub(crate) pool: Pool,
+    secret: SecretKey,
+    clock: EngineClock,
+    idle_ms: u64,
+    abs_ms: u64,
+    cache_ttl_ms: u64,
+    prefix: String,
+    channel: String,
+    pub(crate) stats: Counters,
+}
+
+/// What the builder hands over.
+pub(crate) struct Parts {
+    pub(crate) client: redis::Client,
+    pub(crate) secret: SecretKey,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) idle_ms: u64,
+    pub(crate) abs_ms: u64,
+    pub(crate) cache_capacity: usize,
+    pub(crate) cache_ttl_ms: u64,
+    pub(crate) prefix: String,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) io_timeout: Duration,
+}
+
+impl<T, P> RedisSessions<T, P>
+where
+    T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    P: Principal + Serialize + DeserializeOwned,
+{
+    /// A builder for a store on the Redis at `url` (`redis://host:port/db`,
+    /// with `rediss://` for TLS if the `redis` crate is built with it).
+    pub fn builder(url: &str) -> RedisBuilder<T, P> {
+        RedisBuilder::new(url)
+    }
+
+    pub(crate) fn from_parts(parts: Parts) -> Self {
+        let channel = format!("{}:inv", parts.prefix);
+        let client = parts.client.clone();
+        let shared = Arc::new(Shared {
+            cache: Cache::new(parts.cache_capacity),
+            pool: Pool::new(parts.client, parts.connect_timeout, parts.io_timeout),
+            secret: parts.secret,
+            clock: EngineClock::new(parts.clock),
+            idle_ms: parts.idle_ms,
+            abs_ms: parts.abs_ms,
+            cache_ttl_ms: parts.cache_ttl_ms,
+            prefix: parts.prefix,
+            channel: channel.clone(),
+            stats: Counters::default(),
+        });
+        subscriber::spawn(Arc::downgrade(&shared), client, channel);
+        Self { shared }
+    }
+
+    /// Waits up to `timeout` for the invalidation channel to be subscribed,
+    /// after which reads are served from the near cache. Returns whether it
+    /// is. Useful as a readiness check; the store works (reading through)
+    /// before.
+    pub fn wait_ready(&self, timeout: Duration) -> bool {
+        let until = Instant::now() + timeout;
+        loop {
+            if self.shared.cache.trusted() {
+                return true;
+            }
+            if Instant::now() >= until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// The store's counters.
+    pub fn stats(&self) -> RedisStats {
+        let c = &self.shared.stats;
+        RedisStats {
+            fetches: c.fetches.load(Ordering::Relaxed),
+            touches: c.touches.load(Ordering::Relaxed),
+            invalidations: c.invalidations.load(Ordering::Relaxed),
+            conflicts: c.conflicts.load(Ordering::Relaxed),
+            unavailable: c.unavailable.load(Ordering::Relaxed),
+            subscriptions: c.subscriptions.load(Ordering::Relaxed),
+            cached: self.shared.cache.len() as u64,
+            cache_trusted: self.shared.cache.trusted(),
+        }
+    }
+
+    /// Creates an anonymous session holding `data`, in Redis first, then in
+    /// the near cache.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Unavailable`] when Redis cannot be reached,
+    /// [`ErrorKind::Encoding`] when `data` does not serialize.
+    pub fn create(&self, data: T) -> Result<(SessionToken, Handle), Error> {
+        let s = &*self.shared;
+        let bytes = encode(&data)?;
+        let handle = Handle::generate();
+        let handle_hex = handle.to_string();
+        for _ in 0..MAX_KEY_ATTEMPTS {
+            let token = SessionToken::generate();
+            let key = s.secret.digest(token.as_bytes());
+            let ticket = s.cache.ticket(&key);
+            let now = s.clock.now();
+            let reply: Vec<i64> = s.run(|c| {
+                scripts::CREATE
+                    .key(s.session_key(&key))
+                    .arg(&handle_hex)
+                    .arg(&bytes)
+                    .arg(s.idle_ms)
+                    .arg(s.abs_ms)
+                    .invoke(c)
+            })?;
+            if reply.first() != Some(&1) {
+                continue;
+            }
+            let redis_now = reply.get(1).map_or(0, |&t| u64::try_from(t).unwrap_or(0));
+            let copy = Arc::new(Copy {
+                epoch: Cache::<T, P>::epoch_of(ticket),
+                handle,
+                version: 1,
+                principal: None,
+                created: redis_now,
+                issued: redis_now,
+                abs: redis_now.saturating_add(s.abs_ms),
+                skew: skew(redis_now, now),
+                data,
+                hard_until: now.saturating_add(s.abs_ms.min(s.cache_ttl_ms)),
+                idle_until: AtomicU64::new(now.saturating_add(s.idle_ms)),
+                touching: AtomicBool::new(false),
+            });
+            s.cache.insert(key, &copy, ticket, now);
+            return Ok((token, handle));
+        }
+        Err(Error::new(ErrorKind::Conflict))
+    }
+
+    /// Validates a token: the session's handle if it is live, `Ok(None)` if
+    /// the token is malformed, unknown, expired or revoked.
+    ///
+    /// A hit in the near cache takes one shard read lock and no round trip.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Unavailable`] when the answer needs Redis and Redis
+    /// cannot be reached (fail closed: never a session that was not
+    /// checked); [`ErrorKind::Encoding`] when the stored data does not decode.
+    pub fn validate(&self, token: &(impl TokenInput + ?Sized)) -> Result<Option<Handle>, Error> {
+        let s = &*self.shared;
+        let Some(bytes) = token.token_bytes() else {
+            return Ok(None);
+        };
+        let key = s.secret.digest(&bytes);
+        let now = s.clock.now();
+        let fast = s
+            .cache
+            .peek(&key, now, |c| (!s.touch_due(c, now)).then_some(c.handle));
+        if let Some(Some(handle)) = fast {
+            return Ok(Some(handle));
+        }
+        Ok(s.load(&key, now)?.map(|c| c.handle))
+    }
+
+    /// Validates a token and reads the session's data through `f`, which
+    /// runs with no lock held.
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisSessions::validate`].
+    pub fn with<R>(
+        &self,
+        token: &(impl TokenInput + ?Sized),
+        f: impl FnOnce(&T) -> R,
+    ) -> Result<Option<R>, Error> {
+        Ok(self.copy_of(token)?.map(|c| f(&c.data)))
+    }
+
+    /// Validates a token and returns a copy of the session's data.
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisSessions::validate`].
+    pub fn get(&self, token: &(impl TokenInput + ?Sized)) -> Result<Option<T>, Error>
+    where
+        T: Clone,
+    {
+        self.with(token, T::clone)
+    }
+
+    /// Validates a token and returns the session's metadata.
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisSessions::validate`].
+    pub fn info(
+        &self,
+        token: &(impl TokenInput + ?Sized),
+    ) -> Result<Option<SessionInfo<P>>, Error> {
+        let s = &*self.shared;
+        let now = s.clock.now();
+        Ok(self.copy_of(token)?.map(|c| {
+            let seen = shift(now, c.skew);
+            SessionInfo {
+                handle: c.handle,
+                principal: c.principal.clone(),
+                created: wall(c.created),
+                last_seen: wall(seen),
+                token_issued: wall(c.issued),
+                expires: wall(seen.saturating_add(s.idle_ms).min(c.abs)),
+                absolute_expires: wall(c.abs),
+            }
+        }))
+    }
+
+    fn copy_of(
+        &self,
+        token: &(impl TokenInput + ?Sized),
+    ) -> Result<Option<Arc<Copy<T, P>>>, Error> {
+        let s = &*self.shared;
+        let Some(bytes) = token.token_bytes() else {
+            return Ok(None);
+        };
+        let key = s.secret.digest(&bytes);
+        s.load(&key, s.clock.now())
+    }
+
+    /// Changes the session's data: `f` runs on a copy, and the result is
+    /// written to Redis only if no other write landed since the copy was
+    /// read (a version check in the script). On a conflict the script hands
+    /// back the current data and `f` runs again on it, so concurrent updates
+    /// from any number of servers all land, in some order.
+    ///
+    /// `f` may run more than once: keep it free of side effects beyond the
+    /// data. Every server's copy is invalidated.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotFound`] when no live session answers to the token,
+    /// [`ErrorKind::Unavailable`] when Redis cannot be reached (nothing or
+    /// everything of this update was written: a reply lost after the write
+    /// looks the same), [`ErrorKind::Conflict`] after 256 lost attempts,
+    /// [`ErrorKind::Encoding`] when the data does not (de)serialize.
+    pub fn update<R>(
+        &self,
+        token: &(impl TokenInput + ?Sized),
+        mut f: impl FnMut(&mut T) -> R,
+    ) -> Result<R, Error>
+    where
+        T: Clone,
+    {
+        let s = &*self.shared;
+        let Some(bytes) = token.token_bytes() else {
+            return Err(Error::new(ErrorKind::NotFound));
+        };
+        let key = s.secret.digest(&bytes);
+        let Some(copy) = s.load(&key, s.clock.now())? else {
+            return Err(Error::new(ErrorKind::NotFound));
+        };
+        let mut version = copy.version;
+        let mut data = copy.data.clone();
+        drop(copy);
+        let skey = s.session_key(&key);
+        let hex = hex_key(&key);
+        for _ in 0..MAX_UPDATE_ATTEMPTS {
+            let r = f(&mut data);
+            let encoded = encode(&data)?;
+            let reply: Value = s.run(|c| {
+                scripts::UPDATE
+                    .key(&skey)
+                    .arg(version)
+                    .arg(&encoded)
+                    .arg(s.idle_ms)
+                    .arg(&s.channel)
+                    .arg(&hex)
+                    .invoke(c)
+            })?;
+            let items = array(&reply);
+            match items.first().and_then(int) {
+                Some(1) => {
+                    s.cache.invalidate(&key);
+                    return Ok(r);
+                }
+                Some(0) => {
+                    s.stats.conflicts.fetch_add(1, Ordering::Relaxed);
+                    version = items
+                        .get(1)
+                        .and_then(int)
+                        .and_then(|v| u64::try_from(v).ok())
+                        .ok_or(Error::new(ErrorKind::Unavailable))?;
+                    data = decode(items.get(2).and_then(bulk).unwrap_or_default())?;
+                }
+                _ => {
+                    s.cache.invalidate(&key);
+                    return Err(Error::new(ErrorKind::NotFound));
+                }
+            }
+        }
+        Err(Error::new(ErrorKind::Conflict))
+    }
+
+    /// Gives the session a new token; the old one stops working on every
+    /// server. Data, principal and handle stay.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotFound`] when no live session answers to the token,
+    /// [`ErrorKind::Unavailable`] when Redis cannot be reached.
+    pub fn rotate(&self, token: &(impl TokenInput + ?Sized)) -> Result<SessionToken, Error> {
+        self.rotate_inner(token, None)
+    }
+
+    /// Logs a session in: a new token, bound to `principal`, absolute
+    /// timeout restarted; the pre-login token stops working on every server.
+    /// Data, principal index and invalidation change in one script.
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisSessions::rotate`], and [`ErrorKind::Encoding`] when the
+    /// principal does not serialize.
+    pub fn login(
+        &self,
+        token: &(impl TokenInput + ?Sized),
+        principal: P,
+    ) -> Result<SessionToken, Error> {
+        self.rotate_inner(token, Some(principal))
+    }
+
+    fn rotate_inner(
+        &self,
+        token: &(impl TokenInput + ?Sized),
+        login: Option<P>,
+    ) -> Result<SessionToken, Error> {
+        let s = &*self.shared;
+        let Some(bytes) = token.token_bytes() else {
+            return Err(Error::new(ErrorKind::NotFound));
+        };
+        let old = s.secret.digest(&bytes);
+        let principal = match &login {
+            Some(p) => principal_json(p)?,
+            None => String::new(),
+        };
+        for _ in 0..MAX_KEY_ATTEMPTS {
+            let new_token = SessionToken::generate();
+            let new = s.secret.digest(new_token.as_bytes());
+            if new == old {
+                continue;
+            }
+            let reply: i64 = s.run(|c| {
+                scripts::ROTATE
+                    .key(s.session_key(&old))
+                    .key(s.session_key(&new))
+                    .arg(&s.prefix)
+                    .arg(hex_key(&old))
+                    .arg(hex_key(&new))
+                    .arg(s.idle_ms)
+                    .arg(s.abs_ms)
+                    .arg(&principal)
+                    .arg(&s.channel)
+                    .invoke(c)
+            })?;
+            match reply {
+                1 => {
+                    s.cache.invalidate(&old);
+                    return Ok(new_token);
+                }
+                -1 => continue,
+                _ => {
+                    s.cache.invalidate(&old);
+                    return Err(Error::new(ErrorKind::NotFound));
+                }
+            }
+        }
+        Err(Error::new(ErrorKind::Conflict))
+    }
+
+    /// Destroys the session (logout) on every server. Returns whether a live
+    /// session ended.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Unavailable`] when Redis cannot be reached.
+    pub fn logout(&self, token: &(impl TokenInput + ?Sized)) -> Result<bool, Error> {
+        let s = &*self.shared;
+        let Some(bytes) = token.token_bytes() else {
+            return Ok(false);
+        };
+        let key = s.secret.digest(&bytes);
+        let existed: i64 = s.run(|c| {
+            scripts::DESTROY
+                .key(s.session_key(&key))
+                .arg(&s.prefix)
+                .arg(hex_key(&key))
+                .arg(&s.channel)
+                .invoke(c)
+        })?;
+        s.cache.invalidate(&key);
+        Ok(existed == 1)
+    }
+
+    /// Ends every session of `principal` on every server ("log out
+    /// everywhere"). Returns how many ended.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Unavailable`] when Redis cannot be reached,
+    /// [`ErrorKind::Encoding`] when the principal does not serialize.
+    pub fn revoke_user(&self, principal: &P) -> Result<usize, Error> {
+        self.revoke_inner(principal, None)
+    }
+
+    /// Ends one of `principal`'s sessions by its handle. False if the handle
+    /// is not one of theirs.
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisSessions::revoke_user`].
+    pub fn revoke(&self, principal: &P, handle: Handle) -> Result<bool, Error> {
+        Ok(self.revoke_inner(principal, Some(handle))? > 0)
+    }
+
+    fn revoke_inner(&self, principal: &P, handle: Option<Handle>) -> Result<usize, Error> {
+        let s = &*self.shared;
+        let set = s.user_key(principal)?;
+        let handle = handle.map(|h| h.to_string()).unwrap_or_default();
+        let gone: Vec<Vec<u8>> = s.run(|c| {
+            scripts::REVOKE
+                .key(&set)
+                .arg(&s.prefix)
+                .arg(&s.channel)
+                .arg(&handle)
+                .invoke(c)
+        })?;
+        for key in gone.iter().filter_map(|h| unhex_key(h)) {
+            s.cache.invalidate(&key);
+        }
+        Ok(gone.len())
+    }
+
+    /// The live sessions of `principal`, oldest first: metadata, never
+    /// tokens. Prunes the index of expired sessions.
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisSessions::revoke_user`].
+    pub fn sessions_of(&self, principal: &P) -> Result<Vec<SessionInfo<P>>, Error> {
+        let s = &*self.shared;
+        let set = s.user_key(principal)?;
+        let reply: Value = s.run(|c| scripts::LIST.key(&set).arg(&s.prefix).invoke(c))?;
+        let items = array(&reply);
+        let now = items.first().and_then(uint).unwrap_or(0);
+        let mut out: Vec<SessionInfo<P>> = items
+            .get(1)
+            .map(array)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|row| {
+                let f = array(row);
+                let handle: Handle = std::str::from_utf8(bulk(f.first()?)?).ok()?.parse().ok()?;
+                let (c, i, seen, a) = (
+                    uint(f.get(1)?)?,
+                    uint(f.get(2)?)?,
+                    uint(f.get(3)?)?,
+                    uint(f.get(4)?)?,
+                );
+                let expires = seen.saturating_add(s.idle_ms).min(a);
+                (now < expires).then(|| SessionInfo {
+                    handle,
+                    principal: Some(principal.clone()),
+                    created: wall(c),
+                    last_seen: wall(seen),
+                    token_issued: wall(i),
+                    expires: wall(expires),
+                    absolute_expires: wall(a),
+                })
+            })
+            .collect();
+        out.sort_by_key(|i| i.created);
+        Ok(out)
+    }
+}
+
+impl<T, P> Shared<T, P>
+where
+    T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    P: Principal + Serialize + DeserializeOwned,
+{
+    /// Runs a command, counting failures.
+    fn run<R>(
+        &self,
+        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<R>,
+    ) -> Result<R, Error> {
+        self.pool.run(f).inspect_err(|_| {
+            self.stats.unavailable.fetch_add(1, Ordering::Relaxed);
+        })
+    }
+
+    fn session_key(&self, key: &SessionKey) -> String {
+        format!("{}:s:{}", self.prefix, hex_key(key))
+    }
+
+    fn user_key(&self, principal: &P) -> Result<String, Error> {
+        Ok(format!("{}:u:{}", self.prefix, principal_json(principal)?))
+    }
+
+    /// Whether a hit at `now` should refresh the idle deadline in Redis.
+    #[inline]
+    fn touch_due(&self, c: &Copy<T, P>, now: u64) -> bool {
+        now.saturating_add(self.idle_ms / TOUCH_DIVISOR) >= c.idle_until.load(Ordering::Relaxed)
+    }
+
+    /// The live session for `key`: the local copy, refreshed in Redis if its
+    /// idle deadline is getting close, or a read from Redis.
+    fn load(&self, key: &SessionKey, now: u64) -> Result<Option<Arc<Copy<T, P>>>, Error> {
+        if let Some(c) = self.cache.peek(key, now, Arc::clone) {
+            if self.touch_due(&c, now) && !c.touching.swap(true, Ordering::AcqRel) {
+                let touched = self.touch(key, now);
+                match touched {
+                    Ok(Some(())) => {
+                        c.idle_until
+                            .store(now.saturating_add(self.idle_ms), Ordering::Relaxed);
+                        c.touching.store(false, Ordering::Release);
+                    }
+                    Ok(None) => {
+                        self.cache.discard(key, &c);
+                        return Ok(None);
+                    }
+                    Err(e) => {
+                        c.touching.store(false, Ordering::Release);
+                        return Err(e);
+                    }
+                }
+            }
+            return Ok(Some(c));
+        }
+        self.fetch(key, now)
+    }
+
+    fn touch(&self, key: &SessionKey, _now: u64) -> Result<Option<()>, Error> {
+        self.stats.touches.fetch_add(1, Ordering::Relaxed);
+        let reply: i64 = self.run(|c| {
+            scripts::TOUCH
+                .key(self.session_key(key))
+                .arg(self.idle_ms)
+                .invoke(c)
+        })?;
+        Ok((reply >= 0).then_some(()))
+    }
+
+    fn fetch(&self, key: &SessionKey, now: u64) -> Result<Option<Arc<Copy<T, P>>>, Error> {
+        let ticket = self.cache.ticket(key);
+        self.stats.fetches.fetch_add(1, Ordering::Relaxed);
+        let rec: Option<Vec<Vec<u8>>> = self.run(|c| {
+            scripts::FETCH
+                .key(self.session_key(key))
+                .arg(self.idle_ms)
+                .invoke(c)
+        })?;
+        let Some(rec) = rec else { return Ok(None) };
+        let bad = || Error::new(ErrorKind::Encoding);
+        let field = |i: usize| rec.get(i).map(Vec::as_slice).ok_or_else(bad);
+        let num = |i: usize| -> Result<u64, Error> {
+            std::str::from_utf8(field(i)?)
+                .ok()
+                .and_then(|t| t.parse().ok())
+                .ok_or_else(bad)
+        };
+        let version = num(0)?;
+        let data: T = decode(field(1)?)?;
+        let principal = match field(2)? {
+            [] => None,
+            p => Some(serde_json::from_slice(p).map_err(|_| bad())?),
+        };
+        let handle: Handle = std::str::from_utf8(field(3)?)
+            .ok()
+            .and_then(|h| h.parse().ok())
+            .ok_or_else(bad)?;
+        let (created, issued, seen, abs, redis_now) = (num(4)?, num(5)?, num(6)?, num(7)?, num(8)?);
+        let idle_left = seen.saturating_add(self.idle_ms).saturating_sub(redis_now);
+        let abs_left = abs.saturating_sub(redis_now);
+        let copy = Arc::new(Copy {
+            epoch: Cache::<T, P>::epoch_of(ticket),
+            handle,
+            version,
+            principal,
+            created,
+            issued,
+            abs,
+            skew: skew(redis_now, now),
+            data,
+            hard_until: now.saturating_add(abs_left.min(self.cache_ttl_ms)),
+            idle_until: AtomicU64::new(now.saturating_add(idle_left)),
+            touching: AtomicBool::new(false),
+        });
+        self.cache.insert(*key, &copy, ticket, now);
+        Ok(Some(copy))
+    }
+}
+
+fn encode<V: Serialize>(v: &V) -> Result<Vec<u8>, Error> {
+    serde_json::to_vec(v).map_err(|_| Error::new(ErrorKind::Encoding))
+}
+
+fn decode<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, Error> {
+    serde_json::from_slice(bytes).map_err(|_| Error::new(ErrorKind::Encoding))
+}
+
+fn principal_json<P: Serialize>(p: &P) -> Result<String, Error> {
+    serde_json::to_string(p).map_err(|_| Error::new(ErrorKind::Encoding))
+}
+
+/// Redis ms minus local ms.
+fn skew(redis_now: u64, local_now: u64) -> i64 {
+    (i128::from(redis_now) - i128::from(local_now)).clamp(i64::MIN.into(), i64::MAX.into()) as i64
+}
+
+/// Local ms shifted to Redis ms.
+fn shift(local: u64, skew: i64) -> u64 {
+    (i128::from(local) + i128::from(skew)).clamp(0, u64::MAX.into()) as u64
+}
+
+fn wall(unix_ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(unix_ms)
+}
+
+/// Lowercase hex of a digest: how sessions are named in Redis.
+pub(crate) fn hex_key(key: &SessionKey) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(64);
+    for &b in key.as_bytes() {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
+}
+
+/// Parses 64 hex digits back into a digest.
+pub(crate) fn unhex_key(text: &[u8]) -> Option<SessionKey> {
+    if text.len() != 64 {
+        return None;
+    }
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; 32];
+    for (i, pair) in text.chunks_exact(2).enumerate() {
+        out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    Some(SessionKey::from_bytes(out))
+}
+
+fn array(v: &Value) -> Vec<Value> {
+    match v {
+        Value::Array(items) => items.clone(),
+        _ => Vec::new(),
+    }
+}
+
+fn bulk(v: &Value) -> Option<&[u8]> {
+    match v {
+        Value::BulkString(b) => Some(b),
+        _ => None,
+    }
+}
+
+fn int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(n) => Some(*n),
+        Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+        _ => None,
+    }
+}
+
+fn uint(v: &Value) -> Option<u64> {
+    int(v).and_then(|n| u64::try_from(n).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trips() {
+        let k = SessionKey::from_bytes(std::array::from_fn(|i| i as u8 * 7));
+        let h = hex_key(&k);
+        assert_eq!(h.len(), 64);
+        assert_eq!(unhex_key(h.as_bytes()).unwrap().as_bytes(), k.as_bytes());
+        assert!(unhex_key(h.to_uppercase().as_bytes()).is_none());
+        assert!(unhex_key(&h.as_bytes()[..63]).is_none());
+    }
+
+    #[test]
+    fn skew_and_shift_are_inverse() {
+        let s = skew(1_700_000_000_000, 5_000);
+        assert_eq!(shift(5_000, s), 1_700_000_000_000);
+        assert_eq!(shift(0, -10), 0);
+    }
+}

@@ -1,0 +1,326 @@
+//! The builder of [`RedisSessions`]: every option validated, every failure
+//! naming its option.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::RedisSessions;
+use crate::Principal;
+use crate::clock::{Clock, SystemClock};
+use crate::config::{DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_IDLE_TIMEOUT};
+use crate::key::SecretKey;
+
+/// Default near-cache capacity: sessions this server keeps copies of.
+pub const DEFAULT_CACHE_CAPACITY: usize = 100_000;
+/// Default near-cache time-to-live: the longest a copy is served without
+/// reading Redis again. Invalidations drop copies within milliseconds; this
+/// bounds the damage of one that is lost without the connection noticing.
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(60);
+/// Default key prefix in Redis.
+pub const DEFAULT_PREFIX: &str = "sesame";
+/// Default connect timeout.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Default read/write timeout of a Redis command.
+pub const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(1);
+
+const MIN_TIMEOUT: Duration = Duration::from_secs(1);
+const MAX_TIMEOUT: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+const MAX_NET_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The option a [`RedisBuildError`] is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RedisOption {
+    /// The Redis URL given to [`RedisSessions::builder`].
+    Url,
+    /// [`RedisBuilder::secret_key`]
+    SecretKey,
+    /// [`RedisBuilder::idle_timeout`]
+    IdleTimeout,
+    /// [`RedisBuilder::absolute_timeout`]
+    AbsoluteTimeout,
+    /// [`RedisBuilder::cache_capacity`]
+    CacheCapacity,
+    /// [`RedisBuilder::cache_ttl`]
+    CacheTtl,
+    /// [`RedisBuilder::key_prefix`]
+    KeyPrefix,
+    /// [`RedisBuilder::connect_timeout`]
+    ConnectTimeout,
+    /// [`RedisBuilder::io_timeout`]
+    IoTimeout,
+}
+
+impl fmt::Display for RedisOption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Url => "url",
+            Self::SecretKey => "secret_key",
+            Self::IdleTimeout => "idle_timeout",
+            Self::AbsoluteTimeout => "absolute_timeout",
+            Self::CacheCapacity => "cache_capacity",
+            Self::CacheTtl => "cache_ttl",
+            Self::KeyPrefix => "key_prefix",
+            Self::ConnectTimeout => "connect_timeout",
+            Self::IoTimeout => "io_timeout",
+        })
+    }
+}
+
+/// [`RedisBuilder::build`] refused an option. It never echoes the URL
+/// (which may hold a password) or the key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RedisBuildError {
+    option: RedisOption,
+    expected: &'static str,
+}
+
+impl RedisBuildError {
+    const fn new(option: RedisOption, expected: &'static str) -> Self {
+        Self { option, expected }
+    }
+
+    /// The option that was refused.
+    pub fn option(&self) -> RedisOption {
+        self.option
+    }
+}
+
+impl fmt::Display for RedisBuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid {}: expected {}", self.option, self.expected)
+    }
+}
+
+impl std::error::Error for RedisBuildError {}
+
+/// Builds a [`RedisSessions`]. Start from [`RedisSessions::builder`].
+///
+/// Building does not connect: a Redis that is down at start-up gives
+/// [`crate::ErrorKind::Unavailable`] until it comes up, then service starts
+/// by itself.
+///
+/// ```
+/// use std::time::Duration;
+/// use sesame::SecretKey;
+/// use sesame::redis::{RedisOption, RedisSessions};
+///
+/// let err = RedisSessions::<u32>::builder("redis://127.0.0.1:1/")
+///     .build()
+///     .unwrap_err();
+/// assert_eq!(err.option(), RedisOption::SecretKey); // all servers must share one
+///
+/// let sessions = RedisSessions::<u32>::builder("redis://127.0.0.1:1/")
+///     .secret_key(SecretKey::generate())
+///     .idle_timeout(Duration::from_secs(15 * 60))
+///     .build()?;
+/// # drop(sessions);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[must_use = "a builder does nothing until build() is called"]
+pub struct RedisBuilder<T, P = String> {
+    url: String,
+    secret: Option<SecretKey>,
+    idle: Duration,
+    absolute: Duration,
+    cache_capacity: usize,
+    cache_ttl: Duration,
+    clock: Option<Arc<dyn Clock>>,
+    prefix: String,
+    connect_timeout: Duration,
+    io_timeout: Duration,
+    _types: PhantomData<fn() -> (T, P)>,
+}
+
+impl<T, P> fmt::Debug for RedisBuilder<T, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisBuilder")
+            .field("secret", &self.secret.as_ref().map(|_| ".."))
+            .field("idle", &self.idle)
+            .field("absolute", &self.absolute)
+            .field("cache_capacity", &self.cache_capacity)
+            .field("cache_ttl", &self.cache_ttl)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T, P> RedisBuilder<T, P>
+where
+    T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    P: Principal + Serialize + DeserializeOwned,
+{
+    pub(crate) fn new(url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            secret: None,
+            idle: DEFAULT_IDLE_TIMEOUT,
+            absolute: DEFAULT_ABSOLUTE_TIMEOUT,
+            cache_capacity: DEFAULT_CACHE_CAPACITY,
+            cache_ttl: DEFAULT_CACHE_TTL,
+            clock: None,
+            prefix: DEFAULT_PREFIX.to_owned(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            io_timeout: DEFAULT_IO_TIMEOUT,
+            _types: PhantomData,
+        }
+    }
+
+    /// The secret key of the token digests. **Required**, and the same on
+    /// every server: a token is found by its keyed digest.
+    pub fn secret_key(mut self, key: SecretKey) -> Self {
+        self.secret = Some(key);
+        self
+    }
+
+    /// How long a session may go unused (default 30 minutes, as
+    /// [`crate::Builder::idle_timeout`]). At least 1 s.
+    pub fn idle_timeout(mut self, idle: Duration) -> Self {
+        self.idle = idle;
+        self
+    }
+
+    /// How long a session may live from creation or its last login (default
+    /// 12 hours, as [`crate::Builder::absolute_timeout`]).
+    pub fn absolute_timeout(mut self, absolute: Duration) -> Self {
+        self.absolute = absolute;
+        self
+    }
+
+    /// Sessions this server keeps local copies of (default 100,000). Beyond
+    /// it an arbitrary copy is dropped; Redis still holds the session.
+    pub fn cache_capacity(mut self, capacity: usize) -> Self {
+        self.cache_capacity = capacity;
+        self
+    }
+
+    /// The longest a local copy is served without reading Redis (default
+    /// 60 s): a bound on staleness should an invalidation be lost without
+    /// the connection noticing. At least 1 ms, at most the absolute timeout.
+    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
+        self.cache_ttl = ttl;
+        self
+    }
+
+    /// The clock of the near cache (local deadlines and touch rate limits).
+    /// Deadlines in Redis are on Redis's clock, shared by all servers.
+    /// Default: [`SystemClock`].
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// Prefix of every key and of the invalidation channel (default
+    /// `sesame`): several applications can share one Redis. Non-empty, at
+    /// most 64 bytes, no whitespace.
+    pub fn key_prefix(mut self, prefix: &str) -> Self {
+        self.prefix = prefix.to_owned();
+        self
+    }
+
+    /// Connect timeout (default 1 s; 1 ms to 60 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Read and write timeout of each Redis command (default 1 s; 1 ms to
+    /// 60 s): the longest a call blocks when Redis stops answering.
+    pub fn io_timeout(mut self, timeout: Duration) -> Self {
+        self.io_timeout = timeout;
+        self
+    }
+
+    /// Validates the options and builds the store. Starts the invalidation
+    /// thread; does not wait for Redis (see [`RedisSessions::wait_ready`]).
+    ///
+    /// # Errors
+    ///
+    /// A [`RedisBuildError`] naming the first option out of range.
+    pub fn build(self) -> Result<RedisSessions<T, P>, RedisBuildError> {
+        use RedisOption as O;
+        let Some(secret) = self.secret else {
+            return Err(RedisBuildError::new(
+                O::SecretKey,
+                "the secret key shared by all servers",
+            ));
+        };
+        if secret.as_bytes().iter().all(|&b| b == 0) {
+            return Err(RedisBuildError::new(
+                O::SecretKey,
+                "a random key, not all zeros",
+            ));
+        }
+        if self.idle < MIN_TIMEOUT || self.idle > MAX_TIMEOUT {
+            return Err(RedisBuildError::new(
+                O::IdleTimeout,
+                "between 1 s and 10 years",
+            ));
+        }
+        if self.absolute < MIN_TIMEOUT || self.absolute > MAX_TIMEOUT {
+            return Err(RedisBuildError::new(
+                O::AbsoluteTimeout,
+                "between 1 s and 10 years",
+            ));
+        }
+        if self.idle > self.absolute {
+            return Err(RedisBuildError::new(
+                O::IdleTimeout,
+                "at most the absolute timeout",
+            ));
+        }
+        if self.cache_capacity == 0 || self.cache_capacity > u32::MAX as usize {
+            return Err(RedisBuildError::new(
+                O::CacheCapacity,
+                "between 1 and 2^32 - 1",
+            ));
+        }
+        if self.cache_ttl < Duration::from_millis(1) || self.cache_ttl > self.absolute {
+            return Err(RedisBuildError::new(
+                O::CacheTtl,
+                "between 1 ms and the absolute timeout",
+            ));
+        }
+        if self.prefix.is_empty()
+            || self.prefix.len() > 64
+            || self
+                .prefix
+                .bytes()
+                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        {
+            return Err(RedisBuildError::new(
+                O::KeyPrefix,
+                "1 to 64 bytes without whitespace",
+            ));
+        }
+        let net = Duration::from_millis(1)..=MAX_NET_TIMEOUT;
+        if !net.contains(&self.connect_timeout) {
+            return Err(RedisBuildError::new(
+                O::ConnectTimeout,
+                "between 1 ms and 60 s",
+            ));
+        }
+        if !net.contains(&self.io_timeout) {
+            return Err(RedisBuildError::new(O::IoTimeout, "between 1 ms and 60 s"));
+        }
+        let client = redis::Client::open(self.url.as_str())
+            .map_err(|_| RedisBuildError::new(O::Url, "a redis:// or rediss:// URL"))?;
+        Ok(RedisSessions::from_parts(super::Parts {
+            client,
+            secret,
+            clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock::new())),
+            idle_ms: crate::clock::duration_millis(self.idle),
+            abs_ms: crate::clock::duration_millis(self.absolute),
+            cache_capacity: self.cache_capacity,
+            cache_ttl_ms: crate::clock::duration_millis(self.cache_ttl),
+            prefix: self.prefix,
+            connect_timeout: self.connect_timeout,
+            io_timeout: self.io_timeout,
+        }))
+    }
+}

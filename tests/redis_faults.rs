@@ -1,0 +1,237 @@
+//! Faults: Redis killed with SIGKILL and restarted, the invalidation
+//! channel lost while Redis is up, Redis down at start-up. Through all of
+//! them: typed errors, no panic, and no revoked session ever accepted.
+
+mod redis_support;
+
+use std::time::{Duration, Instant};
+
+use redis_support::{RedisServer, eventually};
+use sesame::redis::RedisSessions;
+use sesame::{Error, ErrorKind, Handle, SecretKey, SessionToken};
+
+type Store = RedisSessions<u64, String>;
+
+const IO_TIMEOUT: Duration = Duration::from_millis(300);
+const READY: Duration = Duration::from_secs(5);
+/// Recovery bound after Redis returns: the longest backoff (1 s) plus
+/// slack for a loaded machine.
+const RECOVERY: Duration = Duration::from_secs(10);
+
+fn store(url: &str, key: &SecretKey) -> Store {
+    RedisSessions::builder(url)
+        .secret_key(key.clone())
+        .connect_timeout(IO_TIMEOUT)
+        .io_timeout(IO_TIMEOUT)
+        .build()
+        .expect("valid options")
+}
+
+fn unavailable<T>(r: Result<T, Error>) -> bool {
+    matches!(r, Err(e) if e.kind() == ErrorKind::Unavailable)
+}
+
+/// Fails the test if `token` is ever accepted by `s`.
+fn never_accepted(s: &Store, token: &SessionToken) {
+    if let Ok(Some(_)) = s.validate(token) {
+        panic!("a revoked session was accepted");
+    }
+}
+
+#[test]
+fn sigkill_and_restart_fail_closed_then_recover() {
+    let Some(mut server) = RedisServer::start_persistent() else {
+        return;
+    };
+    let key = SecretKey::generate();
+    let (a, b) = (store(&server.url(), &key), store(&server.url(), &key));
+    assert!(a.wait_ready(READY) && b.wait_ready(READY));
+
+    let (live, handle) = a.create(1).unwrap();
+    let (revoked, _) = a.create(2).unwrap();
+    for s in [&a, &b] {
+        assert_eq!(s.validate(&live).unwrap(), Some(handle)); // cached everywhere
+        assert!(s.validate(&revoked).unwrap().is_some());
+    }
+    assert!(b.logout(&revoked).unwrap());
+    assert!(
+        eventually(Duration::from_millis(100), || a
+            .validate(&revoked)
+            .unwrap()
+            .is_none())
+        .is_some()
+    );
+
+    server.kill();
+    for s in [&a, &b] {
+        let down = eventually(RECOVERY, || {
+            never_accepted(s, &revoked);
+            !s.stats().cache_trusted && unavailable(s.validate(&live))
+        });
+        assert!(down.is_some(), "the store noticed Redis is gone");
+    }
+    // While Redis is down: typed errors, quickly, for every operation.
+    for _ in 0..50 {
+        for s in [&a, &b] {
+            let start = Instant::now();
+            assert!(
+                unavailable(s.validate(&live)),
+                "fail closed: no unchecked session"
+            );
+            assert!(unavailable(s.get(&live)));
+            assert!(unavailable(s.create(3)));
+            assert!(unavailable(s.update(&live, |n| *n += 1)));
+            assert!(unavailable(s.logout(&live)));
+            assert!(unavailable(s.revoke_user(&"alice".to_string())));
+            assert!(start.elapsed() < 6 * IO_TIMEOUT, "calls stay bounded");
+            never_accepted(s, &revoked);
+        }
+    }
+    assert!(a.stats().unavailable > 0);
+
+    server.restart();
+    for s in [&a, &b] {
+        let back = eventually(RECOVERY, || {
+            never_accepted(s, &revoked);
+            matches!(s.validate(&live), Ok(Some(h)) if h == handle)
+        });
+        assert!(
+            back.is_some(),
+            "service resumed by itself; the session survived"
+        );
+        assert!(s.wait_ready(RECOVERY), "the invalidation channel is back");
+    }
+    assert_eq!(a.get(&live).unwrap(), Some(1));
+    // Invalidation works again: logout on B is refused on A within 100 ms.
+    assert_eq!(a.validate(&live).unwrap(), Some(handle));
+    assert!(b.logout(&live).unwrap());
+    assert!(
+        eventually(Duration::from_millis(100), || a
+            .validate(&live)
+            .unwrap()
+            .is_none())
+        .is_some()
+    );
+    never_accepted(&a, &revoked);
+    never_accepted(&b, &revoked);
+    let (fresh, _) = a.create(4).unwrap();
+    assert_eq!(b.get(&fresh).unwrap(), Some(4));
+}
+
+#[test]
+fn without_the_invalidation_channel_reads_go_through() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let key = SecretKey::generate();
+    let (a, b) = (store(&server.url(), &key), store(&server.url(), &key));
+    assert!(a.wait_ready(READY) && b.wait_ready(READY));
+    let (token, handle): (SessionToken, Handle) = a.create(7).unwrap();
+    assert_eq!(a.validate(&token).unwrap(), Some(handle)); // cached on A
+    assert_eq!(b.validate(&token).unwrap(), Some(handle)); // and keeps a pooled connection
+
+    // Keep the subscribers from coming back: no new connections.
+    let mut admin = server.connection();
+    let clients: String = redis::cmd("CLIENT").arg("LIST").query(&mut admin).unwrap();
+    let open = clients.lines().count();
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxclients")
+        .arg(open - 2)
+        .query::<()>(&mut admin)
+        .unwrap();
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query(&mut admin)
+        .unwrap();
+    assert_eq!(killed, 2);
+    assert!(eventually(READY, || !a.stats().cache_trusted).is_some());
+
+    // A still answers, from Redis each time.
+    let f0 = a.stats().fetches;
+    assert_eq!(a.validate(&token).unwrap(), Some(handle));
+    assert_eq!(a.validate(&token).unwrap(), Some(handle));
+    assert_eq!(
+        a.stats().fetches,
+        f0 + 2,
+        "no copy served while the channel is down"
+    );
+    // B's logout publishes to nobody, and A refuses anyway.
+    assert!(b.logout(&token).unwrap());
+    assert_eq!(a.validate(&token).unwrap(), None);
+
+    // The channel comes back by itself; copies from before the gap are gone.
+    let (other, h2) = a.create(8).unwrap();
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxclients")
+        .arg(1000)
+        .query::<()>(&mut admin)
+        .unwrap();
+    assert!(a.wait_ready(RECOVERY) && b.wait_ready(RECOVERY));
+    let f1 = a.stats().fetches;
+    assert_eq!(a.validate(&other).unwrap(), Some(h2));
+    assert_eq!(a.stats().fetches, f1 + 1, "re-read after the gap");
+    assert_eq!(a.validate(&other).unwrap(), Some(h2));
+    assert_eq!(a.stats().fetches, f1 + 1, "then cached again");
+}
+
+#[test]
+fn killed_subscription_drops_copies_from_before_the_gap() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let key = SecretKey::generate();
+    let a = store(&server.url(), &key);
+    assert!(a.wait_ready(READY));
+    let mut admin = server.connection();
+    for round in 0..5 {
+        let (token, handle) = a.create(round).unwrap();
+        assert_eq!(a.validate(&token).unwrap(), Some(handle));
+        let subs = a.stats().subscriptions;
+        let f0 = a.stats().fetches;
+        assert_eq!(a.validate(&token).unwrap(), Some(handle));
+        assert_eq!(a.stats().fetches, f0, "cached");
+        let _: i64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("pubsub")
+            .query(&mut admin)
+            .unwrap();
+        assert!(eventually(RECOVERY, || a.stats().subscriptions > subs).is_some());
+        assert!(a.wait_ready(RECOVERY));
+        assert_eq!(a.validate(&token).unwrap(), Some(handle));
+        assert_eq!(
+            a.stats().fetches,
+            f0 + 1,
+            "the copy from before the gap was not served"
+        );
+    }
+}
+
+#[test]
+fn redis_down_at_start_then_service_starts_by_itself() {
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
+    server.kill(); // the port is known and nothing listens on it
+    let key = SecretKey::generate();
+    let a = store(&server.url(), &key);
+    assert!(!a.wait_ready(Duration::from_millis(50)));
+    let start = Instant::now();
+    for _ in 0..1_000 {
+        assert!(unavailable(a.validate(&SessionToken::generate())));
+        assert!(unavailable(a.create(1)));
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "backoff fails fast instead of queueing: {:?}",
+        start.elapsed()
+    );
+    server.restart();
+    let created = eventually(RECOVERY, || a.create(1).is_ok());
+    assert!(created.is_some(), "service started by itself");
+    assert!(a.wait_ready(RECOVERY));
+}

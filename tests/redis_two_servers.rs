@@ -1,0 +1,613 @@
+//! Two `RedisSessions` on one real `redis-server`, standing for two servers
+//! behind a load balancer.
+
+mod redis_support;
+
+use std::time::Duration;
+
+use redis_support::{RedisServer, eventually};
+use serde::{Deserialize, Serialize};
+use sesame::redis::RedisSessions;
+use sesame::{ErrorKind, ManualClock, SecretKey, SessionToken};
+
+/// How fast another server must stop accepting an ended session.
+const INVALIDATION_BOUND: Duration = Duration::from_millis(100);
+/// Readiness deadline for a store's invalidation subscription.
+const READY: Duration = Duration::from_secs(5);
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct Cart {
+    items: Vec<u32>,
+    visits: u64,
+}
+
+type Store = RedisSessions<Cart, String>;
+
+fn store(server: &RedisServer, key: &SecretKey) -> Store {
+    let s = RedisSessions::builder(&server.url())
+        .secret_key(key.clone())
+        .build()
+        .expect("valid options");
+    assert!(s.wait_ready(READY), "invalidation channel subscribed");
+    s
+}
+
+fn pair(server: &RedisServer) -> (Store, Store) {
+    let key = SecretKey::generate();
+    (store(server, &key), store(server, &key))
+}
+
+fn alice() -> String {
+    "alice".to_string()
+}
+
+#[test]
+fn created_on_a_is_read_on_b() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = pair(&server);
+    let cart = Cart {
+        items: vec![1, 2, 3],
+        visits: 0,
+    };
+    let (token, handle) = a.create(cart.clone()).unwrap();
+    assert_eq!(b.validate(&token).unwrap(), Some(handle));
+    assert_eq!(b.get(token.as_str()).unwrap(), Some(cart));
+}
+
+#[test]
+fn a_cache_hit_makes_no_round_trip() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = pair(&server);
+    let (token, handle) = a.create(Cart::default()).unwrap();
+    assert_eq!(b.validate(&token).unwrap(), Some(handle)); // B reads Redis once
+    let (fa, fb) = (a.stats().fetches, b.stats().fetches);
+    for _ in 0..1_000 {
+        assert_eq!(a.validate(&token).unwrap(), Some(handle));
+        assert_eq!(b.validate(&token).unwrap(), Some(handle));
+        assert!(b.with(&token, |c| c.visits).unwrap().is_some());
+    }
+    assert_eq!(a.stats().fetches, fa, "the creator cached its session");
+    assert_eq!(b.stats().fetches, fb, "B cached after one read");
+    assert_eq!(a.stats().touches + b.stats().touches, 0);
+}
+
+#[test]
+fn update_on_b_is_seen_on_a() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = pair(&server);
+    let (token, _) = a.create(Cart::default()).unwrap();
+    assert_eq!(a.get(&token).unwrap().unwrap().items, Vec::<u32>::new()); // cached on A
+    b.update(&token, |c| c.items.push(42)).unwrap();
+    let took = eventually(INVALIDATION_BOUND, || {
+        a.get(&token).unwrap().unwrap().items == vec![42]
+    });
+    assert!(took.is_some(), "A sees B's update within 100 ms");
+}
+
+#[test]
+fn logout_on_a_is_refused_on_b_within_100ms() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = pair(&server);
+    let (token, _) = a.create(Cart::default()).unwrap();
+    assert!(b.validate(&token).unwrap().is_some()); // cached on B
+    assert!(b.validate(&token).unwrap().is_some());
+    assert!(a.logout(&token).unwrap());
+    let took = eventually(INVALIDATION_BOUND, || b.validate(&token).unwrap().is_none());
+    assert!(took.is_some(), "B refuses within 100 ms");
+    assert!(a.validate(&token).unwrap().is_none());
+    assert!(!a.logout(&token).unwrap(), "already gone");
+    assert!(b.stats().invalidations >= 1);
+}
+
+#[test]
+fn login_on_a_rotates_on_b() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = pair(&server);
+    let (anon, handle) = a.create(Cart::default()).unwrap();
+    a.update(&anon, |c| c.items.push(7)).unwrap();
+    assert!(b.validate(&anon).unwrap().is_some()); // cached on B
+    let token = a.login(&anon, alice()).unwrap();
+    let took = eventually(INVALIDATION_BOUND, || b.validate(&anon).unwrap().is_none());
+    assert!(took.is_some(), "the pre-login token dies everywhere");
+    assert!(a.validate(&anon).unwrap().is_none());
+    let info = b.info(&token).unwrap().unwrap();
+    assert_eq!(info.handle, handle, "the handle survives rotation");
+    assert_eq!(info.principal.as_deref(), Some("alice"));
+    assert_eq!(
+        b.get(&token).unwrap().unwrap().items,
+        vec![7],
+        "the data moved"
+    );
+    assert_eq!(a.sessions_of(&alice()).unwrap().len(), 1);
+    let rotated = b.rotate(&token).unwrap();
+    assert!(a.validate(&token).unwrap().is_none());
+    assert_eq!(a.info(&rotated).unwrap().unwrap().principal, Some(alice()));
+    assert_eq!(
+        b.sessions_of(&alice()).unwrap().len(),
+        1,
+        "index follows rotation"
+    );
+    assert_eq!(
+        a.login(&anon, alice()).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+}
+
+#[test]
+fn revoke_on_b_ends_sessions_on_a() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = pair(&server);
+    let tokens: Vec<SessionToken> = (0..3)
+        .map(|_| {
+            let (t, _) = a.create(Cart::default()).unwrap();
+            a.login(&t, alice()).unwrap()
+        })
+        .collect();
+    let (bob, _) = a.create(Cart::default()).unwrap();
+    let bob = a.login(&bob, "bob".to_string()).unwrap();
+    for t in tokens.iter().chain([&bob]) {
+        assert!(a.validate(t).unwrap().is_some()); // cached on A
+    }
+    assert_eq!(b.sessions_of(&alice()).unwrap().len(), 3);
+    assert_eq!(b.revoke_user(&alice()).unwrap(), 3);
+    let took = eventually(INVALIDATION_BOUND, || {
+        tokens.iter().all(|t| a.validate(t).unwrap().is_none())
+    });
+    assert!(
+        took.is_some(),
+        "A refuses all of alice's sessions within 100 ms"
+    );
+    assert!(a.validate(&bob).unwrap().is_some(), "bob is untouched");
+    assert!(a.sessions_of(&alice()).unwrap().is_empty());
+    assert_eq!(a.revoke_user(&alice()).unwrap(), 0);
+}
+
+#[test]
+fn revoke_by_handle_ends_only_that_session() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = pair(&server);
+    let (t1, _) = a.create(Cart::default()).unwrap();
+    let t1 = a.login(&t1, alice()).unwrap();
+    let (t2, h2) = a.create(Cart::default()).unwrap();
+    let t2 = a.login(&t2, alice()).unwrap();
+    assert!(a.validate(&t2).unwrap().is_some());
+    assert!(
+        !b.revoke(&"bob".to_string(), h2).unwrap(),
+        "not bob's session"
+    );
+    assert!(b.revoke(&alice(), h2).unwrap());
+    let took = eventually(INVALIDATION_BOUND, || a.validate(&t2).unwrap().is_none());
+    assert!(took.is_some());
+    assert!(a.validate(&t1).unwrap().is_some());
+}
+
+#[test]
+fn concurrent_updates_from_two_servers_all_land() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = pair(&server);
+    let (token, _) = a.create(Cart::default()).unwrap();
+    const EACH: u64 = 100;
+    std::thread::scope(|scope| {
+        for (store, id) in [(&a, 1u32), (&b, 2u32)] {
+            let token = &token;
+            scope.spawn(move || {
+                for _ in 0..EACH {
+                    store
+                        .update(token, |c| {
+                            c.visits += 1;
+                            c.items.push(id);
+                        })
+                        .unwrap();
+                }
+            });
+        }
+    });
+    for store in [&a, &b] {
+        let cart = eventually(INVALIDATION_BOUND, || {
+            store.get(&token).unwrap().unwrap().visits == 2 * EACH
+        });
+        assert!(cart.is_some(), "every update landed");
+        let cart = store.get(&token).unwrap().unwrap();
+        assert_eq!(cart.items.iter().filter(|&&i| i == 1).count() as u64, EACH);
+        assert_eq!(cart.items.iter().filter(|&&i| i == 2).count() as u64, EACH);
+    }
+}
+
+#[test]
+fn malformed_and_unknown_tokens_are_refused() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (a, _) = pair(&server);
+    assert_eq!(a.validate("nope").unwrap(), None);
+    assert_eq!(a.validate(&SessionToken::generate()).unwrap(), None);
+    assert_eq!(
+        a.update("x", |c| c.visits += 1).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert!(!a.logout(&SessionToken::generate()).unwrap());
+    let other = store(&server, &SecretKey::generate());
+    let (token, _) = a.create(Cart::default()).unwrap();
+    assert_eq!(
+        other.validate(&token).unwrap(),
+        None,
+        "another secret finds nothing"
+    );
+}
+
+#[test]
+fn redis_ttl_is_min_of_idle_and_absolute_and_touch_is_rate_limited() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let key = SecretKey::generate();
+    let clock = ManualClock::new();
+    let idle = Duration::from_secs(600);
+    let a: Store = RedisSessions::builder(&server.url())
+        .secret_key(key)
+        .idle_timeout(idle)
+        .absolute_timeout(Duration::from_secs(3600))
+        .cache_ttl(Duration::from_secs(3600))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    assert!(a.wait_ready(READY));
+    let (token, _) = a.create(Cart::default()).unwrap();
+    let mut con = server.connection();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("sesame:s:*")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(keys.len(), 1);
+    let pttl = |con: &mut redis::Connection| -> i64 {
+        redis::cmd("PTTL").arg(&keys[0]).query(con).unwrap()
+    };
+    let ttl = pttl(&mut con);
+    assert!(
+        ttl > 590_000 && ttl <= 600_000,
+        "TTL is the idle timeout: {ttl}"
+    );
+
+    // Reads within the first half of the idle timeout write nothing.
+    clock.advance(Duration::from_secs(290));
+    for _ in 0..100 {
+        assert!(a.validate(&token).unwrap().is_some());
+    }
+    assert_eq!(a.stats().touches, 0);
+    // Past half: one read refreshes the deadline in Redis, the rest do not.
+    redis::cmd("PEXPIRE")
+        .arg(&keys[0])
+        .arg(400_000)
+        .query::<i64>(&mut con)
+        .unwrap();
+    clock.advance(Duration::from_secs(20));
+    for _ in 0..100 {
+        assert!(a.validate(&token).unwrap().is_some());
+    }
+    assert_eq!(a.stats().touches, 1);
+    let ttl = pttl(&mut con);
+    assert!(ttl > 590_000, "the touch renewed the TTL: {ttl}");
+    assert_eq!(a.stats().fetches, 0, "all served from the near cache");
+
+    // Near the absolute deadline the TTL is what is left of it.
+    let now: (String, String) = redis::cmd("TIME").query(&mut con).unwrap();
+    let now_ms = now.0.parse::<u64>().unwrap() * 1000 + now.1.parse::<u64>().unwrap() / 1000;
+    redis::cmd("HSET")
+        .arg(&keys[0])
+        .arg("a")
+        .arg(now_ms + 5_000)
+        .query::<i64>(&mut con)
+        .unwrap();
+    clock.advance(Duration::from_secs(400));
+    assert!(a.validate(&token).unwrap().is_some());
+    assert_eq!(a.stats().touches, 2);
+    let ttl = pttl(&mut con);
+    assert!(
+        ttl > 0 && ttl <= 5_000,
+        "TTL capped by the absolute deadline: {ttl}"
+    );
+}
+
+#[test]
+fn principal_index_is_pruned_of_expired_sessions() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (a, _) = pair(&server);
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        let (t, _) = a.create(Cart::default()).unwrap();
+        tokens.push(a.login(&t, alice()).unwrap());
+    }
+    let mut con = server.connection();
+    let set = "sesame:u:\"alice\"";
+    assert_eq!(
+        redis::cmd("SCARD").arg(set).query::<i64>(&mut con).unwrap(),
+        3
+    );
+    let members: Vec<String> = redis::cmd("SMEMBERS").arg(set).query(&mut con).unwrap();
+    // Let one session expire in Redis.
+    let victim = format!("sesame:s:{}", members[0]);
+    redis::cmd("PEXPIRE")
+        .arg(&victim)
+        .arg(1)
+        .query::<i64>(&mut con)
+        .unwrap();
+    let gone = eventually(Duration::from_secs(5), || {
+        redis::cmd("EXISTS")
+            .arg(&victim)
+            .query::<i64>(&mut con)
+            .unwrap()
+            == 0
+    });
+    assert!(gone.is_some());
+    assert_eq!(a.sessions_of(&alice()).unwrap().len(), 2);
+    assert_eq!(
+        redis::cmd("SCARD").arg(set).query::<i64>(&mut con).unwrap(),
+        2,
+        "listing pruned the expired member"
+    );
+    let set_ttl: i64 = redis::cmd("PTTL").arg(set).query(&mut con).unwrap();
+    assert!(set_ttl > 0, "the index set expires with its sessions");
+}
+
+#[test]
+fn redis_holds_no_token_text() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = pair(&server);
+    // Listen to the invalidation channel too: messages must not carry tokens.
+    let mut sub_con = server.connection();
+    sub_con
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let mut sub = sub_con.as_pubsub();
+    sub.subscribe("sesame:inv").unwrap();
+
+    let mut tokens: Vec<SessionToken> = Vec::new();
+    for i in 0..20u32 {
+        let (t, _) = a
+            .create(Cart {
+                items: vec![i],
+                visits: 0,
+            })
+            .unwrap();
+        b.update(&t, |c| c.visits += 1).unwrap();
+        tokens.push(t.clone());
+        let t2 = if i % 2 == 0 {
+            a.login(&t, format!("user{}", i % 3)).unwrap()
+        } else {
+            b.rotate(&t).unwrap()
+        };
+        tokens.push(t2.clone());
+        if i % 5 == 0 {
+            a.logout(&t2).unwrap();
+        }
+    }
+    b.revoke_user(&"user1".to_string()).unwrap();
+
+    let mut messages = Vec::new();
+    while let Ok(msg) = sub.get_message() {
+        messages.push(msg.get_payload_bytes().to_vec());
+    }
+    assert!(!messages.is_empty(), "invalidations were published");
+
+    let mut con = server.connection();
+    let mut stored: Vec<Vec<u8>> = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(100)
+            .query(&mut con)
+            .unwrap();
+        for k in keys {
+            let kind: String = redis::cmd("TYPE").arg(&k).query(&mut con).unwrap();
+            let values: Vec<Vec<u8>> = match kind.as_str() {
+                "hash" => redis::cmd("HGETALL").arg(&k).query(&mut con).unwrap(),
+                "set" => redis::cmd("SMEMBERS").arg(&k).query(&mut con).unwrap(),
+                other => panic!("unexpected key type {other}"),
+            };
+            stored.push(k.into_bytes());
+            stored.extend(values);
+        }
+        cursor = next;
+        if cursor == 0 {
+            break;
+        }
+    }
+    assert!(stored.len() > 20, "sessions were stored");
+    let haystack: Vec<&[u8]> = stored.iter().chain(&messages).map(Vec::as_slice).collect();
+    for t in &tokens {
+        let text = t.as_str().as_bytes();
+        let raw = t.as_bytes();
+        let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        for h in &haystack {
+            assert!(!contains(h, text), "token text stored in Redis");
+            assert!(!contains(h, raw), "raw token bytes stored in Redis");
+            assert!(!contains(h, hex.as_bytes()), "token hex stored in Redis");
+            assert!(!contains(h, &text[..16]), "token prefix stored in Redis");
+        }
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn build_errors_name_their_option() {
+    use sesame::redis::RedisOption;
+    let b =
+        || RedisSessions::<Cart>::builder("redis://127.0.0.1:1/").secret_key(SecretKey::generate());
+    assert_eq!(
+        RedisSessions::<Cart>::builder("redis://127.0.0.1:1/")
+            .build()
+            .unwrap_err()
+            .option(),
+        RedisOption::SecretKey
+    );
+    assert_eq!(
+        RedisSessions::<Cart>::builder("not a url")
+            .secret_key(SecretKey::generate())
+            .build()
+            .unwrap_err()
+            .option(),
+        RedisOption::Url
+    );
+    assert_eq!(
+        b().idle_timeout(Duration::ZERO)
+            .build()
+            .unwrap_err()
+            .option(),
+        RedisOption::IdleTimeout
+    );
+    assert_eq!(
+        b().cache_capacity(0).build().unwrap_err().option(),
+        RedisOption::CacheCapacity
+    );
+    assert_eq!(
+        b().cache_ttl(Duration::ZERO).build().unwrap_err().option(),
+        RedisOption::CacheTtl
+    );
+    assert_eq!(
+        b().key_prefix("a b").build().unwrap_err().option(),
+        RedisOption::KeyPrefix
+    );
+    assert_eq!(
+        b().io_timeout(Duration::ZERO).build().unwrap_err().option(),
+        RedisOption::IoTimeout
+    );
+    let e = RedisSessions::<Cart>::builder("redis://:hunter2@127.0.0.1:1/")
+        .secret_key(SecretKey::generate())
+        .key_prefix("")
+        .build()
+        .unwrap_err();
+    assert!(!e.to_string().contains("hunter2"));
+}
+
+#[test]
+fn the_writing_server_reads_its_own_writes_despite_concurrent_readers() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = pair(&server);
+    let (token, _) = a.create(Cart::default()).unwrap();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        // Readers on both servers keep fetching and caching copies, some of
+        // them read just before a write lands.
+        for (store, on_a) in [(&a, true), (&a, true), (&b, false)] {
+            let (token, done) = (&token, &done);
+            scope.spawn(move || {
+                let mut last = 0;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    let seen = store.get(token).unwrap().unwrap().visits;
+                    if on_a {
+                        assert!(
+                            seen >= last,
+                            "a server's reads never go back: {seen} < {last}"
+                        );
+                    }
+                    last = seen;
+                }
+            });
+        }
+        for i in 1..=200 {
+            a.update(&token, |c| c.visits += 1).unwrap();
+            assert_eq!(
+                a.get(&token).unwrap().unwrap().visits,
+                i,
+                "read your own write"
+            );
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    assert!(
+        eventually(INVALIDATION_BOUND, || b
+            .get(&token)
+            .unwrap()
+            .unwrap()
+            .visits
+            == 200)
+        .is_some()
+    );
+}
+
+#[test]
+fn a_copy_is_served_at_most_cache_ttl() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let clock = ManualClock::new();
+    let a: Store = RedisSessions::builder(&server.url())
+        .secret_key(SecretKey::generate())
+        .cache_ttl(Duration::from_secs(10))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    assert!(a.wait_ready(READY));
+    let (token, _) = a.create(Cart::default()).unwrap();
+    assert!(a.validate(&token).unwrap().is_some());
+    clock.advance(Duration::from_secs(9));
+    assert!(a.validate(&token).unwrap().is_some());
+    assert_eq!(a.stats().fetches, 0, "within the TTL: the local copy");
+    clock.advance(Duration::from_secs(1));
+    assert!(a.validate(&token).unwrap().is_some());
+    assert_eq!(a.stats().fetches, 1, "past the TTL: read again from Redis");
+    assert!(a.validate(&token).unwrap().is_some());
+    assert_eq!(a.stats().fetches, 1, "and cached again");
+}
+
+#[test]
+fn an_idle_session_expires_everywhere() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let key = SecretKey::generate();
+    let build = || -> Store {
+        let s = RedisSessions::builder(&server.url())
+            .secret_key(key.clone())
+            .idle_timeout(Duration::from_secs(1))
+            .absolute_timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        assert!(s.wait_ready(READY));
+        s
+    };
+    let (a, b) = (build(), build());
+    let (token, _) = a.create(Cart::default()).unwrap();
+    assert!(b.validate(&token).unwrap().is_some());
+    let mut con = server.connection();
+    // Real time, and no use meanwhile (a validation is a use): Redis drops
+    // the key by its TTL, and neither server serves its copy past the idle
+    // deadline it knows of.
+    let expired = eventually(Duration::from_secs(5), || {
+        let left: Vec<String> = redis::cmd("KEYS")
+            .arg("sesame:s:*")
+            .query(&mut con)
+            .unwrap();
+        left.is_empty()
+    });
+    assert!(expired.is_some(), "Redis dropped the key by its TTL");
+    assert!(a.validate(&token).unwrap().is_none());
+    assert!(b.validate(&token).unwrap().is_none());
+}
