@@ -26,8 +26,22 @@
 //! Without `SESAME_SNAPSHOT` (and without `SESAME_SECRET_FILE`) each process
 //! draws a random key and nothing touches the disk.
 //!
-//! The tests (`tests/demo_e2e.rs`, `tests/demo_restart.rs`) include this
-//! very file and drive [`router`], [`start`] and [`serve`] over TCP, so what
+//! # Many servers, one Redis
+//!
+//! Built with the `redis` feature too
+//! (`--features axum,snapshot,redis`), `SESAME_REDIS_URL=redis://host:port/`
+//! keeps the sessions in Redis instead of in the process: any number of demo
+//! servers on that Redis share logins, logouts and "log out everywhere".
+//! They must share the secret key too: `SESAME_SECRET_FILE` is then
+//! required (the same file for all, created by the first). Snapshots do not
+//! apply (Redis keeps the sessions); `SESAME_SNAPSHOT` is ignored, with a
+//! warning. When Redis cannot be reached, requests that need a session
+//! answer `503 Service Unavailable`, never a session that was not checked.
+//! Each call to Redis blocks its worker thread for one round trip at most
+//! (bounded by the store's I/O timeout), which a demo can afford.
+//!
+//! The tests (`tests/demo_e2e.rs`, `tests/demo_restart.rs`,
+//! `tests/demo_redis.rs`) include this very file and drive [`router`], [`start`] and [`serve`] over TCP, so what
 //! they check is what `cargo run` serves.
 
 use std::ffi::OsString;
@@ -45,8 +59,8 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sesame::snapshot::{LoadReport, SaveReport, SnapshotError, SnapshotTask};
-use sesame::tower::{Session, SessionLayer};
-use sesame::{ErrorKind, Handle, Sessions};
+use sesame::tower::{Session, SessionLayer, Store};
+use sesame::{Error, ErrorKind, Handle, Sessions};
 use subtle::ConstantTimeEq as _;
 
 /// What a session holds: how often this visitor has seen `/`.
@@ -59,7 +73,56 @@ pub struct Visits {
 /// The demo's engine: sessions of [`Visits`], logged in as user names.
 pub type DemoSessions = Sessions<Visits, String>;
 
-type DemoSession = Session<Visits, String>;
+/// The demo's store on Redis (`SESAME_REDIS_URL`).
+#[cfg(feature = "redis")]
+pub type DemoRedis = sesame::redis::RedisSessions<Visits, String>;
+
+/// A store the demo runs on: the in-process engine, or Redis.
+pub trait DemoStore: Store<Data = Visits, Principal = String> {
+    /// What `/healthz` shows: the store's counters.
+    fn health(&self) -> serde_json::Value;
+}
+
+impl DemoStore for DemoSessions {
+    fn health(&self) -> serde_json::Value {
+        let s = self.stats();
+        json!({
+            "status": "ok",
+            "live": s.live,
+            "anonymous": s.anonymous,
+            "created": s.created,
+            "rotated": s.rotated,
+            "destroyed": s.destroyed,
+            "revoked": s.revoked,
+            "expired_idle": s.expired_idle,
+            "expired_absolute": s.expired_absolute,
+            "evicted_capacity": s.evicted_capacity,
+            "rejected": s.rejected,
+            "refused_full": s.refused_full,
+        })
+    }
+}
+
+#[cfg(feature = "redis")]
+impl DemoStore for DemoRedis {
+    fn health(&self) -> serde_json::Value {
+        let s = self.stats();
+        json!({
+            "status": "ok",
+            "backend": "redis",
+            "fetches": s.fetches,
+            "touches": s.touches,
+            "invalidations": s.invalidations,
+            "conflicts": s.conflicts,
+            "unavailable": s.unavailable,
+            "subscriptions": s.subscriptions,
+            "cached": s.cached,
+            "cache_trusted": s.cache_trusted,
+        })
+    }
+}
+
+type DemoSession<S> = Session<Visits, String, S>;
 
 /// The error of the demo's startup and serving.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -73,18 +136,18 @@ const USERS: [(&str, &str); 2] = [("alice", "wonderland"), ("bob", "builder")];
 const SNAPSHOT_EVERY: Duration = Duration::from_secs(60);
 
 /// The demo's routes, behind the session layer, the cross-site check and
-/// the request log (outermost).
-pub fn router(sessions: DemoSessions) -> Router {
+/// the request log (outermost), on either store.
+pub fn router<S: DemoStore>(sessions: S) -> Router {
     Router::new()
-        .route("/", get(index))
-        .route("/login", get(login_form).post(login))
-        .route("/protected", get(protected))
-        .route("/logout", post(logout))
-        .route("/logout-all", post(logout_all))
-        .route("/api/me", get(me))
-        .route("/api/sessions", get(list_sessions))
-        .route("/api/sessions/{handle}", delete(end_session))
-        .route("/healthz", get(healthz))
+        .route("/", get(index::<S>))
+        .route("/login", get(login_form).post(login::<S>))
+        .route("/protected", get(protected::<S>))
+        .route("/logout", post(logout::<S>))
+        .route("/logout-all", post(logout_all::<S>))
+        .route("/api/me", get(me::<S>))
+        .route("/api/sessions", get(list_sessions::<S>))
+        .route("/api/sessions/{handle}", delete(end_session::<S>))
+        .route("/healthz", get(healthz::<S>))
         .layer(SessionLayer::new(sessions.clone()))
         .layer(middleware::from_fn(refuse_cross_site))
         .layer(middleware::from_fn(log_request))
@@ -106,6 +169,9 @@ pub struct Config {
     pub secret_file: Option<PathBuf>,
     /// How often a snapshot is saved while serving.
     pub snapshot_every: Duration,
+    /// `SESAME_REDIS_URL`: keep the sessions in this Redis (needs the
+    /// `redis` feature and `SESAME_SECRET_FILE`); `None`: in the process.
+    pub redis_url: Option<String>,
 }
 
 impl Config {
@@ -149,6 +215,7 @@ impl Config {
             snapshot,
             secret_file,
             snapshot_every: SNAPSHOT_EVERY,
+            redis_url: text("SESAME_REDIS_URL")?,
         })
     }
 }
@@ -189,6 +256,10 @@ pub struct Demo {
     /// What happened to the snapshot file.
     pub restore: Restore,
     task: Option<SnapshotTask<Visits, String>>,
+    /// With `SESAME_REDIS_URL`: the Redis store, which then serves every
+    /// request (`sessions` stays empty and unused).
+    #[cfg(feature = "redis")]
+    pub redis: Option<DemoRedis>,
 }
 
 /// Builds the engine from `config`: reads (or creates) the secret key file,
@@ -199,6 +270,9 @@ pub struct Demo {
 /// A snapshot that does not load is not an error (see [`Restore`]); an
 /// unusable key file, an unwritable snapshot or a bad setting is.
 pub fn start(config: &Config) -> Result<Demo, BoxError> {
+    if let Some(url) = &config.redis_url {
+        return start_redis(config, url);
+    }
     let mut builder = DemoSessions::builder()
         .idle_timeout(config.idle)
         .absolute_timeout(config.idle.max(sesame::config::DEFAULT_ABSOLUTE_TIMEOUT));
@@ -213,6 +287,8 @@ pub fn start(config: &Config) -> Result<Demo, BoxError> {
             sessions,
             restore: Restore::Off,
             task: None,
+            #[cfg(feature = "redis")]
+            redis: None,
         });
     };
     let restore = restore(&sessions, path);
@@ -233,7 +309,51 @@ pub fn start(config: &Config) -> Result<Demo, BoxError> {
         sessions,
         restore,
         task,
+        #[cfg(feature = "redis")]
+        redis: None,
     })
+}
+
+/// [`start`] with `SESAME_REDIS_URL`: the sessions live in Redis, under the
+/// key from `SESAME_SECRET_FILE` that every server on this Redis shares.
+#[cfg(feature = "redis")]
+fn start_redis(config: &Config, url: &str) -> Result<Demo, BoxError> {
+    let Some(file) = &config.secret_file else {
+        return Err("SESAME_REDIS_URL needs SESAME_SECRET_FILE: \
+                    every server on one Redis must share the secret key"
+            .into());
+    };
+    if let Some(path) = &config.snapshot {
+        tracing::warn!(
+            "SESAME_SNAPSHOT {} ignored: with SESAME_REDIS_URL the sessions live in Redis",
+            path.display()
+        );
+    }
+    let key = sesame::snapshot::load_or_create_key(file)
+        .map_err(|e| format!("secret key file {}: {}", file.display(), describe(&e)))?;
+    let redis = DemoRedis::builder(url)
+        .secret_key(key)
+        .idle_timeout(config.idle)
+        .absolute_timeout(config.idle.max(sesame::config::DEFAULT_ABSOLUTE_TIMEOUT))
+        .build()
+        .map_err(|e| format!("SESAME_REDIS_URL: {e}"))?;
+    if !redis.wait_ready(Duration::from_secs(2)) {
+        tracing::warn!(
+            "Redis not reachable yet: requests needing a session answer 503 until it is"
+        );
+    }
+    tracing::info!("sessions live in Redis");
+    Ok(Demo {
+        sessions: DemoSessions::new(),
+        restore: Restore::Off,
+        task: None,
+        redis: Some(redis),
+    })
+}
+
+#[cfg(not(feature = "redis"))]
+fn start_redis(_: &Config, _: &str) -> Result<Demo, BoxError> {
+    Err("SESAME_REDIS_URL needs the demo built with `--features axum,snapshot,redis`".into())
 }
 
 /// Loads the snapshot at `path` into `sessions`, logging what it did; a
@@ -318,7 +438,14 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Option<SaveReport>, BoxError> {
     let Demo { sessions, task, .. } = demo;
-    let served = axum::serve(listener, router(sessions))
+    #[cfg(feature = "redis")]
+    let app = match demo.redis {
+        Some(redis) => router(redis),
+        None => router(sessions),
+    };
+    #[cfg(not(feature = "redis"))]
+    let app = router(sessions);
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
     if let Err(e) = &served {
@@ -455,12 +582,25 @@ fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-fn unavailable(kind: ErrorKind) -> Response {
-    let status = match kind {
-        ErrorKind::Full => StatusCode::SERVICE_UNAVAILABLE,
+/// The response to a store error: `503` when the store is full or cannot
+/// be reached (worth a retry), `500` otherwise (data that does not decode).
+fn unavailable(e: Error) -> Response {
+    let status = match e.kind() {
+        ErrorKind::Full | ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
+    tracing::warn!("session store: {e}");
     (status, "session store unavailable\n").into_response()
+}
+
+/// `?` for store results in handlers.
+macro_rules! tri {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => return unavailable(e),
+        }
+    };
 }
 
 fn unauthorized() -> Response {
@@ -472,15 +612,12 @@ fn unauthorized() -> Response {
 }
 
 /// `GET /`: counts this session's visits (the first visit creates it).
-async fn index(session: DemoSession) -> Response {
-    let count = match session.update(|v| {
+async fn index<S: DemoStore>(session: DemoSession<S>) -> Response {
+    let count = tri!(session.try_update(|v| {
         v.count += 1;
         v.count
-    }) {
-        Ok(n) => n,
-        Err(e) => return unavailable(e.kind()),
-    };
-    let who = match session.principal() {
+    }));
+    let who = match tri!(session.try_principal()) {
         Some(user) => format!(
             "Logged in as <strong id=\"user\">{}</strong>. <a href=\"/protected\">Your page</a>.",
             escape(&user)
@@ -531,7 +668,10 @@ fn authenticate(c: &Credentials) -> Option<&'static str> {
 
 /// `POST /login`: on success rotates the ID, binds the user, `303` to
 /// `/protected`; on failure `401` and the session unchanged.
-async fn login(session: DemoSession, Form(credentials): Form<Credentials>) -> Response {
+async fn login<S: DemoStore>(
+    session: DemoSession<S>,
+    Form(credentials): Form<Credentials>,
+) -> Response {
     let Some(user) = authenticate(&credentials) else {
         tracing::info!("failed login");
         return (
@@ -543,15 +683,15 @@ async fn login(session: DemoSession, Form(credentials): Form<Credentials>) -> Re
         )
             .into_response();
     };
-    match session.login(user.to_owned()) {
+    match session.try_login(user.to_owned()) {
         Ok(()) => Redirect::to("/protected").into_response(),
-        Err(e) => unavailable(e.kind()),
+        Err(e) => unavailable(e),
     }
 }
 
 /// `GET /protected`: the user's page, or `303` to `/login`.
-async fn protected(session: DemoSession) -> Response {
-    let Some(user) = session.principal() else {
+async fn protected<S: DemoStore>(session: DemoSession<S>) -> Response {
+    let Some(user) = tri!(session.try_principal()) else {
         return Redirect::to("/login").into_response();
     };
     page(
@@ -568,8 +708,8 @@ async fn protected(session: DemoSession) -> Response {
 }
 
 /// `GET /api/me`: the user and the session's times, or `401`.
-async fn me(session: DemoSession) -> Response {
-    match session.info() {
+async fn me<S: DemoStore>(session: DemoSession<S>) -> Response {
+    match tri!(session.try_info()) {
         Some(info) if info.principal.is_some() => Json(json!({
             "user": info.principal,
             "session": info.handle.to_string(),
@@ -583,33 +723,31 @@ async fn me(session: DemoSession) -> Response {
 }
 
 /// `POST /logout`: destroys the session, clears the cookie, `303` to `/`.
-async fn logout(session: DemoSession) -> Redirect {
-    session.logout();
-    Redirect::to("/")
+async fn logout<S: DemoStore>(session: DemoSession<S>) -> Response {
+    tri!(session.try_logout());
+    Redirect::to("/").into_response()
 }
 
 /// `POST /logout-all`: ends every session of the current user, `303` to
 /// `/`; `401` when not logged in.
-async fn logout_all(session: DemoSession) -> Response {
-    if session.principal().is_none() {
+async fn logout_all<S: DemoStore>(session: DemoSession<S>) -> Response {
+    if tri!(session.try_principal()).is_none() {
         return unauthorized();
     }
-    let ended = session.logout_everywhere();
+    let ended = tri!(session.try_logout_everywhere());
     tracing::info!(ended, "logged out everywhere");
     Redirect::to("/").into_response()
 }
 
 /// `GET /api/sessions`: the current user's sessions (never tokens).
-async fn list_sessions(session: DemoSession) -> Response {
-    let Some(current) = session.info() else {
+async fn list_sessions<S: DemoStore>(session: DemoSession<S>) -> Response {
+    let Some(current) = tri!(session.try_info()) else {
         return unauthorized();
     };
     let Some(user) = current.principal.as_ref() else {
         return unauthorized();
     };
-    let list: Vec<_> = session
-        .sessions()
-        .sessions_of(user)
+    let list: Vec<_> = tri!(session.store().sessions_of(user))
         .into_iter()
         .map(|s| {
             json!({
@@ -626,8 +764,11 @@ async fn list_sessions(session: DemoSession) -> Response {
 
 /// `DELETE /api/sessions/{handle}`: ends one of the user's own sessions:
 /// `204`, or `404` for a handle that is not one of theirs.
-async fn end_session(session: DemoSession, Path(handle): Path<String>) -> Response {
-    let Some(current) = session.info() else {
+async fn end_session<S: DemoStore>(
+    session: DemoSession<S>,
+    Path(handle): Path<String>,
+) -> Response {
+    let Some(current) = tri!(session.try_info()) else {
         return unauthorized();
     };
     let Some(user) = current.principal else {
@@ -637,9 +778,9 @@ async fn end_session(session: DemoSession, Path(handle): Path<String>) -> Respon
         return StatusCode::NOT_FOUND.into_response();
     };
     let ended = if handle == current.handle {
-        session.logout()
+        tri!(session.try_logout())
     } else {
-        session.sessions().revoke(&user, handle)
+        tri!(session.store().revoke(&user, handle))
     };
     if ended {
         StatusCode::NO_CONTENT.into_response()
@@ -648,21 +789,7 @@ async fn end_session(session: DemoSession, Path(handle): Path<String>) -> Respon
     }
 }
 
-/// `GET /healthz`: the engine's counters. Takes no session.
-async fn healthz(State(sessions): State<DemoSessions>) -> Json<serde_json::Value> {
-    let s = sessions.stats();
-    Json(json!({
-        "status": "ok",
-        "live": s.live,
-        "anonymous": s.anonymous,
-        "created": s.created,
-        "rotated": s.rotated,
-        "destroyed": s.destroyed,
-        "revoked": s.revoked,
-        "expired_idle": s.expired_idle,
-        "expired_absolute": s.expired_absolute,
-        "evicted_capacity": s.evicted_capacity,
-        "rejected": s.rejected,
-        "refused_full": s.refused_full,
-    }))
+/// `GET /healthz`: the store's counters. Takes no session.
+async fn healthz<S: DemoStore>(State(sessions): State<S>) -> Json<serde_json::Value> {
+    Json(sessions.health())
 }

@@ -28,7 +28,7 @@ use http::StatusCode;
 use http::request::Parts;
 
 use crate::Principal;
-use crate::tower::Session;
+use crate::tower::{Session, Store};
 
 /// The request reached a handler that takes a [`Session`] without passing
 /// through [`crate::tower::SessionLayer`] (or one with other `T`/`P`).
@@ -49,18 +49,19 @@ impl IntoResponse for MissingSessionLayer {
     }
 }
 
-impl<S, T, P> FromRequestParts<S> for Session<T, P>
+impl<S, T, P, St> FromRequestParts<S> for Session<T, P, St>
 where
     S: Send + Sync,
     T: Send + 'static,
     P: Principal,
+    St: Store<Data = T, Principal = P>,
 {
     type Rejection = MissingSessionLayer;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         parts
             .extensions
-            .get::<Session<T, P>>()
+            .get::<Session<T, P, St>>()
             .cloned()
             .ok_or(MissingSessionLayer)
     }

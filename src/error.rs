@@ -41,6 +41,20 @@ impl Error {
     }
 }
 
+/// For implementations of `sesame::tower::Store` (feature `tower`) and
+/// other backends outside this crate: an error of this kind.
+///
+/// ```
+/// use sesame::{Error, ErrorKind};
+/// let e = Error::from(ErrorKind::Unavailable);
+/// assert_eq!(e.kind(), ErrorKind::Unavailable);
+/// ```
+impl From<ErrorKind> for Error {
+    fn from(kind: ErrorKind) -> Self {
+        Self::new(kind)
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self.kind {

@@ -72,8 +72,10 @@
 //! flight, set a short grace window.
 
 mod session;
+mod store;
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -88,6 +90,7 @@ use crate::cookie::{CookieConfig, cookie_headers};
 use crate::{Principal, Sessions};
 
 pub use session::Session;
+pub use store::Store;
 
 use session::{Outcome, Shared, State};
 
@@ -100,22 +103,32 @@ struct Options {
 }
 
 /// The tower layer: wraps a service so that each request gets a
-/// [`Session`] backed by `sessions`.
-pub struct SessionLayer<T, P = String> {
-    sessions: Sessions<T, P>,
+/// [`Session`] backed by `sessions`: the in-process [`Sessions`] by
+/// default, or any other [`Store`] (with the `redis` feature,
+/// [`crate::redis::RedisSessions`]).
+///
+/// When a remote store cannot say whether the presented cookie is live,
+/// the request goes on with a handle whose `try_*` methods all return the
+/// store's error ([`crate::ErrorKind::Unavailable`]: answer `503`), and the
+/// response leaves the cookie alone: never a session that was not checked,
+/// never a cookie cleared because the store was down.
+pub struct SessionLayer<T, P = String, S = Sessions<T, P>> {
+    sessions: S,
     options: Options,
+    types: PhantomData<fn() -> (T, P)>,
 }
 
-impl<T, P> Clone for SessionLayer<T, P> {
+impl<T, P, S: Clone> Clone for SessionLayer<T, P, S> {
     fn clone(&self) -> Self {
         Self {
             sessions: self.sessions.clone(),
             options: self.options.clone(),
+            types: PhantomData,
         }
     }
 }
 
-impl<T, P> std::fmt::Debug for SessionLayer<T, P> {
+impl<T, P, S> std::fmt::Debug for SessionLayer<T, P, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionLayer")
             .field("options", &self.options)
@@ -123,14 +136,15 @@ impl<T, P> std::fmt::Debug for SessionLayer<T, P> {
     }
 }
 
-impl<T, P> SessionLayer<T, P>
+impl<T, P, S> SessionLayer<T, P, S>
 where
     T: Send + 'static,
     P: Principal,
+    S: Store<Data = T, Principal = P>,
 {
     /// A layer over `sessions` with the secure cookie defaults
     /// ([`CookieConfig::default`]), no rolling and no renewal.
-    pub fn new(sessions: Sessions<T, P>) -> Self {
+    pub fn new(sessions: S) -> Self {
         Self {
             sessions,
             options: Options {
@@ -138,6 +152,7 @@ where
                 rolling: false,
                 renew_after: None,
             },
+            types: PhantomData,
         }
     }
 
@@ -172,36 +187,39 @@ where
     }
 }
 
-impl<S, T, P> Layer<S> for SessionLayer<T, P> {
-    type Service = SessionService<S, T, P>;
+impl<S, T, P, St: Clone> Layer<S> for SessionLayer<T, P, St> {
+    type Service = SessionService<S, T, P, St>;
 
     fn layer(&self, inner: S) -> Self::Service {
         SessionService {
             inner,
             sessions: self.sessions.clone(),
             options: Arc::new(self.options.clone()),
+            types: PhantomData,
         }
     }
 }
 
 /// The service [`SessionLayer`] wraps around an inner service.
-pub struct SessionService<S, T, P = String> {
+pub struct SessionService<S, T, P = String, St = Sessions<T, P>> {
     inner: S,
-    sessions: Sessions<T, P>,
+    sessions: St,
     options: Arc<Options>,
+    types: PhantomData<fn() -> (T, P)>,
 }
 
-impl<S: Clone, T, P> Clone for SessionService<S, T, P> {
+impl<S: Clone, T, P, St: Clone> Clone for SessionService<S, T, P, St> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
             sessions: self.sessions.clone(),
             options: Arc::clone(&self.options),
+            types: PhantomData,
         }
     }
 }
 
-impl<S, T, P> std::fmt::Debug for SessionService<S, T, P> {
+impl<S, T, P, St> std::fmt::Debug for SessionService<S, T, P, St> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionService")
             .field("options", &self.options)
@@ -209,15 +227,16 @@ impl<S, T, P> std::fmt::Debug for SessionService<S, T, P> {
     }
 }
 
-impl<S, T, P, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S, T, P>
+impl<S, T, P, St, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S, T, P, St>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     T: Send + 'static,
     P: Principal,
+    St: Store<Data = T, Principal = P>,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, T, P>;
+    type Future = ResponseFuture<S::Future, T, P, St>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -230,17 +249,19 @@ where
         ResponseFuture {
             inner: self.inner.call(req),
             shared: Some(shared),
+            types: PhantomData,
         }
     }
 }
 
-impl<S, T, P> SessionService<S, T, P>
+impl<S, T, P, St> SessionService<S, T, P, St>
 where
     T: Send + 'static,
     P: Principal,
+    St: Store<Data = T, Principal = P>,
 {
     /// Finds the request's session (and renews its token if due).
-    fn open(&self, headers: &http::HeaderMap) -> Shared<T, P> {
+    fn open(&self, headers: &http::HeaderMap) -> Shared<St> {
         let options = &self.options;
         let sessions = &self.sessions;
         let presented = options
@@ -248,20 +269,34 @@ where
             .cookie_values(cookie_headers(headers))
             .next()
             .is_some();
+        // A store error on one cookie value is kept; a later value that
+        // validates still wins.
+        let mut failed = None;
+        let mut note = |r: Result<_, crate::Error>| match r {
+            Ok(found) => found,
+            Err(e) => {
+                failed = Some(e);
+                None
+            }
+        };
         let found = match options.renew_after {
             None => options.cookie.find_session(cookie_headers(headers), |v| {
-                sessions.validate(v).map(|_| None)
+                note(sessions.validate(v).map(|h| h.map(|_| None)))
             }),
-            Some(_) => options
-                .cookie
-                .find_session(cookie_headers(headers), |v| sessions.info(v).map(Some)),
+            Some(_) => options.cookie.find_session(cookie_headers(headers), |v| {
+                note(sessions.info(v).map(|i| i.map(Some)))
+            }),
         };
         let mut state = State {
             token: None,
             presented,
             outcome: Outcome::Unchanged,
+            failed: None,
         };
         match found {
+            // The store could not check the cookie: neither a session nor
+            // proof that there is none.
+            None if failed.is_some() => state.failed = failed,
             None if presented => state.outcome = Outcome::Ended,
             None => {}
             Some((token, info)) => {
@@ -286,11 +321,10 @@ where
 /// old token is either still in its grace window (kept) or dead: then this
 /// request goes on without a session and without clearing the cookie, since
 /// the other response carries the new one.
-fn renew<T, P>(sessions: &Sessions<T, P>, state: &mut State)
-where
-    T: Send + 'static,
-    P: Principal,
-{
+///
+/// A store that cannot answer leaves the session as it was (renewal is
+/// retried by the next request).
+fn renew<St: Store>(sessions: &St, state: &mut State) {
     let Some(old) = state.token.as_ref() else {
         return;
     };
@@ -299,7 +333,8 @@ where
             state.token = Some(new);
             state.outcome = Outcome::Issued;
         }
-        Err(_) if sessions.validate(old).is_some() => {}
+        Err(e) if e.kind() != crate::ErrorKind::NotFound => {}
+        Err(_) if !matches!(sessions.validate(old), Ok(None)) => {}
         Err(_) => {
             state.token = None;
             state.presented = false;
@@ -310,18 +345,20 @@ where
 pin_project_lite::pin_project! {
     /// The future of [`SessionService`]: the inner response, with the
     /// session cookie set or cleared as needed.
-    pub struct ResponseFuture<F, T, P> {
+    pub struct ResponseFuture<F, T, P, St = Sessions<T, P>> {
         #[pin]
         inner: F,
-        shared: Option<Arc<Shared<T, P>>>,
+        shared: Option<Arc<Shared<St>>>,
+        types: PhantomData<fn() -> (T, P)>,
     }
 }
 
-impl<F, T, P, ResBody, E> Future for ResponseFuture<F, T, P>
+impl<F, T, P, St, ResBody, E> Future for ResponseFuture<F, T, P, St>
 where
     F: Future<Output = Result<Response<ResBody>, E>>,
     T: Send + 'static,
     P: Principal,
+    St: Store<Data = T, Principal = P>,
 {
     type Output = Result<Response<ResBody>, E>;
 
@@ -339,24 +376,27 @@ where
 }
 
 /// Writes the cookie the request's outcome calls for.
-fn finish<T, P>(shared: &Shared<T, P>, headers: &mut http::HeaderMap)
-where
-    T: Send + 'static,
-    P: Principal,
-{
+///
+/// A store that cannot answer (for the layer, or for the `Max-Age` of a
+/// persistent cookie) leaves the client's cookie as it is.
+fn finish<St: Store>(shared: &Shared<St>, headers: &mut http::HeaderMap) {
+    if shared.failed() {
+        return;
+    }
     let (token, outcome, presented) = shared.outcome();
     let options = shared.options();
     let cookie = &options.cookie;
+    // `Err`: the store cannot say; `Ok(None)`: the session is gone.
     let set = |token: &crate::SessionToken| {
         let max_age = if cookie.is_persistent() {
             shared
                 .sessions()
                 .info(token)
-                .map(|info| crate::cookie::max_age(&info))
+                .map(|info| info.map(|info| crate::cookie::max_age(&info)))
         } else {
-            Some(Duration::ZERO)
+            Ok(Some(Duration::ZERO))
         };
-        max_age.map(|m| cookie.set_cookie(token, m))
+        max_age.map(|m| m.map(|m| cookie.set_cookie(token, m)))
     };
     let clear = || presented.then(|| cookie.clear_cookie());
     let value = match (outcome, token) {
@@ -364,7 +404,11 @@ where
         (Outcome::Unchanged, Some(_)) if !options.rolling => None,
         // A token issued but already gone (ended by a concurrent request)
         // is not worth sending: clear the client's cookie instead.
-        (_, Some(token)) => set(&token).or_else(clear),
+        (_, Some(token)) => match set(&token) {
+            Ok(Some(value)) => Some(value),
+            Ok(None) => clear(),
+            Err(_) => None,
+        },
         (_, None) => clear(),
     };
     if let Some(value) = value {

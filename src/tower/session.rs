@@ -7,14 +7,20 @@
 //! user code runs (the closures of [`Session::update`] and
 //! [`Session::with`], `T::default()`), nor across an `await`: clones of a
 //! handle can be used from several tasks. Of the engine's calls, only
-//! [`Sessions::create`] runs under it, so that two clones of one handle
+//! [`Store::create`] runs under it, so that two clones of one handle
 //! cannot create two sessions for one request.
+//!
+//! The handle works on any [`Store`]. Its `try_*` methods return the
+//! backend's errors (a remote store may be unreachable); the methods
+//! without `try_` exist for the in-process [`Sessions`], which cannot be.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
 use super::Options;
+use super::store::Store;
 use crate::error::{Error, ErrorKind};
 use crate::{Handle, Principal, SessionInfo, SessionToken, Sessions};
 
@@ -35,17 +41,21 @@ pub(super) struct State {
     /// The request carried a cookie with the session cookie's name.
     pub(super) presented: bool,
     pub(super) outcome: Outcome,
+    /// The store could not say whether the presented cookie names a live
+    /// session (a remote backend is down): every `try_*` call fails with
+    /// this error, and the response leaves the cookie alone.
+    pub(super) failed: Option<Error>,
 }
 
 /// What a request's handles share with the response future.
-pub(super) struct Shared<T, P> {
-    sessions: Sessions<T, P>,
+pub(super) struct Shared<S> {
+    sessions: S,
     options: Arc<Options>,
     state: Mutex<State>,
 }
 
-impl<T, P> Shared<T, P> {
-    pub(super) fn new(sessions: Sessions<T, P>, options: Arc<Options>, state: State) -> Self {
+impl<S> Shared<S> {
+    pub(super) fn new(sessions: S, options: Arc<Options>, state: State) -> Self {
         Self {
             sessions,
             options,
@@ -53,8 +63,12 @@ impl<T, P> Shared<T, P> {
         }
     }
 
-    pub(super) fn sessions(&self) -> &Sessions<T, P> {
+    pub(super) fn sessions(&self) -> &S {
         &self.sessions
+    }
+
+    pub(super) fn failed(&self) -> bool {
+        self.state.lock().failed.is_some()
     }
 
     pub(super) fn options(&self) -> &Options {
@@ -76,21 +90,26 @@ impl<T, P> Shared<T, P> {
 /// [`Session::set`], [`Session::login`]) creates it, and the response then
 /// sets the cookie. Cloning is cheap; clones act on the same session.
 ///
-/// Methods are synchronous: the engine is in memory and never blocks on
-/// I/O, so no lock is held across an `await`.
-pub struct Session<T, P = String> {
-    shared: Arc<Shared<T, P>>,
+/// Methods are synchronous: the in-process engine never blocks on I/O, so
+/// no lock is held across an `await`. On a remote [`Store`] (Redis) a call
+/// may block for one round trip, bounded by the store's I/O timeout; the
+/// `try_*` methods then report [`ErrorKind::Unavailable`] when it cannot
+/// answer, including when the layer could not check the request's cookie.
+pub struct Session<T, P = String, S = Sessions<T, P>> {
+    shared: Arc<Shared<S>>,
+    types: PhantomData<fn() -> (T, P)>,
 }
 
-impl<T, P> Clone for Session<T, P> {
+impl<T, P, S> Clone for Session<T, P, S> {
     fn clone(&self) -> Self {
         Self {
             shared: Arc::clone(&self.shared),
+            types: PhantomData,
         }
     }
 }
 
-impl<T, P> std::fmt::Debug for Session<T, P> {
+impl<T, P, S> std::fmt::Debug for Session<T, P, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let state = self.shared.state.lock();
         f.debug_struct("Session")
@@ -100,13 +119,17 @@ impl<T, P> std::fmt::Debug for Session<T, P> {
     }
 }
 
-impl<T, P> Session<T, P>
+impl<T, P, S> Session<T, P, S>
 where
     T: Send + 'static,
     P: Principal,
+    S: Store<Data = T, Principal = P>,
 {
-    pub(super) fn new(shared: Arc<Shared<T, P>>) -> Self {
-        Self { shared }
+    pub(super) fn new(shared: Arc<Shared<S>>) -> Self {
+        Self {
+            shared,
+            types: PhantomData,
+        }
     }
 
     fn token(&self) -> Option<SessionToken> {
@@ -147,15 +170,40 @@ where
         if state.token.is_some() {
             return Ok(Err(data));
         }
-        let (token, _) = self.shared.sessions.create(data)?;
+        let token = self.shared.sessions.create(data)?;
         state.token = Some(token);
         state.outcome = Outcome::Issued;
         Ok(Ok(()))
     }
 
-    /// The engine this session lives in: for [`Sessions::sessions_of`],
-    /// [`Sessions::revoke`], [`Sessions::stats`] and the like.
-    pub fn sessions(&self) -> &Sessions<T, P> {
+    /// The error the layer met checking the request's cookie, if any.
+    fn check(&self) -> Result<(), Error> {
+        match self.shared.state.lock().failed {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `op` on the current token; `Ok(None)` when there is no session
+    /// or it is gone (then forgotten).
+    fn try_on_token<R>(
+        &self,
+        op: impl FnOnce(&SessionToken) -> Result<Option<R>, Error>,
+    ) -> Result<Option<R>, Error> {
+        self.check()?;
+        let Some(token) = self.token() else {
+            return Ok(None);
+        };
+        let r = op(&token)?;
+        if r.is_none() {
+            self.lost(&token);
+        }
+        Ok(r)
+    }
+
+    /// The store this session lives in: for [`Store::sessions_of`],
+    /// [`Store::revoke`] and the like.
+    pub fn store(&self) -> &S {
         &self.shared.sessions
     }
 
@@ -163,6 +211,232 @@ where
     /// request may end it at any moment; the next operation will tell).
     pub fn is_active(&self) -> bool {
         self.shared.state.lock().token.is_some()
+    }
+
+    /// A copy of the session's data; `Ok(None)` without a session.
+    ///
+    /// # Errors
+    ///
+    /// When the store cannot answer (see [`Store`]).
+    pub fn try_get(&self) -> Result<Option<T>, Error>
+    where
+        T: Clone,
+    {
+        self.try_with(T::clone)
+    }
+
+    /// Reads the session's data through `f`; `Ok(None)` without a session.
+    /// `f` must not use this session again.
+    ///
+    /// # Errors
+    ///
+    /// When the store cannot answer.
+    pub fn try_with<R>(&self, f: impl FnOnce(&T) -> R) -> Result<Option<R>, Error> {
+        self.try_on_token(|token| self.shared.sessions.with(token, f))
+    }
+
+    /// The session's metadata; `Ok(None)` without a session.
+    ///
+    /// # Errors
+    ///
+    /// When the store cannot answer.
+    pub fn try_info(&self) -> Result<Option<SessionInfo<P>>, Error> {
+        self.try_on_token(|token| self.shared.sessions.info(token))
+    }
+
+    /// The session's public handle; `Ok(None)` without a session.
+    ///
+    /// # Errors
+    ///
+    /// When the store cannot answer.
+    pub fn try_handle(&self) -> Result<Option<Handle>, Error> {
+        self.try_on_token(|token| self.shared.sessions.validate(token))
+    }
+
+    /// Who is logged in; `Ok(None)` when nobody is, or without a session.
+    ///
+    /// # Errors
+    ///
+    /// When the store cannot answer.
+    pub fn try_principal(&self) -> Result<Option<P>, Error> {
+        Ok(self.try_info()?.and_then(|info| info.principal))
+    }
+
+    /// [`Session::update`] on any store: changes the session's data
+    /// atomically and returns what `f` returns; without a session, creates
+    /// one from `T::default()` with `f` applied. `f` may run more than once
+    /// (a remote store retries it against concurrent writers): keep it free
+    /// of side effects beyond the data.
+    ///
+    /// # Errors
+    ///
+    /// When the store is full or cannot answer.
+    pub fn try_update<R>(&self, mut f: impl FnMut(&mut T) -> R) -> Result<R, Error>
+    where
+        T: Default,
+    {
+        self.check()?;
+        if let Some(token) = self.token() {
+            match self.shared.sessions.update(&token, &mut f) {
+                Ok(r) => return Ok(r),
+                Err(e) if e.kind() == ErrorKind::NotFound => self.lost(&token),
+                Err(e) => return Err(e),
+            }
+        }
+        let mut data = T::default();
+        let r = f(&mut data);
+        if let Err(data) = self.create(data)? {
+            // A clone of this handle created the session meanwhile: the
+            // fresh value replaces the clone's (as in `update`).
+            self.try_set(data)?;
+        }
+        Ok(r)
+    }
+
+    /// [`Session::set`] on any store.
+    ///
+    /// # Errors
+    ///
+    /// When the store is full or cannot answer; [`ErrorKind::NotFound`] if
+    /// the session keeps vanishing under concurrent logouts.
+    pub fn try_set(&self, value: T) -> Result<(), Error> {
+        self.check()?;
+        let mut value = Some(value);
+        for _ in 0..3 {
+            if let Some(token) = self.token() {
+                let r = self.shared.sessions.update(&token, |data| {
+                    if let Some(v) = value.take() {
+                        *data = v;
+                    }
+                });
+                match r {
+                    Ok(()) => return Ok(()),
+                    Err(e) if e.kind() == ErrorKind::NotFound => self.lost(&token),
+                    Err(e) => return Err(e),
+                }
+            }
+            let Some(v) = value.take() else {
+                return Ok(());
+            };
+            match self.create(v)? {
+                Ok(()) => return Ok(()),
+                Err(v) => value = Some(v),
+            }
+        }
+        Err(Error::new(ErrorKind::NotFound))
+    }
+
+    /// [`Session::login`] on any store.
+    ///
+    /// # Errors
+    ///
+    /// When the store is full or cannot answer; [`ErrorKind::NotFound`] if
+    /// the session keeps vanishing under concurrent logouts.
+    pub fn try_login(&self, principal: P) -> Result<(), Error>
+    where
+        T: Default,
+    {
+        self.check()?;
+        for _ in 0..2 {
+            let token = match self.token() {
+                Some(token) => token,
+                None => {
+                    let _ = self.create(T::default())?;
+                    match self.token() {
+                        Some(token) => token,
+                        None => continue,
+                    }
+                }
+            };
+            match self.shared.sessions.login(&token, principal.clone()) {
+                Ok(new) => {
+                    self.issued(new);
+                    return Ok(());
+                }
+                Err(e) if e.kind() == ErrorKind::NotFound => self.lost(&token),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::new(ErrorKind::NotFound))
+    }
+
+    /// [`Session::rotate`] on any store.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotFound`] without a live session; when the store
+    /// cannot answer.
+    pub fn try_rotate(&self) -> Result<(), Error> {
+        self.check()?;
+        let Some(token) = self.token() else {
+            return Err(Error::new(ErrorKind::NotFound));
+        };
+        match self.shared.sessions.rotate(&token) {
+            Ok(new) => {
+                self.issued(new);
+                Ok(())
+            }
+            Err(e) => {
+                if e.kind() == ErrorKind::NotFound {
+                    self.lost(&token);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// [`Session::logout`] on any store: destroys the session; the response
+    /// clears the cookie. Returns whether a live session ended.
+    ///
+    /// # Errors
+    ///
+    /// When the store cannot answer; the session may then live on, and the
+    /// cookie is kept.
+    pub fn try_logout(&self) -> Result<bool, Error> {
+        self.check()?;
+        let Some(token) = self.token() else {
+            let mut state = self.shared.state.lock();
+            if state.presented {
+                state.outcome = Outcome::Ended;
+            }
+            return Ok(false);
+        };
+        let ended = self.shared.sessions.logout(&token)?;
+        let mut state = self.shared.state.lock();
+        if state.token.as_ref() == Some(&token) {
+            state.token = None;
+        }
+        state.outcome = Outcome::Ended;
+        Ok(ended)
+    }
+
+    /// [`Session::logout_everywhere`] on any store.
+    ///
+    /// # Errors
+    ///
+    /// When the store cannot answer (nothing is known to have ended).
+    pub fn try_logout_everywhere(&self) -> Result<usize, Error> {
+        let Some(principal) = self.try_principal()? else {
+            return Ok(0);
+        };
+        let n = self.shared.sessions.revoke_user(&principal)?;
+        let mut state = self.shared.state.lock();
+        state.token = None;
+        state.outcome = Outcome::Ended;
+        Ok(n)
+    }
+}
+
+/// The in-process engine's methods, which cannot meet a backend error.
+impl<T, P> Session<T, P, Sessions<T, P>>
+where
+    T: Send + 'static,
+    P: Principal,
+{
+    /// The engine this session lives in: for [`Sessions::sessions_of`],
+    /// [`Sessions::revoke`], [`Sessions::stats`] and the like.
+    pub fn sessions(&self) -> &Sessions<T, P> {
+        &self.shared.sessions
     }
 
     /// A copy of the session's data; `None` without a session.
