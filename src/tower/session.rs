@@ -337,6 +337,8 @@ where
         T: Default,
     {
         self.check()?;
+        // Two rounds: the session may be ended by another request between
+        // our lookup and the rotation; the second round starts a fresh one.
         for _ in 0..2 {
             let token = match self.token() {
                 Some(token) => token,
@@ -558,29 +560,9 @@ where
     where
         T: Default,
     {
-        // Two rounds: the session may be ended by another request between
-        // our lookup and the rotation; the second round starts a fresh one.
-        for _ in 0..2 {
-            let token = match self.token() {
-                Some(token) => token,
-                None => {
-                    let _ = self.create(T::default())?;
-                    match self.token() {
-                        Some(token) => token,
-                        None => continue,
-                    }
-                }
-            };
-            match self.shared.sessions.login(&token, principal.clone()) {
-                Ok(new) => {
-                    self.issued(new);
-                    return Ok(());
-                }
-                Err(e) if e.kind() == ErrorKind::NotFound => self.lost(&token),
-                Err(e) => return Err(e),
-            }
-        }
-        Err(Error::new(ErrorKind::NotFound))
+        // The in-process engine never fails to answer: `try_login` is the
+        // whole behaviour.
+        self.try_login(principal)
     }
 
     /// Gives the session a new token (the old one stops working; the
@@ -591,19 +573,7 @@ where
     ///
     /// [`ErrorKind::NotFound`] without a live session.
     pub fn rotate(&self) -> Result<(), Error> {
-        let Some(token) = self.token() else {
-            return Err(Error::new(ErrorKind::NotFound));
-        };
-        match self.shared.sessions.rotate(&token) {
-            Ok(new) => {
-                self.issued(new);
-                Ok(())
-            }
-            Err(e) => {
-                self.lost(&token);
-                Err(e)
-            }
-        }
+        self.try_rotate()
     }
 
     /// Destroys the session; the response clears the cookie. Returns
