@@ -375,15 +375,16 @@ where
         };
         let key = inner.secret.digest(&bytes);
         let shard = self.shard(&key);
+        // Every well-formed lookup reads the clock (a coarse clock: a few
+        // ns), so the engine's time moves with each request, hit or miss,
+        // and a clock that later jumps back finds that time already kept.
+        let now = inner.clock.now();
         let map = shard.map.read();
-        // The clock is read only when there is something to check it
-        // against: a miss costs no clock read.
-        let found = map.get(&key).and_then(|s| {
-            let now = inner.clock.now();
-            s.resolve(now, inner.config.idle_ms).map(|e| (e, now))
-        });
-        match found {
-            Some((e, now)) => {
+        match map
+            .get(&key)
+            .and_then(|s| s.resolve(now, inner.config.idle_ms))
+        {
+            Some(e) => {
                 e.touch(now);
                 Some(f(e))
             }

@@ -204,15 +204,9 @@ impl Model {
             self.counters.rejected += 1;
             return None;
         }
+        // The engine reads its clock on every well-formed lookup.
+        let now = self.read_clock();
         let text = std::str::from_utf8(presented).unwrap_or_default();
-        // The engine reads its clock only when the key has a map slot: a
-        // live session's current key, or a grace alias not yet reaped.
-        let present = match self.slots.get(text) {
-            Some(&Slot::Live(sid)) => self.sessions[sid].alive,
-            Some(&Slot::Grace { sid, until }) => self.sessions[sid].alive || until > self.now,
-            None => false,
-        };
-        let now = if present { self.read_clock() } else { self.now };
         let hit = match self.slots.get(text) {
             Some(&Slot::Live(sid)) => self.is_live(sid, now).then_some(sid),
             Some(&Slot::Grace { sid, until }) => {
