@@ -302,6 +302,8 @@ where
     pub fn try_set(&self, value: T) -> Result<(), Error> {
         self.check()?;
         let mut value = Some(value);
+        // Bounded: each round either writes, or loses a race to a clone or
+        // a concurrent logout.
         for _ in 0..3 {
             if let Some(token) = self.token() {
                 let r = self.shared.sessions.update(&token, |data| {
@@ -520,30 +522,9 @@ where
     /// is full; [`ErrorKind::NotFound`] if the session keeps vanishing
     /// under concurrent logouts.
     pub fn set(&self, value: T) -> Result<(), Error> {
-        let mut value = Some(value);
-        // Bounded: each round either writes, or loses a race to a clone or
-        // a concurrent logout.
-        for _ in 0..3 {
-            if let Some(token) = self.token() {
-                let r = self.shared.sessions.update(&token, |data| {
-                    if let Some(v) = value.take() {
-                        *data = v;
-                    }
-                });
-                if r.is_ok() {
-                    return Ok(());
-                }
-                self.lost(&token);
-            }
-            let Some(v) = value.take() else {
-                return Ok(());
-            };
-            match self.create(v)? {
-                Ok(()) => return Ok(()),
-                Err(v) => value = Some(v),
-            }
-        }
-        Err(Error::new(ErrorKind::NotFound))
+        // The in-process engine never fails to answer: `try_set` is the
+        // whole behaviour.
+        self.try_set(value)
     }
 
     /// Logs the session in as `principal`: rotates its token (the old one
