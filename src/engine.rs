@@ -9,7 +9,7 @@
 //! map). The data mutex of an entry is taken with nothing else held, and is
 //! the only lock user code runs under.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
@@ -90,6 +90,19 @@ pub(crate) struct Inner<T, P> {
     counters: Counters,
     bus: Bus<P>,
     evict_cursor: AtomicUsize,
+    /// Told synchronously of every session that ends before its deadline
+    /// (the snapshot's revocation journal). Set at most once.
+    end_hook: OnceLock<Box<dyn EndHook>>,
+}
+
+/// A synchronous observer of sessions that end before their deadlines
+/// (logout, revocation, eviction): called once per session, after it is
+/// dead and before the call that ended it returns, with no lock held.
+/// Expiry is not reported: a restored deadline is never extended, so an
+/// expired session cannot come back.
+pub(crate) trait EndHook: Send + Sync + 'static {
+    /// `handle` ended; `logged_in` says whether a principal was bound.
+    fn ended(&self, handle: Handle, logged_in: bool);
 }
 
 impl<T, P> Sessions<T, P>
@@ -140,6 +153,7 @@ where
             counters: Counters::default(),
             bus: Bus::new(),
             evict_cursor: AtomicUsize::new(0),
+            end_hook: OnceLock::new(),
         });
         let reaper = interval.map(|every| {
             let weak = Arc::downgrade(&inner);
@@ -357,6 +371,18 @@ where
             _ => &c.destroyed,
         });
         inner.bus.emit(kind, entry.handle, principal.as_ref());
+        let logged_in = principal.is_some();
+        drop(principal);
+        if let Some(hook) = inner.end_hook.get() {
+            hook.ended(entry.handle, logged_in);
+        }
+    }
+
+    /// Installs the observer of sessions that end early. False if one is
+    /// already installed (it stays).
+    #[cfg_attr(not(feature = "snapshot"), allow(dead_code))]
+    pub(crate) fn set_end_hook(&self, hook: Box<dyn EndHook>) -> bool {
+        self.inner.end_hook.set(hook).is_ok()
     }
 
     /// Finds the live session for a token and touches it. The hot path.
