@@ -18,6 +18,18 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 pub const DEFAULT_ABSOLUTE_TIMEOUT: Duration = Duration::from_secs(12 * 3600);
 /// Default capacity: one million live sessions.
 pub const DEFAULT_MAX_SESSIONS: usize = 1_000_000;
+/// Default per-principal limit: 100 live sessions, or a tenth of
+/// [`Builder::max_sessions`] if that is fewer (at least one).
+///
+/// A person needs a handful (a phone, a laptop, a few browsers); a hundred
+/// leaves room for API clients. The point is that one account — a shared
+/// login, a script, an attacker with one password — cannot fill the store
+/// with sessions that are never evicted and lock every new visitor out: at
+/// the default it takes ten accounts to fill it. OWASP's session management
+/// cheat sheet leaves the number to the application; NIST SP 800-63B sets
+/// none. Raise it with [`Builder::max_sessions_per_user`], or lift it with
+/// [`Builder::unlimited_sessions_per_user`].
+pub const DEFAULT_MAX_SESSIONS_PER_USER: usize = 100;
 /// Longest rotation grace window the builder accepts. The window exists only
 /// for requests already in flight when the token changed.
 pub const MAX_ROTATION_GRACE: Duration = Duration::from_secs(60);
@@ -106,6 +118,15 @@ pub(crate) struct Config {
     pub(crate) reaper_interval: Option<Duration>,
 }
 
+/// The per-principal limit as set on the builder.
+#[derive(Clone, Copy, Debug)]
+enum PerUser {
+    /// [`DEFAULT_MAX_SESSIONS_PER_USER`], capped at a tenth of capacity.
+    Default,
+    Limit(usize),
+    Unlimited,
+}
+
 /// Builds a [`Sessions`] engine. Start from [`Sessions::builder`].
 ///
 /// # Examples
@@ -129,7 +150,7 @@ pub struct Builder<T, P = String> {
     idle: Duration,
     absolute: Duration,
     max_sessions: usize,
-    max_per_user: Option<usize>,
+    max_per_user: PerUser,
     shards: Option<usize>,
     clock: Option<Arc<dyn Clock>>,
     secret: Option<SecretKey>,
@@ -159,7 +180,7 @@ impl<T, P> Default for Builder<T, P> {
             idle: DEFAULT_IDLE_TIMEOUT,
             absolute: DEFAULT_ABSOLUTE_TIMEOUT,
             max_sessions: DEFAULT_MAX_SESSIONS,
-            max_per_user: None,
+            max_per_user: PerUser::Default,
             shards: None,
             clock: None,
             secret: None,
@@ -202,9 +223,25 @@ where
     }
 
     /// The most live sessions one principal may hold; a login beyond it ends
-    /// that principal's oldest session. Default: no limit.
+    /// the principal's session that logged in longest ago. Default:
+    /// [`DEFAULT_MAX_SESSIONS_PER_USER`] (100, or a tenth of
+    /// `max_sessions` if that is fewer), so that one account cannot fill the
+    /// store. At most `max_sessions`.
     pub fn max_sessions_per_user(mut self, max: usize) -> Self {
-        self.max_per_user = Some(max);
+        self.max_per_user = PerUser::Limit(max);
+        self
+    }
+
+    /// Lifts the per-principal limit.
+    ///
+    /// # Warning
+    ///
+    /// Logged-in sessions are never evicted for room, so without a limit
+    /// one account logging in again and again (a script, or an attacker with
+    /// one password) fills the store, and every new visitor's `create` then
+    /// fails with [`crate::ErrorKind::Full`] until those sessions expire.
+    pub fn unlimited_sessions_per_user(mut self) -> Self {
+        self.max_per_user = PerUser::Unlimited;
         self
     }
 
@@ -275,14 +312,17 @@ where
         if self.max_sessions == 0 || self.max_sessions > (u32::MAX as usize) {
             return Err(BuildError::new(O::MaxSessions, "between 1 and 2^32 - 1"));
         }
-        if let Some(per_user) = self.max_per_user
-            && (per_user == 0 || per_user > self.max_sessions)
-        {
-            return Err(BuildError::new(
-                O::MaxSessionsPerUser,
-                "between 1 and max_sessions",
-            ));
-        }
+        let max_per_user = match self.max_per_user {
+            PerUser::Limit(n) if n == 0 || n > self.max_sessions => {
+                return Err(BuildError::new(
+                    O::MaxSessionsPerUser,
+                    "between 1 and max_sessions",
+                ));
+            }
+            PerUser::Limit(n) => Some(n),
+            PerUser::Default => Some(DEFAULT_MAX_SESSIONS_PER_USER.min((self.max_sessions / 10).max(1))),
+            PerUser::Unlimited => None,
+        };
         let shards = match self.shards {
             Some(n) if n == 0 || n > MAX_SHARDS || !n.is_power_of_two() => {
                 return Err(BuildError::new(O::Shards, "a power of two from 1 to 4096"));
@@ -317,7 +357,7 @@ where
             idle_ms: crate::clock::duration_millis(self.idle),
             absolute_ms: crate::clock::duration_millis(self.absolute),
             max_sessions: self.max_sessions,
-            max_per_user: self.max_per_user,
+            max_per_user,
             shards,
             grace_ms: crate::clock::duration_millis(self.grace),
             reaper_interval: self.reaper_interval,

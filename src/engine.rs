@@ -93,6 +93,8 @@ pub(crate) struct Inner<T, P> {
     /// Told synchronously of every session that ends before its deadline
     /// (the snapshot's revocation journal). Set at most once.
     end_hook: OnceLock<Box<dyn EndHook>>,
+    /// The wheel tick the last `run_pending` covered.
+    reaped_tick: AtomicU64,
 }
 
 /// A synchronous observer of sessions that end before their deadlines
@@ -154,6 +156,7 @@ where
             bus: Bus::new(),
             evict_cursor: AtomicUsize::new(0),
             end_hook: OnceLock::new(),
+            reaped_tick: AtomicU64::new(0),
         });
         let reaper = interval.map(|every| {
             let weak = Arc::downgrade(&inner);
@@ -248,6 +251,13 @@ where
                 {
                     return Ok(());
                 }
+                continue;
+            }
+            // Full. First reclaim what has expired (the reaper may be
+            // late, or off), at most once per wheel tick: a pass finds
+            // nothing new within the tick it already covered.
+            let tick = inner.clock.now() / TICK_MS;
+            if inner.reaped_tick.load(Ordering::Acquire) < tick && self.run_pending() > 0 {
                 continue;
             }
             if !self.evict_one() {
@@ -350,16 +360,18 @@ where
         }
     }
 
-    /// Bookkeeping after a kill: counters, index, event.
+    /// Bookkeeping after a kill: counters, index, alias, event, end hook.
+    ///
+    /// The counters move first: the index update runs the principal's
+    /// `Hash`/`Eq` and the event its `Clone` (user code), and a panic there
+    /// must not leave them wrong. A dead member left in the index is
+    /// harmless (every reader checks liveness).
     fn retire(&self, entry: &Arc<Entry<T, P>>, kind: EventKind) {
         let inner = &*self.inner;
-        inner.live.fetch_sub(1, Ordering::AcqRel);
         let principal = entry.principal.read();
-        match &*principal {
-            None => {
-                inner.anonymous.fetch_sub(1, Ordering::AcqRel);
-            }
-            Some(p) => inner.users.remove(p, entry),
+        inner.live.fetch_sub(1, Ordering::AcqRel);
+        if principal.is_none() {
+            inner.anonymous.fetch_sub(1, Ordering::AcqRel);
         }
         let c = &inner.counters;
         bump(match kind {
@@ -370,11 +382,21 @@ where
             EventKind::Revoked => &c.revoked,
             _ => &c.destroyed,
         });
-        inner.bus.emit(kind, entry.handle, principal.as_ref());
         let logged_in = principal.is_some();
         drop(principal);
+        // Before any user code: the journal must hear of the end even if
+        // the principal's `Hash` panics below.
         if let Some(hook) = inner.end_hook.get() {
             hook.ended(entry.handle, logged_in);
+        }
+        let principal = entry.principal.read();
+        if let Some(p) = &*principal {
+            inner.users.remove(p, entry);
+        }
+        inner.bus.emit(kind, entry.handle, principal.as_ref());
+        drop(principal);
+        if let Some(k) = entry.alias.lock().take() {
+            self.shard(&k).remove_alias_if(&k, entry);
         }
     }
 
@@ -422,8 +444,9 @@ where
         }
     }
 
-    fn find_entry(&self, token: &(impl TokenInput + ?Sized)) -> Option<Arc<Entry<T, P>>> {
-        self.find(token, Arc::clone)
+    /// The live session and its epoch at lookup (see `Entry::epoch`).
+    fn find_entry(&self, token: &(impl TokenInput + ?Sized)) -> Option<(Arc<Entry<T, P>>, u64)> {
+        self.find(token, |e| (Arc::clone(e), e.epoch()))
     }
 
     /// Validates a token and records the use: the session's handle if it is
@@ -471,9 +494,12 @@ where
         token: &(impl TokenInput + ?Sized),
         f: impl FnOnce(&T) -> R,
     ) -> Option<R> {
-        let entry = self.find_entry(token)?;
+        let (entry, epoch) = self.find_entry(token)?;
         let data = entry.data.lock();
-        entry.is_alive().then(|| f(&data))
+        // Alive, and still in the hands the token was presented for: a
+        // request of a principal the session since moved away from sees
+        // nothing of the new one's data.
+        (entry.is_alive() && entry.epoch() == epoch).then(|| f(&data))
     }
 
     /// Validates a token and changes the session's data in place.
@@ -500,11 +526,11 @@ where
         token: &(impl TokenInput + ?Sized),
         f: impl FnOnce(&mut T) -> R,
     ) -> Result<R, Error> {
-        let Some(entry) = self.find_entry(token) else {
+        let Some((entry, epoch)) = self.find_entry(token) else {
             return Err(Error::new(ErrorKind::NotFound));
         };
         let mut data = entry.data.lock();
-        if !entry.is_alive() {
+        if !entry.is_alive() || entry.epoch() != epoch {
             return Err(Error::new(ErrorKind::NotFound));
         }
         Ok(f(&mut data))
@@ -514,55 +540,124 @@ where
     /// rotation grace window, if one is set). Data, principal and handle stay.
     ///
     /// Rotate whenever privilege changes; [`Sessions::login`] does it for you.
+    /// A session has at most one grace alias: rotating again ends the alias
+    /// of the previous rotation at once, and an alias is reaped when its
+    /// window ends.
     ///
     /// **Locking:** the write locks of the old and new tokens' shards (lower
-    /// index first), then that of the principal index.
+    /// index first), then that of the principal index; afterwards, the write
+    /// lock of the previous alias's shard.
     ///
     /// # Errors
     ///
     /// [`ErrorKind::NotFound`] when no live session answers to the token
     /// (a token still in its grace window cannot rotate again).
+    ///
+    /// ```
+    /// let sessions = sesame::Sessions::<u32>::new();
+    /// let (old, _) = sessions.create(7)?;
+    /// let new = sessions.rotate(&old)?;
+    /// assert!(sessions.validate(&old).is_none()); // no grace window by default
+    /// assert_eq!(sessions.get(&new), Some(7));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn rotate(&self, token: &(impl TokenInput + ?Sized)) -> Result<SessionToken, Error> {
-        self.rotate_inner(token, None)
+        self.rotate_inner(token, None::<(P, fn(&mut T))>)
     }
 
     /// Logs a session in: rotates its token (the session fixation defence),
     /// binds `principal` and restarts the absolute timeout (re-authentication,
-    /// NIST SP 800-63B). Returns the new token; the pre-login token stops
-    /// working (after the grace window, if one is set).
+    /// NIST SP 800-63B). Returns the new token.
     ///
-    /// Logging in again as another principal moves the session to them.
-    /// With `max_sessions_per_user`, the principal's oldest sessions beyond
-    /// the limit are ended.
+    /// The pre-login token stops working at once, **grace window or not**:
+    /// it is the token an attacker may have planted (session fixation), so
+    /// no alias of it may ever carry the logged-in principal. Any alias left
+    /// by an earlier plain rotation ends too. Requests still in flight with
+    /// the pre-login token find no session.
+    ///
+    /// Logging in as the principal already bound keeps the data. Logging in
+    /// as *another* principal (bob on a browser alice left logged in) moves
+    /// the session to them and resets the data to `T::default()`: a new
+    /// principal starts from fresh data, and requests of the previous one
+    /// still in flight can neither read nor write it. To carry something
+    /// over (a cart), use [`Sessions::login_with`]. Logging in an anonymous
+    /// session keeps its data.
+    ///
+    /// With a per-user limit (by default [`crate::config::DEFAULT_MAX_SESSIONS_PER_USER`]),
+    /// the principal's sessions that logged in longest ago are ended, so that
+    /// at most the limit stay; the new session is never one of them.
     ///
     /// # Errors
     ///
     /// [`ErrorKind::NotFound`] when no live session answers to the token.
     ///
     /// ```
-    /// let sessions = sesame::Sessions::<()>::new();
-    /// let (anon, _) = sessions.create(())?;
-    /// let token = sessions.login(&anon, "alice".to_string())?;
+    /// let sessions = sesame::Sessions::<Vec<u32>>::new();
+    /// let (anon, _) = sessions.create(vec![1])?;
+    /// let alice = sessions.login(&anon, "alice".to_string())?;
     /// assert!(sessions.validate(&anon).is_none());
-    /// let info = sessions.info(&token).unwrap();
+    /// assert_eq!(sessions.get(&alice), Some(vec![1])); // anonymous data kept
+    /// let info = sessions.info(&alice).unwrap();
     /// assert_eq!(info.principal.as_deref(), Some("alice"));
+    /// let bob = sessions.login(&alice, "bob".to_string())?;
+    /// assert_eq!(sessions.get(&bob), Some(vec![])); // a new principal starts fresh
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn login(
         &self,
         token: &(impl TokenInput + ?Sized),
         principal: P,
+    ) -> Result<SessionToken, Error>
+    where
+        T: Default,
+    {
+        self.login_with(token, principal, |data: &mut T| *data = T::default())
+    }
+
+    /// [`Sessions::login`] with the hand-over of the data chosen by the
+    /// caller: when the session was logged in as another principal,
+    /// `on_switch` turns the previous principal's data into the new one's
+    /// (keep the cart, drop everything else). It is not called when the
+    /// session was anonymous or already bound to `principal`.
+    ///
+    /// `on_switch` runs under the session's data mutex, after the session
+    /// changed hands and before the new token is returned; it must not touch
+    /// the same session. If it panics, the session is ended (the previous
+    /// principal's data must not reach the new one) and the panic goes on.
+    ///
+    /// # Errors
+    ///
+    /// As [`Sessions::login`].
+    ///
+    /// ```
+    /// #[derive(Clone, Debug, Default, PartialEq)]
+    /// struct Data { cart: Vec<u32>, theme: Option<String> }
+    ///
+    /// let sessions = sesame::Sessions::<Data>::new();
+    /// let (anon, _) = sessions.create(Data::default())?;
+    /// let alice = sessions.login(&anon, "alice".to_string())?;
+    /// sessions.update(&alice, |d| { d.cart.push(3); d.theme = Some("dark".into()) })?;
+    /// let bob = sessions.login_with(&alice, "bob".to_string(), |d| {
+    ///     *d = Data { cart: std::mem::take(&mut d.cart), ..Data::default() }
+    /// })?;
+    /// assert_eq!(sessions.get(&bob), Some(Data { cart: vec![3], theme: None }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn login_with(
+        &self,
+        token: &(impl TokenInput + ?Sized),
+        principal: P,
+        on_switch: impl FnOnce(&mut T),
     ) -> Result<SessionToken, Error> {
-        self.rotate_inner(token, Some(principal))
+        self.rotate_inner(token, Some((principal, on_switch)))
     }
 
     fn rotate_inner(
         &self,
         token: &(impl TokenInput + ?Sized),
-        login: Option<P>,
+        login: Option<(P, impl FnOnce(&mut T))>,
     ) -> Result<SessionToken, Error> {
         let inner = &*self.inner;
-        let is_login = login.is_some();
         let not_found = || {
             inner.rejected_malformed.fetch_add(1, Ordering::Relaxed);
             Error::new(ErrorKind::NotFound)
@@ -578,10 +673,23 @@ where
                 break (t, k, j);
             }
         };
+        // User code first (the principal's `Clone`), before anything changes:
+        // a panic here leaves the engine as it was.
+        let (login, on_switch) = match login {
+            Some((p, f)) => {
+                let bound = p.clone();
+                (Some((p, bound)), Some(f))
+            }
+            None => (None, None),
+        };
+        let is_login = login.is_some();
         let now = inner.clock.now();
         let idle = inner.config.idle_ms;
-        let mut per_user_count = 0;
+        let grace = if is_login { 0 } else { inner.config.grace_ms };
+        let mut victims = Vec::new();
+        let mut switched = false;
         let entry;
+        let stale_alias;
         {
             // Two shard locks at most, lower index first: no deadlock.
             let (mut old_map, mut new_map) = if i == j {
@@ -605,7 +713,7 @@ where
                 // 2^-256: not worth a retry path; the caller may simply retry.
                 return Err(Error::new(ErrorKind::NotFound));
             }
-            if let Some(p) = login {
+            if let Some((p, bound)) = login {
                 let mut principal = entry.principal.write();
                 if !entry.is_alive() {
                     return Err(Error::new(ErrorKind::NotFound));
@@ -614,18 +722,26 @@ where
                     key: new_key,
                     entry: Arc::clone(&entry),
                 };
-                match principal.take() {
+                let limit = inner.config.max_per_user;
+                let live = |e: &Entry<T, P>| e.is_live(now, idle);
+                // The index first (it runs the principal's `Hash`/`Eq`):
+                // nothing else has changed if it panics. Adding before
+                // removing: a panic in between leaves the session in both
+                // lists, where a revocation of either still finds it.
+                match principal.as_ref() {
                     None => {
+                        victims = inner.users.add(p, member, limit, live);
                         inner.anonymous.fetch_sub(1, Ordering::AcqRel);
-                        per_user_count = inner.users.add(p.clone(), member);
                     }
-                    Some(q) if q == p => inner.users.rekey(&p, &entry, new_key),
+                    Some(q) if *q == p => inner.users.rekey(&p, &entry, new_key),
                     Some(q) => {
-                        inner.users.remove(&q, &entry);
-                        per_user_count = inner.users.add(p.clone(), member);
+                        victims = inner.users.add(p, member, limit, live);
+                        inner.users.remove(q, &entry);
+                        entry.bump_epoch();
+                        switched = true;
                     }
                 }
-                *principal = Some(p);
+                *principal = Some(bound);
                 entry.abs_deadline.store(
                     now.saturating_add(inner.config.absolute_ms),
                     Ordering::Relaxed,
@@ -635,7 +751,7 @@ where
             }
             entry.issued.store(now, Ordering::Relaxed);
             entry.touch(now);
-            let grace = inner.config.grace_ms;
+            let mut alias = entry.alias.lock();
             if grace > 0 {
                 old_map.insert(
                     old_key,
@@ -644,16 +760,32 @@ where
                         until: now.saturating_add(grace),
                     },
                 );
+                stale_alias = alias.replace(Box::new(old_key));
             } else {
                 old_map.remove(&old_key);
+                stale_alias = alias.take();
             }
+            drop(alias);
             match new_map.as_mut() {
                 Some(m) => m.insert(new_key, Slot::Live(Arc::clone(&entry))),
                 None => old_map.insert(new_key, Slot::Live(Arc::clone(&entry))),
             };
         }
+        if let Some(k) = stale_alias {
+            self.shard(&k).remove_alias_if(&k, &entry);
+        }
+        if switched && let Some(f) = on_switch {
+            self.hand_over(&entry, &new_key, f);
+        }
         let shard = &inner.shards[j];
         self.schedule(shard, new_key, entry.deadline(idle));
+        if grace > 0 {
+            self.schedule(
+                &inner.shards[i],
+                old_key,
+                now.saturating_add(grace),
+            );
+        }
         let principal = entry.principal.read().clone();
         if principal.is_none() {
             self.push_ring(shard, new_key);
@@ -665,23 +797,25 @@ where
             EventKind::Rotated
         };
         inner.bus.emit(kind, entry.handle, principal.as_ref());
-        if let (Some(limit), Some(p)) = (inner.config.max_per_user, principal.as_ref())
-            && per_user_count > limit
-        {
-            self.enforce_per_user(p, &entry, limit);
+        for m in &victims {
+            self.end_member(m, EventKind::Evicted(EvictionReason::PerUser));
         }
         Ok(new_token)
     }
 
-    /// Ends a principal's oldest sessions beyond `limit`, sparing `keep`.
-    fn enforce_per_user(&self, p: &P, keep: &Arc<Entry<T, P>>, limit: usize) {
-        let mut members = self.inner.users.members(p);
-        members.retain(|m| m.entry.is_alive());
-        let excess = members.len().saturating_sub(limit);
-        members.retain(|m| !Arc::ptr_eq(&m.entry, keep));
-        members.sort_by_key(|m| m.entry.created);
-        for m in members.into_iter().take(excess) {
-            self.end_member(&m, EventKind::Evicted(EvictionReason::PerUser));
+    /// Runs the caller's hand-over of the data to a new principal. If it
+    /// panics, the session ends before the panic goes on: the previous
+    /// principal's data must never reach the new one.
+    fn hand_over(&self, entry: &Arc<Entry<T, P>>, key: &SessionKey, f: impl FnOnce(&mut T)) {
+        let mut data = entry.data.lock();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut data)));
+        drop(data);
+        if let Err(panic) = outcome {
+            if entry.try_kill() {
+                self.shard(key).remove_if(key, entry);
+                self.retire(entry, EventKind::Destroyed);
+            }
+            std::panic::resume_unwind(panic);
         }
     }
 
@@ -703,7 +837,7 @@ where
             return false;
         };
         let key = inner.secret.digest(&bytes);
-        let Some(entry) = self.find_entry(token) else {
+        let Some((entry, _)) = self.find_entry(token) else {
             return false;
         };
         if !entry.try_kill() {
@@ -795,6 +929,7 @@ where
         let inner = &*self.inner;
         let now = inner.clock.now();
         let tick = now / TICK_MS;
+        inner.reaped_tick.fetch_max(tick, Ordering::AcqRel);
         let mut due = Vec::with_capacity(REAP_BATCH);
         let mut expired = 0;
         for shard in inner.shards.iter() {
@@ -876,25 +1011,17 @@ where
             return;
         }
         let inner = &*self.inner;
-        let (mut anonymous, mut absolute) = (0, 0);
-        let events = inner.bus.active();
-        for (entry, reason) in killed {
-            let principal = entry.principal.read();
-            match &*principal {
-                None => anonymous += 1,
-                Some(p) => inner.users.remove(p, entry),
-            }
-            if *reason == ExpiryReason::Absolute {
-                absolute += 1;
-            }
-            if events {
-                inner.bus.emit(
-                    EventKind::Expired(*reason),
-                    entry.handle,
-                    principal.as_ref(),
-                );
-            }
-        }
+        // Counters first, from plain reads; user code (the principal's
+        // `Hash`/`Eq`/`Clone`) only afterwards, so a panic there cannot
+        // leave them wrong.
+        let anonymous = killed
+            .iter()
+            .filter(|(e, _)| e.principal.read().is_none())
+            .count();
+        let absolute = killed
+            .iter()
+            .filter(|(_, r)| *r == ExpiryReason::Absolute)
+            .count() as u64;
         inner.live.fetch_sub(killed.len(), Ordering::AcqRel);
         if anonymous > 0 {
             inner.anonymous.fetch_sub(anonymous, Ordering::AcqRel);
@@ -906,6 +1033,20 @@ where
         if killed.len() as u64 > absolute {
             c.expired_idle
                 .fetch_add(killed.len() as u64 - absolute, Ordering::Relaxed);
+        }
+        let events = inner.bus.active();
+        for (entry, reason) in killed {
+            let principal = entry.principal.read();
+            if let Some(p) = &*principal {
+                inner.users.remove(p, entry);
+            }
+            if events {
+                inner.bus.emit(
+                    EventKind::Expired(*reason),
+                    entry.handle,
+                    principal.as_ref(),
+                );
+            }
         }
     }
 }
@@ -967,7 +1108,7 @@ where
     /// principal index. Respects `max_sessions` as `create` does, except that
     /// an anonymous entry evicts nothing to make room; an authenticated one
     /// may evict an anonymous session. Beyond `max_sessions_per_user`, the
-    /// principal's oldest sessions end. Emits no `Created` event.
+    /// principal's earliest restored sessions end. Emits no `Created` event.
     ///
     /// **Locking:** as `create`; the principal index is updated under the
     /// shard's write lock, as login does.
@@ -984,7 +1125,7 @@ where
         }
         let entry = Arc::new(entry);
         let shard = self.shard(&key);
-        let mut per_user = 0;
+        let mut victims = Vec::new();
         {
             let mut map = shard.map.write();
             match map.entry(key) {
@@ -1006,23 +1147,22 @@ where
                         key,
                         entry: Arc::clone(&entry),
                     };
-                    per_user = inner.users.add(p.clone(), member);
+                    let (now, idle) = (inner.clock.now(), self.idle_ms());
+                    victims = inner.users.add(
+                        p.clone(),
+                        member,
+                        inner.config.max_per_user,
+                        |e| e.is_live(now, idle),
+                    );
                 }
             }
         }
         self.schedule(shard, key, entry.deadline(self.idle_ms()));
-        match (&principal, inner.config.max_per_user) {
-            (None, _) => self.push_ring(shard, key),
-            (Some(p), Some(limit)) if per_user > limit => {
-                let mut members = inner.users.members(p);
-                members.retain(|m| m.entry.is_alive());
-                members.sort_by_key(|m| m.entry.created);
-                let excess = members.len().saturating_sub(limit);
-                for m in members.into_iter().take(excess) {
-                    self.end_member(&m, EventKind::Evicted(EvictionReason::PerUser));
-                }
-            }
-            _ => {}
+        if principal.is_none() {
+            self.push_ring(shard, key);
+        }
+        for m in &victims {
+            self.end_member(m, EventKind::Evicted(EvictionReason::PerUser));
         }
         Restored::Inserted
     }

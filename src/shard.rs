@@ -37,6 +37,14 @@ pub(crate) struct Entry<T, P> {
     /// Engine ms of the absolute deadline (restarted by login).
     pub(crate) abs_deadline: AtomicU64,
     alive: AtomicBool,
+    /// Bumped when the session changes hands (login as another principal).
+    /// A lookup notes it; `update`/`with` refuse to run when it moved in
+    /// between, so a request of the previous principal that was already in
+    /// flight can neither read nor write the new principal's data.
+    epoch: AtomicU64,
+    /// The session's one grace alias (the token replaced by its last plain
+    /// rotation), if any. Leaf lock: taken under the map locks by rotation.
+    pub(crate) alias: Mutex<Option<Box<SessionKey>>>,
     /// Leaf lock: nothing is locked while holding it except the principal
     /// index (login adds the entry there under it).
     pub(crate) principal: RwLock<Option<P>>,
@@ -52,6 +60,8 @@ impl<T, P> Entry<T, P> {
             issued: AtomicU64::new(now),
             abs_deadline: AtomicU64::new(abs_deadline),
             alive: AtomicBool::new(true),
+            epoch: AtomicU64::new(0),
+            alias: Mutex::new(None),
             principal: RwLock::new(None),
             data: Mutex::new(data),
         }
@@ -65,6 +75,17 @@ impl<T, P> Entry<T, P> {
     /// Marks the entry dead. Returns true for the one caller that did it.
     pub(crate) fn try_kill(&self) -> bool {
         self.alive.swap(false, Ordering::AcqRel)
+    }
+
+    /// See the field: which holder of the session this is.
+    #[inline]
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Marks a change of hands (under the principal lock).
+    pub(crate) fn bump_epoch(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 
     /// The idle deadline in engine ms.
@@ -157,6 +178,16 @@ impl<T, P> Shard<T, P> {
                 true
             }
             _ => false,
+        }
+    }
+
+    /// Removes `key` if it is a grace alias of `entry`.
+    pub(crate) fn remove_alias_if(&self, key: &SessionKey, entry: &Arc<Entry<T, P>>) {
+        let mut map = self.map.write();
+        if let Some(Slot::Grace { entry: e, .. }) = map.get(key)
+            && Arc::ptr_eq(e, entry)
+        {
+            map.remove(key);
         }
     }
 }

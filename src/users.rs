@@ -51,12 +51,44 @@ impl<T, P: Eq + std::hash::Hash> Users<T, P> {
         &self.shards[i]
     }
 
-    /// Adds a session; returns how many the principal now has.
-    pub(crate) fn add(&self, p: P, member: Member<T, P>) -> usize {
+    /// Adds a session and, beyond `limit` live sessions, picks the
+    /// principal's earliest-bound live sessions as victims: they leave the
+    /// index here, under the same lock as the addition, so two concurrent
+    /// logins never pick each other's new session (the newest member is
+    /// never a victim). The caller ends the victims.
+    ///
+    /// `live` tells which members count (expired but unreaped ones do not).
+    /// Runs the principal's `Hash`/`Eq` (user code) before it changes
+    /// anything: a panic there leaves the index as it was.
+    pub(crate) fn add(
+        &self,
+        p: P,
+        member: Member<T, P>,
+        limit: Option<usize>,
+        live: impl Fn(&Entry<T, P>) -> bool,
+    ) -> Vec<Member<T, P>> {
         let mut shard = self.shard(&p).lock();
         let list = shard.entry(p).or_default();
         list.push(member);
-        list.len()
+        let Some(limit) = limit else {
+            return Vec::new();
+        };
+        let mut excess = list.iter().filter(|m| live(&m.entry)).count().saturating_sub(limit);
+        if excess == 0 {
+            return Vec::new();
+        }
+        let mut victims = Vec::with_capacity(excess);
+        let mut i = 0;
+        // `i + 1 < len`: the newest member, last in the list, is spared.
+        while excess > 0 && i + 1 < list.len() {
+            if live(&list[i].entry) {
+                victims.push(list.remove(i));
+                excess -= 1;
+            } else {
+                i += 1;
+            }
+        }
+        victims
     }
 
     /// Points the member for `entry` at its new key.

@@ -85,6 +85,7 @@ fn concurrent_mixed_operations_keep_invariants() {
         .idle_timeout(Duration::from_secs(3600))
         .absolute_timeout(Duration::from_secs(7200))
         .max_sessions(1_000_000)
+        .unlimited_sessions_per_user() // each worker logs in as itself thousands of times
         .shards(8)
         .reaper_interval(Some(Duration::from_millis(1)))
         .build()

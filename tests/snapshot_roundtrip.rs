@@ -335,6 +335,7 @@ fn loading_respects_capacity_and_per_user_limits() {
     let small = Sessions::<Cart>::builder()
         .secret_key(key())
         .max_sessions(3)
+        .max_sessions_per_user(3)
         .build()
         .unwrap();
     let r = small.load_snapshot(&path).unwrap();
@@ -476,6 +477,7 @@ fn saves_racing_rotations_save_each_session_at_most_once() {
     let s: Sessions<Cart> = Sessions::builder()
         .secret_key(key())
         .shards(8)
+        .unlimited_sessions_per_user() // 2,000 sessions logged in as 7 users
         .reaper_interval(None)
         .build()
         .unwrap();

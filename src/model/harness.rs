@@ -168,9 +168,10 @@ impl Harness {
             .idle_timeout(Duration::from_millis(cfg.idle_ms))
             .absolute_timeout(Duration::from_millis(cfg.absolute_ms))
             .rotation_grace(Duration::from_millis(cfg.grace_ms));
-        if let Some(n) = cfg.max_per_user {
-            b = b.max_sessions_per_user(n);
-        }
+        b = match cfg.max_per_user {
+            Some(n) => b.max_sessions_per_user(n),
+            None => b.unlimited_sessions_per_user(),
+        };
         let engine = match b.build() {
             Ok(e) => e,
             Err(e) => panic!("builder refused {cfg:?}: {e}"),

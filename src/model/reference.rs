@@ -119,6 +119,8 @@ pub struct Model {
     users: HashMap<u8, Vec<Sid>>,
     counters: Counters,
     events: Vec<Event<u8>>,
+    /// The wheel tick the last `run_pending` covered (none yet).
+    reaped_tick: Option<u64>,
 }
 
 impl Model {
@@ -135,6 +137,7 @@ impl Model {
             users: HashMap::new(),
             counters: Counters::default(),
             events: Vec::new(),
+            reaped_tick: None,
         }
     }
 
@@ -275,9 +278,15 @@ impl Model {
     ///
     /// [`ErrorKind::Full`] when the engine must refuse.
     pub fn create(&mut self, data: u64) -> Result<Sid, ErrorKind> {
-        if self.len() >= self.cfg.max_sessions && !self.evict_one() {
-            self.counters.refused_full += 1;
-            return Err(ErrorKind::Full);
+        if self.len() >= self.cfg.max_sessions {
+            // Full: reclaim what expired (once per wheel tick), then evict.
+            let tick = self.read_clock() / TICK_MS;
+            let reclaimed =
+                self.reaped_tick.is_none_or(|r| r < tick) && self.run_pending() > 0;
+            if !reclaimed && !self.evict_one() {
+                self.counters.refused_full += 1;
+                return Err(ErrorKind::Full);
+            }
         }
         let now = self.read_clock();
         self.sessions.push(Session {
@@ -382,8 +391,8 @@ impl Model {
                 return Err(ErrorKind::NotFound);
             }
         };
-        let mut per_user_count = 0;
         let is_login = login.is_some();
+        let mut victims = Vec::new();
         if let Some(p) = login {
             match self.sessions[sid].principal {
                 Some(q) if q == p => {}
@@ -396,9 +405,28 @@ impl Model {
                             self.users.remove(&q);
                         }
                     }
-                    let list = self.users.entry(p).or_default();
+                    if old.is_some() {
+                        // A new principal starts from fresh data.
+                        self.sessions[sid].data = 0;
+                    }
+                    let mut list = self.users.remove(&p).unwrap_or_default();
                     list.push(sid);
-                    per_user_count = list.len();
+                    // Beyond the limit, the earliest-bound live sessions
+                    // go; the new one (last) never does.
+                    if let Some(limit) = self.cfg.max_per_user {
+                        let live = list.iter().filter(|&&m| self.is_live(m, now)).count();
+                        let mut excess = live.saturating_sub(limit);
+                        let mut i = 0;
+                        while excess > 0 && i + 1 < list.len() {
+                            if self.is_live(list[i], now) {
+                                victims.push(list.remove(i));
+                                excess -= 1;
+                            } else {
+                                i += 1;
+                            }
+                        }
+                    }
+                    self.users.insert(p, list);
                 }
             }
             let s = &mut self.sessions[sid];
@@ -408,11 +436,16 @@ impl Model {
         let s = &mut self.sessions[sid];
         s.issued = now;
         s.last_seen = s.last_seen.max(now);
-        if self.cfg.grace_ms > 0 {
+        // At most one grace alias per session: the previous one ends.
+        self.slots
+            .retain(|_, slot| !matches!(slot, Slot::Grace { sid: g, .. } if *g == sid));
+        if self.cfg.grace_ms > 0 && !is_login {
             let until = now.saturating_add(self.cfg.grace_ms);
             self.slots
                 .insert(text.to_owned(), Slot::Grace { sid, until });
         } else {
+            // Login leaves no alias: the pre-login token never carries
+            // the principal.
             self.slots.remove(text);
         }
         self.counters.rotated += 1;
@@ -422,16 +455,8 @@ impl Model {
             EventKind::Rotated
         };
         self.emit(kind, sid);
-        if let (Some(limit), Some(p)) = (self.cfg.max_per_user, self.sessions[sid].principal)
-            && per_user_count > limit
-        {
-            let mut members = self.users.get(&p).cloned().unwrap_or_default();
-            let excess = members.len().saturating_sub(limit);
-            members.retain(|&m| m != sid);
-            members.sort_by_key(|&m| self.sessions[m].created);
-            for m in members.into_iter().take(excess) {
-                self.kill(m, EventKind::Evicted(EvictionReason::PerUser));
-            }
+        for m in victims {
+            self.kill(m, EventKind::Evicted(EvictionReason::PerUser));
         }
         Ok(sid)
     }
@@ -495,6 +520,7 @@ impl Model {
     pub fn run_pending(&mut self) -> usize {
         let now = self.read_clock();
         let tick = now / TICK_MS;
+        self.reaped_tick = Some(self.reaped_tick.map_or(tick, |r| r.max(tick)));
         let mut expired = 0;
         for sid in 0..self.sessions.len() {
             if !self.sessions[sid].alive || self.sessions[sid].wheel_tick > tick {

@@ -434,7 +434,7 @@ where
 /// The in-process engine's methods, which cannot meet a backend error.
 impl<T, P> Session<T, P, Sessions<T, P>>
 where
-    T: Send + 'static,
+    T: Default + Send + 'static,
     P: Principal,
 {
     /// The engine this session lives in: for [`Sessions::sessions_of`],

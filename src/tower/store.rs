@@ -123,7 +123,7 @@ pub trait Store: Clone + Send + Sync + 'static {
 
 impl<T, P> Store for Sessions<T, P>
 where
-    T: Send + 'static,
+    T: Default + Send + 'static,
     P: Principal,
 {
     type Data = T;
