@@ -1147,19 +1147,22 @@ where
                         key,
                         entry: Arc::clone(&entry),
                     };
-                    let (now, idle) = (inner.clock.now(), self.idle_ms());
-                    victims = inner.users.add(
-                        p.clone(),
-                        member,
-                        inner.config.max_per_user,
-                        |e| e.is_live(now, idle),
-                    );
+                    inner.users.add(p.clone(), member, None, |_| true);
                 }
             }
         }
         self.schedule(shard, key, entry.deadline(self.idle_ms()));
-        if principal.is_none() {
-            self.push_ring(shard, key);
+        match (&principal, inner.config.max_per_user) {
+            (None, _) => self.push_ring(shard, key),
+            // Restored in no particular order: the oldest sessions go.
+            (Some(p), Some(limit)) => {
+                let mut members = inner.users.members(p);
+                members.retain(|m| m.entry.is_alive());
+                members.sort_by_key(|m| m.entry.created);
+                let excess = members.len().saturating_sub(limit);
+                victims.extend(members.into_iter().take(excess));
+            }
+            (Some(_), None) => {}
         }
         for m in &victims {
             self.end_member(m, EventKind::Evicted(EvictionReason::PerUser));
