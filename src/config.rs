@@ -320,7 +320,9 @@ where
                 ));
             }
             PerUser::Limit(n) => Some(n),
-            PerUser::Default => Some(DEFAULT_MAX_SESSIONS_PER_USER.min((self.max_sessions / 10).max(1))),
+            PerUser::Default => {
+                Some(DEFAULT_MAX_SESSIONS_PER_USER.min((self.max_sessions / 10).max(1)))
+            }
             PerUser::Unlimited => None,
         };
         let shards = match self.shards {

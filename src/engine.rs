@@ -9,8 +9,8 @@
 //! map). The data mutex of an entry is taken with nothing else held, and is
 //! the only lock user code runs under.
 
-use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use crossbeam_channel::Receiver;
@@ -780,11 +780,7 @@ where
         let shard = &inner.shards[j];
         self.schedule(shard, new_key, entry.deadline(idle));
         if grace > 0 {
-            self.schedule(
-                &inner.shards[i],
-                old_key,
-                now.saturating_add(grace),
-            );
+            self.schedule(&inner.shards[i], old_key, now.saturating_add(grace));
         }
         let principal = entry.principal.read().clone();
         if principal.is_none() {
@@ -885,6 +881,13 @@ where
     /// it, though no lookup returns it.
     pub fn len(&self) -> usize {
         self.inner.live.load(Ordering::Acquire)
+    }
+
+    /// Map slots held: live tokens plus grace aliases (reaped or not).
+    /// For tests of memory bounds; not a stable API.
+    #[doc(hidden)]
+    pub fn map_slots(&self) -> usize {
+        self.inner.shards.iter().map(|s| s.map.read().len()).sum()
     }
 
     /// True when [`Sessions::len`] is zero.

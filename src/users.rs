@@ -73,7 +73,11 @@ impl<T, P: Eq + std::hash::Hash> Users<T, P> {
         let Some(limit) = limit else {
             return Vec::new();
         };
-        let mut excess = list.iter().filter(|m| live(&m.entry)).count().saturating_sub(limit);
+        let mut excess = list
+            .iter()
+            .filter(|m| live(&m.entry))
+            .count()
+            .saturating_sub(limit);
         if excess == 0 {
             return Vec::new();
         }

@@ -281,8 +281,7 @@ impl Model {
         if self.len() >= self.cfg.max_sessions {
             // Full: reclaim what expired (once per wheel tick), then evict.
             let tick = self.read_clock() / TICK_MS;
-            let reclaimed =
-                self.reaped_tick.is_none_or(|r| r < tick) && self.run_pending() > 0;
+            let reclaimed = self.reaped_tick.is_none_or(|r| r < tick) && self.run_pending() > 0;
             if !reclaimed && !self.evict_one() {
                 self.counters.refused_full += 1;
                 return Err(ErrorKind::Full);
