@@ -213,8 +213,9 @@ where
     }
 
     /// The most live sessions the engine holds. Default one million. When
-    /// full, creating a session evicts an anonymous one (least recently seen,
-    /// approximately); if there is none, creation fails with
+    /// full, creating a session first reclaims expired sessions (the reaper
+    /// may not have run yet), then evicts an anonymous one (least recently
+    /// seen, approximately); if there is none, creation fails with
     /// [`crate::ErrorKind::Full`]. Logged-in sessions are never evicted for
     /// room.
     pub fn max_sessions(mut self, max: usize) -> Self {
@@ -266,14 +267,20 @@ where
         self
     }
 
-    /// How long a token replaced by rotation or login keeps working, for
-    /// requests already in flight. Default zero: the old token fails at once.
-    /// At most [`MAX_ROTATION_GRACE`].
+    /// How long a token replaced by a plain rotation ([`Sessions::rotate`],
+    /// the layer's `renew_after`) keeps working, for requests already in
+    /// flight. Default zero: the old token fails at once. At most
+    /// [`MAX_ROTATION_GRACE`].
+    ///
+    /// A login never leaves a usable alias, whatever this window: the
+    /// pre-login token is the one an attacker may have planted (session
+    /// fixation). A session has at most one alias; it is reaped when its
+    /// window ends.
     ///
     /// # Warning
     ///
-    /// During the window a stolen pre-login token still works. Keep it to
-    /// the few seconds concurrent requests need, or leave it at zero.
+    /// During the window a stolen pre-rotation token still works. Keep it
+    /// to the few seconds concurrent requests need, or leave it at zero.
     pub fn rotation_grace(mut self, grace: Duration) -> Self {
         self.grace = grace;
         self

@@ -41,17 +41,37 @@
 //!   for low-risk applications and less for high-value ones. An expired
 //!   session is never returned, whether or not the reaper has removed it yet.
 //! - **Rotation on login**: [`Sessions::login`] issues a new token and the
-//!   old one stops working (OWASP: "renew the session ID after any privilege
-//!   level change"), defeating session fixation. An optional
-//!   [`Builder::rotation_grace`] window (off by default, at most a minute)
-//!   lets requests already in flight finish with the old token.
+//!   old one stops working at once (OWASP: "renew the session ID after any
+//!   privilege level change"), defeating session fixation. The pre-login
+//!   token never carries the logged-in principal, whatever the grace window.
+//!   An optional [`Builder::rotation_grace`] window (off by default, at most
+//!   a minute) lets requests already in flight finish with the old token of
+//!   a *plain* rotation ([`Sessions::rotate`]); a session has at most one
+//!   such alias, reaped when its window ends.
+//! - **A new principal starts fresh**: logging in as another principal than
+//!   the one bound resets the data to `T::default()` (Django's `login()`
+//!   flushes the session the same way); [`Sessions::login_with`] lets the
+//!   application carry something over. An anonymous session keeps its data
+//!   when it logs in (the cart survives).
 //! - **Capacity**: at most [`Builder::max_sessions`] live sessions (default
-//!   one million). At capacity, creating a session evicts an anonymous one,
+//!   one million). At capacity, creating a session first reclaims sessions
+//!   whose deadline has passed (whether or not the reaper has run; to the
+//!   wheel's one-second resolution), then evicts an anonymous one,
 //!   approximately the least recently seen; logged-in sessions are never
-//!   evicted for room. When there is no anonymous session to evict, creation
+//!   evicted for room. When there is nothing to reclaim or evict, creation
 //!   fails with [`ErrorKind::Full`].
-//! - **Per-user limit**: with [`Builder::max_sessions_per_user`], a login
-//!   beyond the limit ends that principal's oldest session.
+//! - **Per-user limit**: a principal holds at most
+//!   [`Builder::max_sessions_per_user`] live sessions — by default
+//!   [`config::DEFAULT_MAX_SESSIONS_PER_USER`] (100, or a tenth of the
+//!   capacity if that is fewer), so that one account cannot fill the store
+//!   and lock every new visitor out. A login beyond it ends the principal's
+//!   session that logged in longest ago, never the new one, also under
+//!   concurrent logins. NIST SP 800-63B sets no number and OWASP leaves it to
+//!   the application; the default only has to keep one account from taking
+//!   the store.
+//! - **User code** (your principal's `Hash`/`Eq`/`Clone`, the closures of
+//!   `update`, `with` and `login_with`) that panics never leaves the
+//!   engine's counters or index wrong.
 //! - **Time** comes only from the [`Clock`]; a clock that goes backwards
 //!   resurrects nothing (the engine's time never decreases).
 //!
