@@ -497,7 +497,9 @@ where
 
     /// Logs a session in: a new token, bound to `principal`, absolute
     /// timeout restarted; the pre-login token stops working on every server.
-    /// Data, principal index and invalidation change in one script.
+    /// Logging in as another principal than the one bound resets the data
+    /// to `T::default()`, as [`crate::Sessions::login`] does. Data, principal
+    /// index and invalidation change in one script.
     ///
     /// # Errors
     ///
@@ -507,23 +509,27 @@ where
         &self,
         token: &(impl TokenInput + ?Sized),
         principal: P,
-    ) -> Result<SessionToken, Error> {
-        self.rotate_inner(token, Some(principal))
+    ) -> Result<SessionToken, Error>
+    where
+        T: Default,
+    {
+        let fresh = encode(&T::default())?;
+        self.rotate_inner(token, Some((principal, fresh)))
     }
 
     fn rotate_inner(
         &self,
         token: &(impl TokenInput + ?Sized),
-        login: Option<P>,
+        login: Option<(P, Vec<u8>)>,
     ) -> Result<SessionToken, Error> {
         let s = &*self.shared;
         let Some(bytes) = token.token_bytes() else {
             return Err(Error::new(ErrorKind::NotFound));
         };
         let old = s.secret.digest(&bytes);
-        let principal = match &login {
-            Some(p) => principal_json(p)?,
-            None => String::new(),
+        let (principal, fresh) = match &login {
+            Some((p, fresh)) => (principal_json(p)?, fresh.as_slice()),
+            None => (String::new(), &[][..]),
         };
         for _ in 0..MAX_KEY_ATTEMPTS {
             let new_token = SessionToken::generate();
@@ -542,6 +548,7 @@ where
                     .arg(s.abs_ms)
                     .arg(&principal)
                     .arg(&s.channel)
+                    .arg(fresh)
                     .invoke(c)
             })?;
             match reply {

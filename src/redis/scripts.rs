@@ -108,9 +108,11 @@ return {1, v}"
 });
 
 /// KEYS: old session, new session. ARGV: prefix, old hex, new hex, idle ms,
-/// absolute ms, principal JSON to log in as (or '' to only rotate), channel.
+/// absolute ms, principal JSON to log in as (or '' to only rotate), channel,
+/// the encoded fresh data for a change of principal.
 /// Moves the session to the new key, updates the principal index, restarts
-/// the absolute deadline on login, and invalidates the old key.
+/// the absolute deadline on login, resets the data (and bumps its version)
+/// when the principal changes, and invalidates the old key.
 /// Returns 1, 0 when the old session is gone, -1 when the new key exists.
 pub(crate) static ROTATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
@@ -128,6 +130,10 @@ if ARGV[6] ~= '' then
   p = ARGV[6]
   a = now + tonumber(ARGV[5])
   redis.call('HSET', KEYS[2], 'p', p, 'a', n(a))
+  if oldp and oldp ~= p then
+    redis.call('HSET', KEYS[2], 'd', ARGV[8])
+    redis.call('HINCRBY', KEYS[2], 'v', 1)
+  end
 end
 redis.call('HSET', KEYS[2], 'i', n(now), 's', n(now))
 redis.call('PEXPIRE', KEYS[2], n(math.min(now + idle, a) - now))

@@ -212,7 +212,7 @@ mod redis_store {
     /// [`crate::ErrorKind::Encoding`]) pass through unchanged.
     impl<T, P> Store for RedisSessions<T, P>
     where
-        T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
+        T: Clone + Default + Serialize + DeserializeOwned + Send + Sync + 'static,
         P: Principal + Serialize + DeserializeOwned,
     {
         type Data = T;

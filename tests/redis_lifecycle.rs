@@ -1,0 +1,66 @@
+//! Issue 11 on the Redis backend: a new principal starts from fresh data
+//! there too (the engine's rule, tests/lifecycle.rs).
+
+mod redis_support;
+
+use std::time::Duration;
+
+use redis_support::{RedisServer, eventually};
+use serde::{Deserialize, Serialize};
+use sesame::SecretKey;
+use sesame::redis::RedisSessions;
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct Cart {
+    items: Vec<u32>,
+}
+
+fn store(server: &RedisServer, key: &SecretKey) -> RedisSessions<Cart, String> {
+    let s = RedisSessions::builder(&server.url())
+        .secret_key(key.clone())
+        .build()
+        .expect("valid options");
+    assert!(s.wait_ready(Duration::from_secs(5)), "subscribed");
+    s
+}
+
+/// Broke: bob's login on a session alice left logged in kept alice's cart,
+/// on the server that ran it and on every other.
+#[test]
+fn login_as_another_principal_starts_from_fresh_data_on_every_server() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let key = SecretKey::generate();
+    let (a, b) = (store(&server, &key), store(&server, &key));
+    let (anon, _) = a.create(Cart { items: vec![1] }).unwrap();
+    let alice = a.login(&anon, "alice".to_string()).unwrap();
+    assert_eq!(
+        b.get(&alice).unwrap(),
+        Some(Cart { items: vec![1] }),
+        "anonymous data kept"
+    );
+    a.update(&alice, |c| c.items.push(2)).unwrap();
+    let again = a.login(&alice, "alice".to_string()).unwrap();
+    assert_eq!(
+        b.get(&again).unwrap().unwrap().items,
+        vec![1, 2],
+        "same principal keeps data"
+    );
+    let bob = b.login(&again, "bob".to_string()).unwrap();
+    assert_eq!(
+        a.get(&bob).unwrap(),
+        Some(Cart::default()),
+        "bob sees alice's cart"
+    );
+    assert_eq!(b.get(&bob).unwrap(), Some(Cart::default()));
+    assert!(a.validate(&again).unwrap().is_none());
+    // Updates after the reset start from the fresh data.
+    b.update(&bob, |c| c.items.push(9)).unwrap();
+    assert_eq!(b.get(&bob).unwrap(), Some(Cart { items: vec![9] }));
+    // Another server's copy follows within the invalidation bound.
+    let seen = eventually(Duration::from_secs(1), || {
+        a.get(&bob).unwrap() == Some(Cart { items: vec![9] })
+    });
+    assert!(seen.is_some(), "server A never saw bob's update");
+}
