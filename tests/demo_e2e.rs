@@ -98,7 +98,7 @@ async fn visits_are_counted_per_session() {
             r.set_cookies().is_empty(),
             "an unchanged session sets no cookie"
         );
-        assert!(!r.no_store());
+        assert!(r.no_store(), "the page shows this session's count");
     }
     let b = http.get("/", None).await;
     assert_eq!(b.visits(), 1, "another client has its own count");
@@ -130,7 +130,12 @@ async fn login_rotates_the_id_and_keeps_the_data() {
         "the pre-login ID is dead"
     );
     assert_eq!(old.location(), Some("/login"));
-    assert!(old.clears(), "and its cookie is cleared");
+    assert_eq!(
+        old.session_cookie(),
+        None,
+        "and its cookie is left alone: a clearing cookie could land after \
+         the login's response (a racing request) and log the user out"
+    );
 
     let home = http.get("/", Some(&user)).await;
     assert_eq!(home.visits(), 2, "the data moved with the session");
@@ -383,14 +388,10 @@ async fn hostile_cookies_give_no_500_and_no_session() {
         assert_eq!(home.visits(), 1, "{what}: a fresh session, not a found one");
         let fresh = home.token().expect("the write creates a new session");
         assert!(!String::from_utf8_lossy(header).contains(&fresh));
-        if *what == "non-UTF-8 elsewhere" || *what == "wrong case name" {
-            assert!(
-                me.set_cookies().is_empty(),
-                "{what}: no cookie of ours to clear"
-            );
-        } else {
-            assert!(me.clears(), "{what}: the stale cookie is cleared");
-        }
+        // A cookie that names no session is left alone (see
+        // `sesame::tower`): the home page's new session replaces it.
+        assert!(me.set_cookies().is_empty(), "{what}: nothing cleared");
+        assert!(!me.no_store(), "{what}: anonymous content");
     }
     // Many separate Cookie headers.
     let mut rb = http.request(Method::GET, "/api/me", None);
@@ -432,8 +433,7 @@ async fn expired_cookie_is_no_session_cleared_and_counted() {
     let rejected = sessions.stats().rejected;
     let r = http.get("/api/me", Some(&alice)).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    assert!(r.clears());
-    assert!(r.no_store());
+    assert!(r.set_cookies().is_empty(), "a dead cookie is left alone");
     assert_eq!(sessions.stats().rejected, rejected + 1);
     let health = http.get("/healthz", None).await.json();
     assert_eq!(health["rejected"], rejected + 1);

@@ -31,7 +31,7 @@ pub(super) enum Outcome {
     Unchanged,
     /// A token was issued (creation, rotation, login): send it.
     Issued,
-    /// The session ended, or the presented cookie named none: clear it.
+    /// The request ended the session (logout): clear the cookie.
     Ended,
 }
 
@@ -41,6 +41,16 @@ pub(super) struct State {
     /// The request carried a cookie with the session cookie's name.
     pub(super) presented: bool,
     pub(super) outcome: Outcome,
+    /// When the presented token's session last had a token issued, as the
+    /// layer found it (with `rolling`): if that changed by the response,
+    /// another request rotated the token away meanwhile.
+    pub(super) issued_at_start: Option<std::time::SystemTime>,
+    /// `renew_after` found the presented token due: rotate it when the
+    /// response is produced, if the request still holds it.
+    pub(super) renew_due: bool,
+    /// The handler consulted the live session (read or wrote it): the
+    /// response depends on it.
+    pub(super) used: bool,
     /// The store could not say whether the presented cookie names a live
     /// session (a remote backend is down): every `try_*` call fails with
     /// this error, and the response leaves the cookie alone.
@@ -75,11 +85,28 @@ impl<S> Shared<S> {
         &self.options
     }
 
-    /// The final token, outcome and whether a cookie was presented.
-    pub(super) fn outcome(&self) -> (Option<SessionToken>, Outcome, bool) {
+    /// The state as the response finds it.
+    pub(super) fn finished(&self) -> Finished {
         let state = self.state.lock();
-        (state.token.clone(), state.outcome, state.presented)
+        Finished {
+            token: state.token.clone(),
+            outcome: state.outcome,
+            presented: state.presented,
+            issued_at_start: state.issued_at_start,
+            renew_due: state.renew_due,
+            used: state.used,
+        }
     }
+}
+
+/// A copy of a request's [`State`] when its response is produced.
+pub(super) struct Finished {
+    pub(super) token: Option<SessionToken>,
+    pub(super) outcome: Outcome,
+    pub(super) presented: bool,
+    pub(super) issued_at_start: Option<std::time::SystemTime>,
+    pub(super) renew_due: bool,
+    pub(super) used: bool,
 }
 
 /// A request's session, given to handlers by [`super::SessionLayer`] (as
@@ -132,17 +159,24 @@ where
         }
     }
 
+    /// The current token, for an operation on the session: from here on
+    /// the response depends on the session (see `used`).
     fn token(&self) -> Option<SessionToken> {
-        self.shared.state.lock().token.clone()
+        let mut state = self.shared.state.lock();
+        state.used |= state.token.is_some();
+        state.token.clone()
     }
 
     /// The engine found no live session for `token` (ended by another
-    /// request, or expired): forget it, and clear the cookie.
+    /// request, expired, or rotated away by a concurrent login): forget it.
+    /// The cookie is left alone: if another request rotated the token, its
+    /// response carries the new cookie, which a clearing one must not
+    /// overwrite.
     fn lost(&self, token: &SessionToken) {
         let mut state = self.shared.state.lock();
         if state.token.as_ref() == Some(token) {
             state.token = None;
-            state.outcome = Outcome::Ended;
+            state.renew_due = false;
         }
     }
 
@@ -150,6 +184,7 @@ where
         let mut state = self.shared.state.lock();
         state.token = Some(token);
         state.outcome = Outcome::Issued;
+        state.renew_due = false;
     }
 
     /// Runs `op` on the current token; `None` when there is no session or
@@ -210,7 +245,7 @@ where
     /// Whether the request has a live session, as far as it knows (another
     /// request may end it at any moment; the next operation will tell).
     pub fn is_active(&self) -> bool {
-        self.shared.state.lock().token.is_some()
+        self.token().is_some()
     }
 
     /// A copy of the session's data; `Ok(None)` without a session.
