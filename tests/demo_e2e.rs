@@ -683,8 +683,14 @@ fn cross_site_table() {
             demo::is_cross_site(&h, &uri, ours)
         };
     let host = "app.example";
-    // (configured, Origin, Sec-Fetch-Site, cross-site?)
-    let table: [(Option<&demo::Origin>, Option<&str>, Option<&str>, bool); 17] = [
+    /// Configured origin, `Origin`, `Sec-Fetch-Site`, cross-site?
+    type Row<'a> = (
+        Option<&'a demo::Origin>,
+        Option<&'a str>,
+        Option<&'a str>,
+        bool,
+    );
+    let table: [Row; 17] = [
         (Some(&https), Some("https://app.example"), None, false),
         (
             Some(&https),
