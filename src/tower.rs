@@ -244,6 +244,34 @@ where
     /// cookie are always `no-store`, whatever this says (see the
     /// [module docs](self#caching)).
     ///
+    /// ```
+    /// use axum::{Router, body::Body, http::{Request, header}, routing::get};
+    /// use sesame::Sessions;
+    /// use sesame::tower::{Session, SessionLayer};
+    /// use tower::ServiceExt as _;
+    ///
+    /// async fn read(session: Session<u32>) -> String {
+    ///     session.get().unwrap_or_default().to_string()
+    /// }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// let sessions = Sessions::<u32>::new();
+    /// let (token, _) = sessions.create(7)?;
+    /// let cookie = format!("__Host-id={}", token.as_str());
+    /// for (on, expected) in [(true, Some("no-store")), (false, None)] {
+    ///     let layer = SessionLayer::new(sessions.clone()).no_store(on);
+    ///     let app = Router::new().route("/", get(read)).layer(layer);
+    ///     let request = Request::get("/").header(header::COOKIE, &cookie);
+    ///     let response = app.oneshot(request.body(Body::empty())?).await?;
+    ///     assert!(response.headers().get(header::SET_COOKIE).is_none());
+    ///     let cache = response.headers().get(header::CACHE_CONTROL);
+    ///     assert_eq!(cache.map(|v| v.to_str()).transpose()?, expected);
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Warning
     ///
     /// Off, a shared cache (CDN, proxy) may store one user's page and serve

