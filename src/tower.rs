@@ -52,6 +52,7 @@
 //! | [`Session::logout`] (or [`Session::logout_everywhere`]) | clearing cookie |
 //! | `rolling` on and the presented token still the session's current one | the same cookie again (fresh `Max-Age`) |
 //! | the presented cookie names no live session | no cookie |
+//! | the session vanished during the request (ended, or rotated away by another request's login) | no cookie; a write fails with [`crate::ErrorKind::NotFound`] rather than start a new session |
 //!
 //! A cookie that names no live session is left alone rather than cleared:
 //! the token may have been rotated away by a login that raced this request,
@@ -395,6 +396,7 @@ where
             issued_at_start: None,
             renew_due: false,
             used: false,
+            vanished: false,
             failed: None,
         };
         match found {

@@ -422,6 +422,14 @@ async fn slow(Extension(gate): Extension<Arc<Gate>>, s: Counter) -> String {
     read(s).await
 }
 
+/// `GET /slow-write`: starts, waits for the release, then writes.
+async fn slow_write(Extension(gate): Extension<Arc<Gate>>, s: Counter) -> Response {
+    let _dropped = OnDrop(Arc::clone(&gate));
+    gate.started.notify_one();
+    gate.release.notified().await;
+    write(s).await
+}
+
 /// The routes plus `/slow`, behind `layer`, on an ephemeral port; the
 /// server's address for raw TCP clients.
 async fn start_gated(
@@ -432,6 +440,7 @@ async fn start_gated(
     let gate = Arc::new(Gate::default());
     let app = routes()
         .route("/slow", get(slow))
+        .route("/slow-write", get(slow_write))
         .layer(layer(SessionLayer::new(sessions)))
         .layer(Extension(Arc::clone(&gate)));
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -668,4 +677,36 @@ async fn rolling_never_resends_a_token_already_in_its_grace_window() {
     assert_eq!(late.session_cookie(), None, "the old token is not re-sent");
     let r = http.get("/read", Some(&new)).await;
     assert_eq!(r.token().as_deref(), Some(new.as_str()));
+}
+
+/// Item 10, a write: the session the request found was rotated away by a
+/// login before the handler wrote. The write used to start a fresh
+/// anonymous session in its place and set that cookie, which overwrote the
+/// login's if it landed later: logged out. It now fails (`NotFound`) and
+/// the cookie is left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_does_not_replace_a_session_rotated_away_during_the_request() {
+    let clock = ManualClock::new();
+    let sessions = graced(&clock, 0);
+    let (http, _, gate) = start_gated(sessions.clone(), |l| l, |r| r).await;
+    let old = http.get("/write", None).await.token().unwrap();
+    let slow = tokio::spawn({
+        let (http, old) = (http.clone(), old.clone());
+        async move { http.get("/slow-write", Some(&old)).await }
+    });
+    within("the slow request starts", gate.started.notified()).await;
+    let new = http.post("/login", Some(&old), "").await.token().unwrap();
+    gate.release.notify_one();
+    let r = tokio::time::timeout(Duration::from_secs(5), slow)
+        .await
+        .expect("the slow request ends")
+        .unwrap();
+    assert_eq!(
+        r.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the write failed"
+    );
+    assert_eq!(r.session_cookie(), None, "no cookie over the login's");
+    assert_eq!(sessions.len(), 1, "no session created in its place");
+    assert_eq!(http.get("/read", Some(&new)).await.body, "1");
 }

@@ -51,6 +51,10 @@ pub(super) struct State {
     /// The handler consulted the live session (read or wrote it): the
     /// response depends on it.
     pub(super) used: bool,
+    /// A session this request held vanished under it (another request
+    /// ended it or rotated its token away): a write does not start a new
+    /// one in its place.
+    pub(super) vanished: bool,
     /// The store could not say whether the presented cookie names a live
     /// session (a remote backend is down): every `try_*` call fails with
     /// this error, and the response leaves the cookie alone.
@@ -177,6 +181,7 @@ where
         if state.token.as_ref() == Some(token) {
             state.token = None;
             state.renew_due = false;
+            state.vanished = true;
         }
     }
 
@@ -200,10 +205,18 @@ where
 
     /// Creates a session holding `data` unless a clone of this handle
     /// created one meanwhile, in which case `data` is given back.
-    fn create(&self, data: T) -> Result<Result<(), T>, Error> {
+    ///
+    /// Refused (`NotFound`) when the request's session vanished under it,
+    /// unless `replace`: if a concurrent login rotated the token away, the
+    /// new session's cookie would overwrite the login's. A login replaces
+    /// it (the user just authenticated); a plain write does not.
+    fn create(&self, data: T, replace: bool) -> Result<Result<(), T>, Error> {
         let mut state = self.shared.state.lock();
         if state.token.is_some() {
             return Ok(Err(data));
+        }
+        if state.vanished && !replace {
+            return Err(Error::new(ErrorKind::NotFound));
         }
         let token = self.shared.sessions.create(data)?;
         state.token = Some(token);
@@ -305,7 +318,9 @@ where
     ///
     /// # Errors
     ///
-    /// When the store is full or cannot answer.
+    /// When the store is full or cannot answer; [`ErrorKind::NotFound`]
+    /// when the request's session vanished while the handler ran (see
+    /// [`Session::update`]).
     pub fn try_update<R>(&self, mut f: impl FnMut(&mut T) -> R) -> Result<R, Error>
     where
         T: Default,
@@ -320,7 +335,7 @@ where
         }
         let mut data = T::default();
         let r = f(&mut data);
-        if let Err(data) = self.create(data)? {
+        if let Err(data) = self.create(data, false)? {
             // A clone of this handle created the session meanwhile: the
             // fresh value replaces the clone's (as in `update`).
             self.try_set(data)?;
@@ -332,8 +347,9 @@ where
     ///
     /// # Errors
     ///
-    /// When the store is full or cannot answer; [`ErrorKind::NotFound`] if
-    /// the session keeps vanishing under concurrent logouts.
+    /// When the store is full or cannot answer; [`ErrorKind::NotFound`]
+    /// when the request's session vanished while the handler ran (see
+    /// [`Session::update`]).
     pub fn try_set(&self, value: T) -> Result<(), Error> {
         self.check()?;
         let mut value = Some(value);
@@ -355,7 +371,7 @@ where
             let Some(v) = value.take() else {
                 return Ok(());
             };
-            match self.create(v)? {
+            match self.create(v, false)? {
                 Ok(()) => return Ok(()),
                 Err(v) => value = Some(v),
             }
@@ -380,7 +396,7 @@ where
             let token = match self.token() {
                 Some(token) => token,
                 None => {
-                    let _ = self.create(T::default())?;
+                    let _ = self.create(T::default(), true)?;
                     match self.token() {
                         Some(token) => token,
                         None => continue,
@@ -514,10 +530,16 @@ where
     /// `f` returns. Without a session, creates one from `T::default()`
     /// with `f` applied. `f` must not use this session again.
     ///
+    /// A session the request had that vanished while the handler ran
+    /// (another request logged it out, or rotated its token away with a
+    /// login) is not replaced by a new one: that one's cookie could land
+    /// after the login's and log the user out.
+    ///
     /// # Errors
     ///
     /// [`ErrorKind::Full`] when a session had to be created and the store
-    /// is full.
+    /// is full; [`ErrorKind::NotFound`] when the request's session vanished
+    /// while the handler ran.
     pub fn update<R>(&self, f: impl FnOnce(&mut T) -> R) -> Result<R, Error>
     where
         T: Default,
@@ -539,7 +561,7 @@ where
         };
         let mut data = T::default();
         let r = f(&mut data);
-        if let Err(data) = self.create(data)? {
+        if let Err(data) = self.create(data, false)? {
             // A clone of this handle created the session meanwhile. The
             // closure already ran, on a fresh value, and cannot run again:
             // that value replaces the clone's.
@@ -549,13 +571,14 @@ where
     }
 
     /// Replaces the session's data. Without a session, creates one holding
-    /// `value`.
+    /// `value` (not in place of one that vanished while the handler ran:
+    /// see [`Session::update`]).
     ///
     /// # Errors
     ///
     /// [`ErrorKind::Full`] when a session had to be created and the store
-    /// is full; [`ErrorKind::NotFound`] if the session keeps vanishing
-    /// under concurrent logouts.
+    /// is full; [`ErrorKind::NotFound`] when the request's session vanished
+    /// while the handler ran.
     pub fn set(&self, value: T) -> Result<(), Error> {
         // The in-process engine never fails to answer: `try_set` is the
         // whole behaviour.
