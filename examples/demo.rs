@@ -40,6 +40,15 @@
 //! Each call to Redis blocks its worker thread for one round trip at most
 //! (bounded by the store's I/O timeout), which a demo can afford.
 //!
+//! # Behind a proxy
+//!
+//! State-changing requests (`POST`, `DELETE`) from another site are refused
+//! with `403`: the `Origin` header must name this server's origin (scheme,
+//! host and port). By default that is `http://` and the request's `Host`,
+//! which is right when browsers reach the demo directly. Behind a proxy
+//! that terminates TLS, or under another name, set `SESAME_PUBLIC_ORIGIN`
+//! to the address browsers use, e.g. `https://demo.example.com`.
+//!
 //! The tests (`tests/demo_e2e.rs`, `tests/demo_restart.rs`,
 //! `tests/demo_redis.rs`) include this very file and drive [`router`], [`start`] and [`serve`] over TCP, so what
 //! they check is what `cargo run` serves.
@@ -48,10 +57,11 @@ use std::ffi::OsString;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Form, Path, Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{delete, get, post};
@@ -136,8 +146,16 @@ const USERS: [(&str, &str); 2] = [("alice", "wonderland"), ("bob", "builder")];
 const SNAPSHOT_EVERY: Duration = Duration::from_secs(60);
 
 /// The demo's routes, behind the session layer, the cross-site check and
-/// the request log (outermost), on either store.
+/// the request log (outermost), on either store. Same-origin requests are
+/// those whose `Origin` is `http://` and their `Host` (see [`router_for`]).
 pub fn router<S: DemoStore>(sessions: S) -> Router {
+    router_for(sessions, None)
+}
+
+/// [`router`] for an application that browsers reach at `public_origin`
+/// (`SESAME_PUBLIC_ORIGIN`): state-changing requests from any other
+/// origin are refused. `None`: `http://` and the request's `Host`.
+pub fn router_for<S: DemoStore>(sessions: S, public_origin: Option<Origin>) -> Router {
     Router::new()
         .route("/", get(index::<S>))
         .route("/login", get(login_form).post(login::<S>))
@@ -149,7 +167,10 @@ pub fn router<S: DemoStore>(sessions: S) -> Router {
         .route("/api/sessions/{handle}", delete(end_session::<S>))
         .route("/healthz", get(healthz::<S>))
         .layer(SessionLayer::new(sessions.clone()))
-        .layer(middleware::from_fn(refuse_cross_site))
+        .layer(middleware::from_fn_with_state(
+            public_origin.map(Arc::new),
+            refuse_cross_site,
+        ))
         .layer(middleware::from_fn(log_request))
         .with_state(sessions)
 }
@@ -172,6 +193,9 @@ pub struct Config {
     /// `SESAME_REDIS_URL`: keep the sessions in this Redis (needs the
     /// `redis` feature and `SESAME_SECRET_FILE`); `None`: in the process.
     pub redis_url: Option<String>,
+    /// `SESAME_PUBLIC_ORIGIN`: the origin browsers use to reach the demo
+    /// (`https://host[:port]`); `None`: `http://` and the request's `Host`.
+    pub public_origin: Option<Origin>,
 }
 
 impl Config {
@@ -216,6 +240,13 @@ impl Config {
             secret_file,
             snapshot_every: SNAPSHOT_EVERY,
             redis_url: text("SESAME_REDIS_URL")?,
+            public_origin: text("SESAME_PUBLIC_ORIGIN")?
+                .map(|s| {
+                    Origin::parse(&s).ok_or_else(|| {
+                        format!("SESAME_PUBLIC_ORIGIN: expected http(s)://host[:port], got {s:?}")
+                    })
+                })
+                .transpose()?,
         })
     }
 }
@@ -260,6 +291,9 @@ pub struct Demo {
     /// request (`sessions` stays empty and unused).
     #[cfg(feature = "redis")]
     pub redis: Option<DemoRedis>,
+    /// The origin browsers use (`SESAME_PUBLIC_ORIGIN`), for the
+    /// cross-site check.
+    pub public_origin: Option<Origin>,
 }
 
 /// Builds the engine from `config`: reads (or creates) the secret key file,
@@ -289,6 +323,7 @@ pub fn start(config: &Config) -> Result<Demo, BoxError> {
             task: None,
             #[cfg(feature = "redis")]
             redis: None,
+            public_origin: config.public_origin.clone(),
         });
     };
     let restore = restore(&sessions, path);
@@ -311,6 +346,7 @@ pub fn start(config: &Config) -> Result<Demo, BoxError> {
         task,
         #[cfg(feature = "redis")]
         redis: None,
+        public_origin: config.public_origin.clone(),
     })
 }
 
@@ -348,6 +384,7 @@ fn start_redis(config: &Config, url: &str) -> Result<Demo, BoxError> {
         restore: Restore::Off,
         task: None,
         redis: Some(redis),
+        public_origin: config.public_origin.clone(),
     })
 }
 
@@ -437,14 +474,19 @@ pub async fn serve(
     demo: Demo,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Option<SaveReport>, BoxError> {
-    let Demo { sessions, task, .. } = demo;
+    let Demo {
+        sessions,
+        task,
+        public_origin,
+        ..
+    } = demo;
     #[cfg(feature = "redis")]
     let app = match demo.redis {
-        Some(redis) => router(redis),
-        None => router(sessions),
+        Some(redis) => router_for(redis, public_origin),
+        None => router_for(sessions, public_origin),
     };
     #[cfg(not(feature = "redis"))]
-    let app = router(sessions);
+    let app = router_for(sessions, public_origin);
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
@@ -527,38 +569,100 @@ async fn log_request(req: Request, next: Next) -> Response {
 }
 
 /// Refuses cross-site state-changing requests with `403` (CSRF defence in
-/// depth on top of `SameSite=Lax`). Browsers send `Sec-Fetch-Site` (all
-/// current ones) or at least `Origin` with every `POST`/`DELETE`; a request
-/// with neither is not from a browser page and carries no ambient
-/// credentials to abuse (curl, scripts), so it passes.
-async fn refuse_cross_site(req: Request, next: Next) -> Response {
+/// depth on top of `SameSite=Lax`; OWASP CSRF cheat sheet, "Fetch
+/// Metadata" and "Verifying Origin"). See [`is_cross_site`].
+async fn refuse_cross_site(
+    State(ours): State<Option<Arc<Origin>>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let safe = matches!(
         *req.method(),
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
     );
-    if !safe && is_cross_site(req.headers()) {
+    if !safe && is_cross_site(req.headers(), req.uri(), ours.as_deref()) {
         return (StatusCode::FORBIDDEN, "cross-site request refused\n").into_response();
     }
     next.run(req).await
 }
 
-fn is_cross_site(headers: &HeaderMap) -> bool {
-    if let Some(site) = headers.get("sec-fetch-site") {
-        // `same-site` (a sibling subdomain) is refused too.
-        return !matches!(site.as_bytes(), b"same-origin" | b"none");
+/// Whether a request comes from a page of another origin than `ours`
+/// (`None`: `http://` and the request's `Host`).
+///
+/// Refused: a `Sec-Fetch-Site` other than `same-origin` or `none` (a
+/// sibling subdomain's `same-site` too), and an `Origin` whose scheme, host
+/// or port differs from ours, or that is `null` (sandboxed frames, some
+/// redirects) or malformed. Browsers send `Sec-Fetch-Site` (all current
+/// ones) or at least `Origin` with every `POST`/`DELETE`; a request with
+/// neither is not from a browser page and carries no ambient credentials
+/// to abuse (curl, scripts), so it passes.
+pub fn is_cross_site(headers: &HeaderMap, uri: &Uri, ours: Option<&Origin>) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site")
+        && !matches!(site.as_bytes(), b"same-origin" | b"none")
+    {
+        return true;
     }
     let Some(origin) = headers.get(header::ORIGIN) else {
         return false;
     };
-    let host = headers.get(header::HOST).map(|h| h.as_bytes());
-    let origin = origin.as_bytes();
-    let authority = origin
-        .strip_prefix(b"http://")
-        .or_else(|| origin.strip_prefix(b"https://"));
-    match (authority, host) {
-        (Some(a), Some(h)) => !a.eq_ignore_ascii_case(h),
-        // `Origin: null` (sandboxed frames, some redirects), or no `Host`.
-        _ => true,
+    let Some(origin) = origin.to_str().ok().and_then(Origin::parse) else {
+        return true;
+    };
+    match ours {
+        Some(ours) => origin != *ours,
+        None => {
+            // HTTP/1.1 names the host in `Host`, HTTP/2 in the URI.
+            let host = headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .or_else(|| uri.authority().map(|a| a.as_str()));
+            let ours = host.and_then(|h| Origin::parse(&format!("http://{h}")));
+            ours.is_none_or(|ours| origin != ours)
+        }
+    }
+}
+
+/// A web origin (RFC 6454): scheme, host and port, as browsers send it in
+/// `Origin`. Two origins are the same when all three are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Origin {
+    https: bool,
+    /// Lowercase.
+    host: String,
+    /// The explicit port, else the scheme's default.
+    port: u16,
+}
+
+impl Origin {
+    /// Parses `http://host[:port]` or `https://host[:port]` (the host is
+    /// case-insensitive; a default port may be written or not). `None` for
+    /// anything else: `null`, another scheme, user info, a path (even `/`),
+    /// a query, a fragment, or no host.
+    pub fn parse(s: &str) -> Option<Self> {
+        // `Uri` accepts a path, query or user info; an origin has none.
+        if s.ends_with('/') || s.contains(['?', '#', '@']) {
+            return None;
+        }
+        let uri: Uri = s.parse().ok()?;
+        let https = match uri.scheme_str()? {
+            "http" => false,
+            "https" => true,
+            _ => return None,
+        };
+        if !matches!(uri.path(), "" | "/") {
+            return None;
+        }
+        // No user info: the authority is the host, then maybe `:port`
+        // (`Uri::port` says `None` for a port that is not a `u16`).
+        let authority = uri.authority()?.as_str();
+        let host = uri.host().filter(|h| !h.is_empty())?;
+        let port = match authority.strip_prefix(host)? {
+            "" if https => 443,
+            "" => 80,
+            rest => rest.strip_prefix(':')?.parse().ok()?,
+        };
+        let host = host.to_ascii_lowercase();
+        Some(Self { https, host, port })
     }
 }
 

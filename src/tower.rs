@@ -38,23 +38,62 @@
 //! On the way in, it looks for the session cookie (see
 //! [`crate::cookie::CookieConfig::find_session`]: the first value that
 //! validates wins) and puts a [`Session`] handle in the request's
-//! extensions. Nothing is created yet.
+//! extensions. Nothing is created, and nothing changes in the store.
 //!
-//! On the way out, it writes `Set-Cookie` only when something changed:
+//! On the way out, when the inner service has produced its response, it
+//! writes `Set-Cookie` only when something changed:
 //!
 //! | during the request | response |
 //! |---|---|
 //! | nothing written, or data read and updated in place | no cookie |
 //! | first write of a client without a session: session created | new cookie |
-//! | [`Session::login`], [`Session::rotate`], or renewal (`renew_after`) | new cookie |
-//! | [`Session::logout`], or the presented cookie named no live session | clearing cookie |
-//! | `rolling` on and the session still live | the same cookie again (fresh `Max-Age`) |
+//! | [`Session::login`] or [`Session::rotate`] | new cookie |
+//! | the presented token is older than `renew_after` | renewed now: new cookie |
+//! | [`Session::logout`] (or [`Session::logout_everywhere`]) | clearing cookie |
+//! | `rolling` on and the presented token still the session's current one | the same cookie again (fresh `Max-Age`) |
+//! | the presented cookie names no live session | no cookie |
+//! | the session vanished during the request (ended, or rotated away by another request's login) | no cookie; a write fails with [`crate::ErrorKind::NotFound`] rather than start a new session |
 //!
-//! Every response that carries the session cookie also carries
-//! `Cache-Control: no-store`, so that no shared cache keeps it and hands it
-//! to another user (OWASP session management cheat sheet, "Web Content
-//! Caching"). Rejected cookies (unknown, expired, forged, malformed) are
-//! counted by the engine in [`crate::Stats::rejected`].
+//! A cookie that names no live session is left alone rather than cleared:
+//! the token may have been rotated away by a login that raced this request,
+//! and a clearing cookie arriving after the login's response would log the
+//! user out. A dead token grants nothing; the browser drops it when the
+//! next write sets a new session's cookie or when it closes. Rejected
+//! cookies (unknown, expired, forged, malformed) are counted by the engine
+//! in [`crate::Stats::rejected`].
+//!
+//! # Caching
+//!
+//! Every response that carries the session cookie, set or cleared, also
+//! carries `Cache-Control: no-store`, replacing any `Cache-Control` of the
+//! handler's, so that no shared cache keeps it and hands it to another user
+//! (OWASP session management cheat sheet, "Web Content Caching").
+//!
+//! With [`SessionLayer::no_store`] (on by default), so does every response
+//! whose handler used the request's live session: read its data,
+//! principal, handle or metadata, asked [`Session::is_active`], or wrote
+//! it. Such content is one user's. A handler that sets its own
+//! `Cache-Control` keeps it on such a response (it knows whether, say, a
+//! `private, max-age=60` is safe for its content). Responses of requests
+//! without a live session, and of handlers that never looked at it, are
+//! left as they are.
+//!
+//! # Cancellation
+//!
+//! The layer itself changes nothing in the store until the response
+//! exists: renewal (`renew_after`) rotates the token as the response is
+//! produced. A request dropped before that (the client went away, a
+//! timeout fired) leaves the session and its token as they were, so the
+//! browser's cookie keeps working.
+//!
+//! What the handler did before it was dropped stays done: a session it
+//! created lazily lives on with nobody holding its cookie (harmless: it is
+//! anonymous, evictable and expires at the idle timeout); a login or
+//! rotation it made has replaced the token the client still holds, which
+//! then works only within the engine's grace window. Whether a login
+//! handler should run to completion whatever the client does is the
+//! application's call. A response produced and then lost in transit is
+//! beyond any layer: TCP says nothing about delivery.
 //!
 //! # Concurrency
 //!
@@ -65,11 +104,18 @@
 //! changes, none is lost.
 //!
 //! Rotation (login, renewal) invalidates the old token at once unless the
-//! engine has a [`crate::Builder::rotation_grace`]: a request in flight
-//! with the old token then finds no session, and its response clears the
-//! cookie, which can race with the response that carries the new one. With
-//! `renew_after`, which rotates while the client may have requests in
-//! flight, set a short grace window.
+//! engine has a [`crate::Builder::rotation_grace`]; requests in flight
+//! with the old token then find no session (and their responses leave the
+//! cookie alone). With `renew_after`, which rotates while the client may
+//! have requests in flight, set a short grace window. A request that
+//! arrived with a token another request rotates before the response never
+//! writes that token back with `rolling`: the layer compares the session's
+//! [`crate::SessionInfo::token_issued`] when the request arrived and when
+//! the response is produced. (Two limits of that check, until the engine
+//! can say whether a token is a grace alias: a request that arrives with an
+//! old token already in its grace window is not told apart from one with
+//! the current token, and a rotation within the same engine millisecond as
+//! the previous issue goes unseen.)
 
 mod session;
 mod store;
@@ -92,7 +138,7 @@ use crate::{Principal, Sessions};
 pub use session::Session;
 pub use store::Store;
 
-use session::{Outcome, Shared, State};
+use session::{Finished, Outcome, Shared, State};
 
 /// Options shared by a layer's services and their requests.
 #[derive(Clone, Debug)]
@@ -100,6 +146,7 @@ struct Options {
     cookie: CookieConfig,
     rolling: bool,
     renew_after: Option<Duration>,
+    no_store: bool,
 }
 
 /// The tower layer: wraps a service so that each request gets a
@@ -143,7 +190,8 @@ where
     S: Store<Data = T, Principal = P>,
 {
     /// A layer over `sessions` with the secure cookie defaults
-    /// ([`CookieConfig::default`]), no rolling and no renewal.
+    /// ([`CookieConfig::default`]), no rolling, no renewal and
+    /// `Cache-Control: no-store` on the responses that used a session.
     pub fn new(sessions: S) -> Self {
         Self {
             sessions,
@@ -151,6 +199,7 @@ where
                 cookie: CookieConfig::default(),
                 rolling: false,
                 renew_after: None,
+                no_store: true,
             },
             types: PhantomData,
         }
@@ -166,7 +215,9 @@ where
     /// session (express-session's `rolling`). Default off. With a
     /// persistent cookie this keeps the browser's `Max-Age` in step with the
     /// server's idle timeout; the cost is a `Set-Cookie` (and
-    /// `Cache-Control: no-store`) on every such response.
+    /// `Cache-Control: no-store`) and one more store lookup on every such
+    /// response. A token that another request rotated away meanwhile is
+    /// not re-sent (see the [module docs](self)).
     pub fn rolling(mut self, rolling: bool) -> Self {
         self.options.rolling = rolling;
         self
@@ -174,15 +225,62 @@ where
 
     /// Rotate a session's token when it is older than `every` (OWASP's
     /// "renewal timeout"): a stolen token then stops working soon even if
-    /// the session stays in use. Default off. Checked at the start of each
-    /// request that presents a live session; the age is counted from the
-    /// token's issue ([`crate::SessionInfo::token_issued`]), so a login or
-    /// rotation restarts it.
+    /// the session stays in use. Default off. The age is checked when a
+    /// request presents a live session, counted from the token's issue
+    /// ([`crate::SessionInfo::token_issued`], so a login or rotation
+    /// restarts it); the rotation itself happens when the response is
+    /// produced, so a request that never answers (client gone, timeout)
+    /// renews nothing and the client's cookie keeps working.
     ///
     /// Pair it with a short [`crate::Builder::rotation_grace`] (see the
     /// [module docs](self)).
     pub fn renew_after(mut self, every: Duration) -> Self {
         self.options.renew_after = Some(every);
+        self
+    }
+
+    /// Mark the responses of requests whose handler used the live session
+    /// (read or wrote it) `Cache-Control: no-store`, unless the handler set
+    /// its own `Cache-Control`. Default on. Responses that carry the session
+    /// cookie are always `no-store`, whatever this says (see the
+    /// [module docs](self#caching)).
+    ///
+    /// ```
+    /// use axum::{Router, body::Body, http::{Request, header}, routing::get};
+    /// use sesame::Sessions;
+    /// use sesame::tower::{Session, SessionLayer};
+    /// use tower::ServiceExt as _;
+    ///
+    /// async fn read(session: Session<u32>) -> String {
+    ///     session.get().unwrap_or_default().to_string()
+    /// }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// let sessions = Sessions::<u32>::new();
+    /// let (token, _) = sessions.create(7)?;
+    /// let cookie = format!("__Host-id={}", token.as_str());
+    /// for (on, expected) in [(true, Some("no-store")), (false, None)] {
+    ///     let layer = SessionLayer::new(sessions.clone()).no_store(on);
+    ///     let app = Router::new().route("/", get(read)).layer(layer);
+    ///     let request = Request::get("/").header(header::COOKIE, &cookie);
+    ///     let response = app.oneshot(request.body(Body::empty())?).await?;
+    ///     assert!(response.headers().get(header::SET_COOKIE).is_none());
+    ///     let cache = response.headers().get(header::CACHE_CONTROL);
+    ///     assert_eq!(cache.map(|v| v.to_str()).transpose()?, expected);
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Warning
+    ///
+    /// Off, a shared cache (CDN, proxy) may store one user's page and serve
+    /// it to others, unless every handler that reads the session sets
+    /// `Cache-Control` itself (OWASP session management cheat sheet, "Web
+    /// Content Caching").
+    pub fn no_store(mut self, on: bool) -> Self {
+        self.options.no_store = on;
         self
     }
 }
@@ -260,7 +358,8 @@ where
     P: Principal,
     St: Store<Data = T, Principal = P>,
 {
-    /// Finds the request's session (and renews its token if due).
+    /// Finds the request's session and whether its token is due for
+    /// renewal. Changes nothing in the store (beyond the lookup's touch).
     fn open(&self, headers: &http::HeaderMap) -> Shared<St> {
         let options = &self.options;
         let sessions = &self.sessions;
@@ -279,66 +378,45 @@ where
                 None
             }
         };
-        let found = match options.renew_after {
-            None => options.cookie.find_session(cookie_headers(headers), |v| {
-                note(sessions.validate(v).map(|h| h.map(|_| None)))
-            }),
-            Some(_) => options.cookie.find_session(cookie_headers(headers), |v| {
+        // The metadata costs a principal clone: read only when an option
+        // needs the token's issue time.
+        let found = if options.rolling || options.renew_after.is_some() {
+            options.cookie.find_session(cookie_headers(headers), |v| {
                 note(sessions.info(v).map(|i| i.map(Some)))
-            }),
+            })
+        } else {
+            options.cookie.find_session(cookie_headers(headers), |v| {
+                note(sessions.validate(v).map(|h| h.map(|_| None)))
+            })
         };
         let mut state = State {
             token: None,
             presented,
             outcome: Outcome::Unchanged,
+            issued_at_start: None,
+            renew_due: false,
+            used: false,
+            vanished: false,
             failed: None,
         };
         match found {
             // The store could not check the cookie: neither a session nor
             // proof that there is none.
             None if failed.is_some() => state.failed = failed,
-            None if presented => state.outcome = Outcome::Ended,
             None => {}
             Some((token, info)) => {
-                let due = match (options.renew_after, info) {
-                    (Some(every), Some(info)) => info
-                        .last_seen
-                        .duration_since(info.token_issued)
-                        .is_ok_and(|age| age >= every),
-                    _ => false,
-                };
-                state.token = Some(token);
-                if due {
-                    renew(sessions, &mut state);
+                if let Some(info) = info {
+                    state.renew_due = options.renew_after.is_some_and(|every| {
+                        info.last_seen
+                            .duration_since(info.token_issued)
+                            .is_ok_and(|age| age >= every)
+                    });
+                    state.issued_at_start = Some(info.token_issued);
                 }
+                state.token = Some(token);
             }
         }
         Shared::new(sessions.clone(), Arc::clone(options), state)
-    }
-}
-
-/// Rotates the state's token. When another request rotated it first, the
-/// old token is either still in its grace window (kept) or dead: then this
-/// request goes on without a session and without clearing the cookie, since
-/// the other response carries the new one.
-///
-/// A store that cannot answer leaves the session as it was (renewal is
-/// retried by the next request).
-fn renew<St: Store>(sessions: &St, state: &mut State) {
-    let Some(old) = state.token.as_ref() else {
-        return;
-    };
-    match sessions.rotate(old) {
-        Ok(new) => {
-            state.token = Some(new);
-            state.outcome = Outcome::Issued;
-        }
-        Err(e) if e.kind() != crate::ErrorKind::NotFound => {}
-        Err(_) if !matches!(sessions.validate(old), Ok(None)) => {}
-        Err(_) => {
-            state.token = None;
-            state.presented = false;
-        }
     }
 }
 
@@ -375,44 +453,63 @@ where
     }
 }
 
-/// Writes the cookie the request's outcome calls for.
+/// Writes the cookie the request's outcome calls for, renewing the token
+/// first if it is due, and `Cache-Control: no-store` where it belongs (see
+/// the [module docs](self#caching)).
 ///
 /// A store that cannot answer (for the layer, or for the `Max-Age` of a
-/// persistent cookie) leaves the client's cookie as it is.
+/// persistent cookie) leaves the client's cookie as it is. So does a token
+/// that is no longer the session's current one: another request rotated it
+/// (its response carries the new cookie), or ended it.
 fn finish<St: Store>(shared: &Shared<St>, headers: &mut http::HeaderMap) {
     if shared.failed() {
         return;
     }
-    let (token, outcome, presented) = shared.outcome();
+    let Finished {
+        token,
+        outcome,
+        presented,
+        issued_at_start,
+        renew_due,
+        used,
+    } = shared.finished();
     let options = shared.options();
     let cookie = &options.cookie;
-    // `Err`: the store cannot say; `Ok(None)`: the session is gone.
-    let set = |token: &crate::SessionToken| {
-        let max_age = if cookie.is_persistent() {
-            shared
-                .sessions()
-                .info(token)
-                .map(|info| info.map(|info| crate::cookie::max_age(&info)))
-        } else {
-            Ok(Some(Duration::ZERO))
+    let sessions = shared.sessions();
+    // The `Set-Cookie` for a token known live; `None` if it is gone or the
+    // store cannot say.
+    let set = |token: &crate::SessionToken, info: Option<crate::SessionInfo<_>>| {
+        if !cookie.is_persistent() {
+            return Some(cookie.set_cookie(token, Duration::ZERO));
+        }
+        let info = match info {
+            Some(info) => info,
+            None => sessions.info(token).ok()??,
         };
-        max_age.map(|m| m.map(|m| cookie.set_cookie(token, m)))
+        Some(cookie.set_cookie(token, crate::cookie::max_age(&info)))
     };
-    let clear = || presented.then(|| cookie.clear_cookie());
     let value = match (outcome, token) {
-        (Outcome::Unchanged, None) => None,
-        (Outcome::Unchanged, Some(_)) if !options.rolling => None,
-        // A token issued but already gone (ended by a concurrent request)
-        // is not worth sending: clear the client's cookie instead.
-        (_, Some(token)) => match set(&token) {
-            Ok(Some(value)) => Some(value),
-            Ok(None) => clear(),
+        (Outcome::Ended, _) => presented.then(|| cookie.clear_cookie()),
+        (Outcome::Issued, Some(token)) => set(&token, None),
+        // Due for renewal and untouched by the handler: rotate now that
+        // the response exists. Another request may have rotated or ended it
+        // meanwhile: then its response has the say.
+        (Outcome::Unchanged, Some(token)) if renew_due => match sessions.rotate(&token) {
+            Ok(new) => set(&new, None),
             Err(_) => None,
         },
-        (_, None) => clear(),
+        (Outcome::Unchanged, Some(token)) if options.rolling => match sessions.info(&token) {
+            // Still the token the session had when the request arrived: no
+            // other request rotated it away meanwhile.
+            Ok(Some(info)) if Some(info.token_issued) == issued_at_start => set(&token, Some(info)),
+            _ => None,
+        },
+        (_, _) => None,
     };
     if let Some(value) = value {
         headers.append(SET_COOKIE, value);
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    } else if used && options.no_store && !headers.contains_key(CACHE_CONTROL) {
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
 }

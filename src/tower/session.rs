@@ -31,7 +31,7 @@ pub(super) enum Outcome {
     Unchanged,
     /// A token was issued (creation, rotation, login): send it.
     Issued,
-    /// The session ended, or the presented cookie named none: clear it.
+    /// The request ended the session (logout): clear the cookie.
     Ended,
 }
 
@@ -41,6 +41,20 @@ pub(super) struct State {
     /// The request carried a cookie with the session cookie's name.
     pub(super) presented: bool,
     pub(super) outcome: Outcome,
+    /// When the presented token's session last had a token issued, as the
+    /// layer found it (with `rolling`): if that changed by the response,
+    /// another request rotated the token away meanwhile.
+    pub(super) issued_at_start: Option<std::time::SystemTime>,
+    /// `renew_after` found the presented token due: rotate it when the
+    /// response is produced, if the request still holds it.
+    pub(super) renew_due: bool,
+    /// The handler consulted the live session (read or wrote it): the
+    /// response depends on it.
+    pub(super) used: bool,
+    /// A session this request held vanished under it (another request
+    /// ended it or rotated its token away): a write does not start a new
+    /// one in its place.
+    pub(super) vanished: bool,
     /// The store could not say whether the presented cookie names a live
     /// session (a remote backend is down): every `try_*` call fails with
     /// this error, and the response leaves the cookie alone.
@@ -75,11 +89,28 @@ impl<S> Shared<S> {
         &self.options
     }
 
-    /// The final token, outcome and whether a cookie was presented.
-    pub(super) fn outcome(&self) -> (Option<SessionToken>, Outcome, bool) {
+    /// The state as the response finds it.
+    pub(super) fn finished(&self) -> Finished {
         let state = self.state.lock();
-        (state.token.clone(), state.outcome, state.presented)
+        Finished {
+            token: state.token.clone(),
+            outcome: state.outcome,
+            presented: state.presented,
+            issued_at_start: state.issued_at_start,
+            renew_due: state.renew_due,
+            used: state.used,
+        }
     }
+}
+
+/// A copy of a request's [`State`] when its response is produced.
+pub(super) struct Finished {
+    pub(super) token: Option<SessionToken>,
+    pub(super) outcome: Outcome,
+    pub(super) presented: bool,
+    pub(super) issued_at_start: Option<std::time::SystemTime>,
+    pub(super) renew_due: bool,
+    pub(super) used: bool,
 }
 
 /// A request's session, given to handlers by [`super::SessionLayer`] (as
@@ -132,17 +163,25 @@ where
         }
     }
 
+    /// The current token, for an operation on the session: from here on
+    /// the response depends on the session (see `used`).
     fn token(&self) -> Option<SessionToken> {
-        self.shared.state.lock().token.clone()
+        let mut state = self.shared.state.lock();
+        state.used |= state.token.is_some();
+        state.token.clone()
     }
 
     /// The engine found no live session for `token` (ended by another
-    /// request, or expired): forget it, and clear the cookie.
+    /// request, expired, or rotated away by a concurrent login): forget it.
+    /// The cookie is left alone: if another request rotated the token, its
+    /// response carries the new cookie, which a clearing one must not
+    /// overwrite.
     fn lost(&self, token: &SessionToken) {
         let mut state = self.shared.state.lock();
         if state.token.as_ref() == Some(token) {
             state.token = None;
-            state.outcome = Outcome::Ended;
+            state.renew_due = false;
+            state.vanished = true;
         }
     }
 
@@ -150,6 +189,7 @@ where
         let mut state = self.shared.state.lock();
         state.token = Some(token);
         state.outcome = Outcome::Issued;
+        state.renew_due = false;
     }
 
     /// Runs `op` on the current token; `None` when there is no session or
@@ -165,10 +205,18 @@ where
 
     /// Creates a session holding `data` unless a clone of this handle
     /// created one meanwhile, in which case `data` is given back.
-    fn create(&self, data: T) -> Result<Result<(), T>, Error> {
+    ///
+    /// Refused (`NotFound`) when the request's session vanished under it,
+    /// unless `replace`: if a concurrent login rotated the token away, the
+    /// new session's cookie would overwrite the login's. A login replaces
+    /// it (the user just authenticated); a plain write does not.
+    fn create(&self, data: T, replace: bool) -> Result<Result<(), T>, Error> {
         let mut state = self.shared.state.lock();
         if state.token.is_some() {
             return Ok(Err(data));
+        }
+        if state.vanished && !replace {
+            return Err(Error::new(ErrorKind::NotFound));
         }
         let token = self.shared.sessions.create(data)?;
         state.token = Some(token);
@@ -210,7 +258,7 @@ where
     /// Whether the request has a live session, as far as it knows (another
     /// request may end it at any moment; the next operation will tell).
     pub fn is_active(&self) -> bool {
-        self.shared.state.lock().token.is_some()
+        self.token().is_some()
     }
 
     /// A copy of the session's data; `Ok(None)` without a session.
@@ -270,7 +318,9 @@ where
     ///
     /// # Errors
     ///
-    /// When the store is full or cannot answer.
+    /// When the store is full or cannot answer; [`ErrorKind::NotFound`]
+    /// when the request's session vanished while the handler ran (see
+    /// [`Session::update`]).
     pub fn try_update<R>(&self, mut f: impl FnMut(&mut T) -> R) -> Result<R, Error>
     where
         T: Default,
@@ -285,7 +335,7 @@ where
         }
         let mut data = T::default();
         let r = f(&mut data);
-        if let Err(data) = self.create(data)? {
+        if let Err(data) = self.create(data, false)? {
             // A clone of this handle created the session meanwhile: the
             // fresh value replaces the clone's (as in `update`).
             self.try_set(data)?;
@@ -297,8 +347,9 @@ where
     ///
     /// # Errors
     ///
-    /// When the store is full or cannot answer; [`ErrorKind::NotFound`] if
-    /// the session keeps vanishing under concurrent logouts.
+    /// When the store is full or cannot answer; [`ErrorKind::NotFound`]
+    /// when the request's session vanished while the handler ran (see
+    /// [`Session::update`]).
     pub fn try_set(&self, value: T) -> Result<(), Error> {
         self.check()?;
         let mut value = Some(value);
@@ -320,7 +371,7 @@ where
             let Some(v) = value.take() else {
                 return Ok(());
             };
-            match self.create(v)? {
+            match self.create(v, false)? {
                 Ok(()) => return Ok(()),
                 Err(v) => value = Some(v),
             }
@@ -345,7 +396,7 @@ where
             let token = match self.token() {
                 Some(token) => token,
                 None => {
-                    let _ = self.create(T::default())?;
+                    let _ = self.create(T::default(), true)?;
                     match self.token() {
                         Some(token) => token,
                         None => continue,
@@ -479,10 +530,16 @@ where
     /// `f` returns. Without a session, creates one from `T::default()`
     /// with `f` applied. `f` must not use this session again.
     ///
+    /// A session the request had that vanished while the handler ran
+    /// (another request logged it out, or rotated its token away with a
+    /// login) is not replaced by a new one: that one's cookie could land
+    /// after the login's and log the user out.
+    ///
     /// # Errors
     ///
     /// [`ErrorKind::Full`] when a session had to be created and the store
-    /// is full.
+    /// is full; [`ErrorKind::NotFound`] when the request's session vanished
+    /// while the handler ran.
     pub fn update<R>(&self, f: impl FnOnce(&mut T) -> R) -> Result<R, Error>
     where
         T: Default,
@@ -504,7 +561,7 @@ where
         };
         let mut data = T::default();
         let r = f(&mut data);
-        if let Err(data) = self.create(data)? {
+        if let Err(data) = self.create(data, false)? {
             // A clone of this handle created the session meanwhile. The
             // closure already ran, on a fresh value, and cannot run again:
             // that value replaces the clone's.
@@ -514,13 +571,14 @@ where
     }
 
     /// Replaces the session's data. Without a session, creates one holding
-    /// `value`.
+    /// `value` (not in place of one that vanished while the handler ran:
+    /// see [`Session::update`]).
     ///
     /// # Errors
     ///
     /// [`ErrorKind::Full`] when a session had to be created and the store
-    /// is full; [`ErrorKind::NotFound`] if the session keeps vanishing
-    /// under concurrent logouts.
+    /// is full; [`ErrorKind::NotFound`] when the request's session vanished
+    /// while the handler ran.
     pub fn set(&self, value: T) -> Result<(), Error> {
         // The in-process engine never fails to answer: `try_set` is the
         // whole behaviour.
