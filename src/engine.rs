@@ -458,6 +458,36 @@ where
         self.find(token, |e| e.handle)
     }
 
+    /// Whether `token` is its session's current token: live, and not an
+    /// alias kept for a rotation's grace window. Records no use (no touch).
+    /// An HTTP layer asks this before writing a token back to the client, so
+    /// it never re-sends a token that is about to stop working.
+    ///
+    /// **Locking:** one shard read lock. Allocates nothing.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let sessions = sesame::Sessions::<()>::builder()
+    ///     .rotation_grace(Duration::from_secs(5))
+    ///     .build()?;
+    /// let (old, _) = sessions.create(())?;
+    /// let new = sessions.rotate(&old)?;
+    /// assert!(sessions.validate(&old).is_some()); // in its grace window
+    /// assert!(!sessions.is_current(&old));
+    /// assert!(sessions.is_current(&new));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn is_current(&self, token: &(impl TokenInput + ?Sized)) -> bool {
+        let inner = &*self.inner;
+        let Some(bytes) = token.token_bytes() else {
+            return false;
+        };
+        let key = inner.secret.digest(&bytes);
+        let now = inner.clock.now();
+        let map = self.shard(&key).map.read();
+        matches!(map.get(&key), Some(Slot::Live(e)) if e.is_live(now, inner.config.idle_ms))
+    }
+
     /// Validates a token and returns the session's metadata.
     pub fn info(&self, token: &(impl TokenInput + ?Sized)) -> Option<SessionInfo<P>> {
         self.find(token, |e| self.info_of(e))

@@ -109,13 +109,9 @@
 //! cookie alone). With `renew_after`, which rotates while the client may
 //! have requests in flight, set a short grace window. A request that
 //! arrived with a token another request rotates before the response never
-//! writes that token back with `rolling`: the layer compares the session's
-//! [`crate::SessionInfo::token_issued`] when the request arrived and when
-//! the response is produced. (Two limits of that check, until the engine
-//! can say whether a token is a grace alias: a request that arrives with an
-//! old token already in its grace window is not told apart from one with
-//! the current token, and a rotation within the same engine millisecond as
-//! the previous issue goes unseen.)
+//! writes that token back with `rolling`: when the response is produced,
+//! the layer asks the store whether the token is still the session's current
+//! one ([`crate::Sessions::is_current`]; a grace alias is not).
 
 mod session;
 mod store;
@@ -393,7 +389,6 @@ where
             token: None,
             presented,
             outcome: Outcome::Unchanged,
-            issued_at_start: None,
             renew_due: false,
             used: false,
             vanished: false,
@@ -411,7 +406,6 @@ where
                             .duration_since(info.token_issued)
                             .is_ok_and(|age| age >= every)
                     });
-                    state.issued_at_start = Some(info.token_issued);
                 }
                 state.token = Some(token);
             }
@@ -469,7 +463,6 @@ fn finish<St: Store>(shared: &Shared<St>, headers: &mut http::HeaderMap) {
         token,
         outcome,
         presented,
-        issued_at_start,
         renew_due,
         used,
     } = shared.finished();
@@ -498,10 +491,14 @@ fn finish<St: Store>(shared: &Shared<St>, headers: &mut http::HeaderMap) {
             Ok(new) => set(&new, None),
             Err(_) => None,
         },
-        (Outcome::Unchanged, Some(token)) if options.rolling => match sessions.info(&token) {
-            // Still the token the session had when the request arrived: no
-            // other request rotated it away meanwhile.
-            Ok(Some(info)) if Some(info.token_issued) == issued_at_start => set(&token, Some(info)),
+        // Only the session's current token is ever written back: not one
+        // another request rotated away meanwhile, nor one that arrived in
+        // its grace window.
+        (Outcome::Unchanged, Some(token)) if options.rolling => match sessions.is_current(&token) {
+            Ok(true) => match sessions.info(&token) {
+                Ok(Some(info)) => set(&token, Some(info)),
+                _ => None,
+            },
             _ => None,
         },
         (_, _) => None,

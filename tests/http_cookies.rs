@@ -665,7 +665,6 @@ async fn no_store_off_still_guards_the_cookie() {
 /// engine's public API does not tell a grace alias from the current token;
 /// this passes once it does (a read-only `Sessions::is_current`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs an engine query telling a grace alias from the current token"]
 async fn rolling_never_resends_a_token_already_in_its_grace_window() {
     let clock = ManualClock::new();
     let http = start(graced(&clock, 5), |l| l.rolling(true)).await;

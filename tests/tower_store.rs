@@ -43,6 +43,10 @@ impl Store for Flaky {
         self.gate()?;
         Ok(self.inner.validate(token))
     }
+    fn is_current(&self, token: &(impl TokenInput + ?Sized)) -> Result<bool, Error> {
+        self.gate()?;
+        Ok(self.inner.is_current(token))
+    }
     fn info(
         &self,
         token: &(impl TokenInput + ?Sized),

@@ -41,10 +41,6 @@ pub(super) struct State {
     /// The request carried a cookie with the session cookie's name.
     pub(super) presented: bool,
     pub(super) outcome: Outcome,
-    /// When the presented token's session last had a token issued, as the
-    /// layer found it (with `rolling`): if that changed by the response,
-    /// another request rotated the token away meanwhile.
-    pub(super) issued_at_start: Option<std::time::SystemTime>,
     /// `renew_after` found the presented token due: rotate it when the
     /// response is produced, if the request still holds it.
     pub(super) renew_due: bool,
@@ -96,7 +92,6 @@ impl<S> Shared<S> {
             token: state.token.clone(),
             outcome: state.outcome,
             presented: state.presented,
-            issued_at_start: state.issued_at_start,
             renew_due: state.renew_due,
             used: state.used,
         }
@@ -108,7 +103,6 @@ pub(super) struct Finished {
     pub(super) token: Option<SessionToken>,
     pub(super) outcome: Outcome,
     pub(super) presented: bool,
-    pub(super) issued_at_start: Option<std::time::SystemTime>,
     pub(super) renew_due: bool,
     pub(super) used: bool,
 }

@@ -29,6 +29,14 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// When the backend cannot answer.
     fn validate(&self, token: &(impl TokenInput + ?Sized)) -> Result<Option<Handle>, Error>;
 
+    /// Whether `token` is its session's current token: live, and not an
+    /// alias kept for a rotation's grace window. Records no use.
+    ///
+    /// # Errors
+    ///
+    /// When the backend cannot answer.
+    fn is_current(&self, token: &(impl TokenInput + ?Sized)) -> Result<bool, Error>;
+
     /// The session's metadata if the token is live.
     ///
     /// # Errors
@@ -135,6 +143,11 @@ where
     }
 
     #[inline]
+    fn is_current(&self, token: &(impl TokenInput + ?Sized)) -> Result<bool, Error> {
+        Ok(Sessions::is_current(self, token))
+    }
+
+    #[inline]
     fn info(&self, token: &(impl TokenInput + ?Sized)) -> Result<Option<SessionInfo<P>>, Error> {
         Ok(Sessions::info(self, token))
     }
@@ -220,6 +233,11 @@ mod redis_store {
 
         fn validate(&self, token: &(impl TokenInput + ?Sized)) -> Result<Option<Handle>, Error> {
             RedisSessions::validate(self, token)
+        }
+
+        /// Redis keeps no grace aliases: a live token is the current one.
+        fn is_current(&self, token: &(impl TokenInput + ?Sized)) -> Result<bool, Error> {
+            RedisSessions::validate(self, token).map(|h| h.is_some())
         }
 
         fn info(
