@@ -29,6 +29,7 @@ type Engine = Sessions<u64, u64>;
 fn engine() -> Engine {
     Sessions::builder()
         .secret_key(SecretKey::from_bytes([0xC7; 32]))
+        .unlimited_sessions_per_user() // every session logs in as one generation
         .reaper_interval(None)
         .build()
         .expect("valid config")
