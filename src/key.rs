@@ -45,7 +45,6 @@
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
-use rand::RngCore as _;
 use subtle::ConstantTimeEq as _;
 
 use crate::token::TOKEN_LEN;
@@ -60,10 +59,15 @@ use crate::token::TOKEN_LEN;
 pub struct SecretKey([u8; 32]);
 
 impl SecretKey {
-    /// Draws a new random key from the thread-local CSPRNG.
+    /// Draws a new random key straight from the operating system's random
+    /// source (not from a user-space generator whose state a fork copies).
+    ///
+    /// # Panics
+    ///
+    /// If the operating system's random source fails.
     pub fn generate() -> Self {
         let mut k = [0u8; 32];
-        rand::rng().fill_bytes(&mut k);
+        crate::rng::os_fill(&mut k);
         Self(k)
     }
 
