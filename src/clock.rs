@@ -190,11 +190,37 @@ mod tests {
         assert_eq!(ec.now(), ENGINE_EPOCH_MS + 110_000);
     }
 
+    /// The real clock counts real milliseconds from its creation and never
+    /// goes back. (The old check compared two reads a nanosecond apart,
+    /// which a clock stuck at zero or counting seconds also passed.)
     #[test]
-    fn system_clock_is_monotonic() {
+    fn system_clock_counts_real_milliseconds_and_never_goes_back() {
+        // The coarse clock moves in kernel ticks (at most 10 ms) and lags
+        // real time by up to one: allow two. Real time is read on both
+        // sides of the clock's creation, so a thread descheduled at any
+        // point only widens the bounds.
+        const SLACK_MS: u64 = 20;
+        const RUN: Duration = Duration::from_millis(60);
+        let before = std::time::Instant::now();
         let c = SystemClock::new();
-        let a = c.now_millis();
-        let b = c.now_millis();
-        assert!(b >= a);
+        let after = std::time::Instant::now();
+        let mut last = c.now_millis();
+        assert!(
+            last <= duration_millis(before.elapsed()) + SLACK_MS,
+            "starts near zero: {last}"
+        );
+        let mut reads = 0u64;
+        while after.elapsed() < RUN {
+            let now = c.now_millis();
+            assert!(now >= last, "went back from {last} to {now}");
+            last = now;
+            reads += 1;
+        }
+        let now = c.now_millis();
+        let upper = duration_millis(before.elapsed());
+        assert!(
+            now + SLACK_MS >= duration_millis(RUN) && now <= upper + SLACK_MS,
+            "{now} ms after {upper} real ms ({reads} reads)"
+        );
     }
 }

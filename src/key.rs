@@ -45,7 +45,6 @@
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
-use rand::RngCore as _;
 use subtle::ConstantTimeEq as _;
 
 use crate::token::TOKEN_LEN;
@@ -60,10 +59,15 @@ use crate::token::TOKEN_LEN;
 pub struct SecretKey([u8; 32]);
 
 impl SecretKey {
-    /// Draws a new random key from the thread-local CSPRNG.
+    /// Draws a new random key straight from the operating system's random
+    /// source (not from a user-space generator whose state a fork copies).
+    ///
+    /// # Panics
+    ///
+    /// If the operating system's random source fails.
     pub fn generate() -> Self {
         let mut k = [0u8; 32];
-        rand::rng().fill_bytes(&mut k);
+        crate::rng::os_fill(&mut k);
         Self(k)
     }
 
@@ -219,11 +223,27 @@ mod tests {
         assert_ne!(a.digest(&t), a.digest(&[8u8; 32]));
     }
 
+    /// Known answer: the digest is blake3's keyed hash of the token under
+    /// the secret, byte for byte. (The old check, digest != token, also
+    /// passed for an unkeyed hash, which anyone holding a token list could
+    /// compute.) The value is pinned: snapshots and Redis keys store
+    /// digests, so changing the function would lose every stored session.
     #[test]
-    fn digest_is_not_the_token() {
-        let k = SecretKey::generate();
+    fn digest_is_the_keyed_blake3_of_the_token() {
+        let k = SecretKey::from_bytes([1; 32]);
         let t = [42u8; 32];
+        let hex: String = k
+            .digest(&t)
+            .as_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            hex,
+            "8935b8f883a0d983f24ec31f509186caf99f13c7b242a2c77f1efa9406a8c1a8"
+        );
         assert_ne!(k.digest(&t).as_bytes(), &t);
+        assert_ne!(k.digest(&t).as_bytes(), blake3::hash(&t).as_bytes());
     }
 
     #[test]

@@ -4,8 +4,6 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::SystemTime;
 
-use rand::RngCore as _;
-
 /// A session's public handle: a short random identifier fixed at creation
 /// and kept across rotation.
 ///
@@ -26,7 +24,7 @@ pub struct Handle(u64);
 
 impl Handle {
     pub(crate) fn generate() -> Self {
-        Self(rand::rng().next_u64())
+        Self(crate::rng::next_u64())
     }
 
     /// The handle as a number.

@@ -15,7 +15,6 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::RngCore as _;
 use subtle::ConstantTimeEq as _;
 
 /// Length of a token in bytes (256 bits, as OWASP's session management cheat
@@ -48,11 +47,18 @@ pub struct SessionToken {
 }
 
 impl SessionToken {
-    /// Draws a new token from the thread-local CSPRNG (`rand::rng()`: ChaCha12,
-    /// reseeded from the operating system).
+    /// Draws a new token from the engine's thread-local CSPRNG: ChaCha12
+    /// seeded from the operating system, reseeded after 64 KiB and in a
+    /// forked child before its first draw, so a parent and its children
+    /// never draw the same token.
+    ///
+    /// # Panics
+    ///
+    /// If the operating system's random source fails when a reseed is due
+    /// (as `rand::rng()` does).
     pub fn generate() -> Self {
         let mut bytes = [0u8; TOKEN_LEN];
-        rand::rng().fill_bytes(&mut bytes);
+        crate::rng::fill(&mut bytes);
         Self::from_bytes(bytes)
     }
 

@@ -280,11 +280,19 @@ mod tests {
 
     #[test]
     fn far_deadlines_clamp_and_fire_at_range_end() {
-        let mut w = Wheel::new(5);
-        w.insert(u64::MAX, 9u32);
-        assert!(drain(&mut w, MAX_TICKS).is_empty() || w.len() == 0);
-        let got = drain(&mut w, 5 + MAX_TICKS);
-        assert_eq!(got, vec![9]);
+        // A deadline beyond the range is clamped to the last tick the wheel
+        // sees, `elapsed + MAX_TICKS - 1`, and fires exactly then: not
+        // before (the old check here, `.. || w.len() == 0`, also passed
+        // when it fired early), and not later.
+        for start in [0u64, 5, 4096 + 7, MAX_TICKS / 2 + 3] {
+            let mut w = Wheel::new(start);
+            w.insert(u64::MAX, 9u32);
+            let end = start + MAX_TICKS - 1;
+            assert!(drain(&mut w, end - 1).is_empty(), "early from {start}");
+            assert_eq!(w.len(), 1, "lost from {start}");
+            assert_eq!(drain(&mut w, end), vec![9], "late from {start}");
+            assert_eq!(w.len(), 0);
+        }
     }
 
     #[test]

@@ -40,7 +40,11 @@ fn anonymous_flood_stays_bounded_and_spares_logged_in_sessions() {
 fn eviction_prefers_sessions_not_seen_recently() {
     let clock = ManualClock::new();
     let max = 200;
+    // Timeouts far beyond the test's 110 s: every session that goes is
+    // evicted, none expires.
     let s = manual::<()>(&clock)
+        .idle_timeout(secs(3600))
+        .absolute_timeout(secs(7200))
         .max_sessions(max)
         .shards(1)
         .build()
@@ -52,17 +56,29 @@ fn eviction_prefers_sessions_not_seen_recently() {
     clock.advance(secs(10));
     // A user who keeps coming back.
     let regular = old[0].clone();
-    let mut survived = 0;
+    let mut fresh = Vec::new();
     for round in 0..(max / 2) {
         assert!(
             s.validate(&regular).is_some(),
             "regular evicted in round {round}"
         );
         clock.advance(secs(1));
-        s.create(()).unwrap();
-        survived += 1;
+        fresh.push(s.create(()).unwrap().0);
     }
-    assert_eq!(survived, max / 2);
+    // Each create evicted one session, never the regular (the only one used
+    // since it was made) and none made in the loop (all seen more recently
+    // than the untouched ones). This used to end by counting `survived` for
+    // every round, unconditionally.
+    assert_eq!(s.len(), max);
+    assert_eq!(s.stats().evicted_capacity, (max / 2) as u64);
+    assert!(s.validate(&regular).is_some(), "regular evicted at the end");
+    let fresh_gone = fresh.iter().filter(|t| s.validate(*t).is_none()).count();
+    let untouched_gone = old[1..].iter().filter(|t| s.validate(*t).is_none()).count();
+    assert_eq!(
+        (untouched_gone, fresh_gone),
+        (max / 2, 0),
+        "(untouched sessions evicted, sessions made in the loop evicted)"
+    );
 }
 
 #[test]

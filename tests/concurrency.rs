@@ -1,11 +1,14 @@
 //! Many threads at once, with the reaper running: no lost update, no
 //! rotated-away token that still works, an exact count, no deadlock.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+mod guard;
+
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::Duration;
 
+use guard::Background;
 use sesame::{ManualClock, SessionToken, Sessions};
 
 const WORKERS: usize = 4;
@@ -91,22 +94,17 @@ fn concurrent_mixed_operations_keep_invariants() {
         .build()
         .unwrap();
     let (shared, _) = s.create(0).unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-
     // Churn that the reaper must clean up: short-lived sessions nobody touches
-    // again, and a revoker racing logins of a victim principal.
+    // again, and a revoker racing logins of a victim principal. It runs until
+    // stopped: by `finish` below, or by the guard's drop if the test fails.
     let victim_tokens = Arc::new(parking_lot::Mutex::new(Vec::new()));
-    let side = {
-        let (s, stop, clock, victims) = (
-            s.clone(),
-            stop.clone(),
-            clock.clone(),
-            victim_tokens.clone(),
-        );
-        thread::spawn(move || {
+    let mut side = Background::new();
+    {
+        let (s, clock, victims) = (s.clone(), clock.clone(), victim_tokens.clone());
+        side.spawn(move |stop| {
             let victim = "victim".to_string();
             let mut i = 0u64;
-            while !stop.load(Ordering::Relaxed) {
+            while !stop.load(Ordering::Acquire) {
                 let (t, _) = s.create(0).unwrap();
                 let t = s.login(&t, victim.clone()).unwrap();
                 victims.lock().push(t);
@@ -120,17 +118,23 @@ fn concurrent_mixed_operations_keep_invariants() {
                     thread::yield_now();
                 }
             }
-        })
-    };
+        });
+    }
 
+    /// Tells the watchdog a worker is done, also when it panicked.
+    struct Done(mpsc::Sender<()>);
+    impl Drop for Done {
+        fn drop(&mut self) {
+            let _ = self.0.send(());
+        }
+    }
     let (tx, rx) = mpsc::channel();
     let workers: Vec<_> = (0..WORKERS)
         .map(|id| {
-            let (s, shared, tx) = (s.clone(), shared.clone(), tx.clone());
+            let (s, shared, done) = (s.clone(), shared.clone(), Done(tx.clone()));
             thread::spawn(move || {
-                let out = worker(s, shared, id);
-                tx.send(()).unwrap();
-                out
+                let _done = done;
+                worker(s, shared, id)
             })
         })
         .collect();
@@ -139,9 +143,11 @@ fn concurrent_mixed_operations_keep_invariants() {
         rx.recv_timeout(Duration::from_secs(120))
             .expect("workers finished in time (deadlock?)");
     }
-    let outcomes: Vec<Outcome> = workers.into_iter().map(|w| w.join().unwrap()).collect();
-    stop.store(true, Ordering::Relaxed);
-    side.join().unwrap();
+    let outcomes: Vec<Outcome> = workers
+        .into_iter()
+        .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+        .collect();
+    side.finish();
 
     // No lost update on the shared session.
     assert_eq!(s.get(&shared), Some(WORKERS as u64 * SHARED_UPDATES));

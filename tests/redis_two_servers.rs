@@ -1,10 +1,13 @@
 //! Two `RedisSessions` on one real `redis-server`, standing for two servers
 //! behind a load balancer.
 
+mod guard;
 mod redis_support;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use guard::StopOnDrop;
 use redis_support::{RedisServer, eventually};
 use serde::{Deserialize, Serialize};
 use sesame::redis::RedisSessions;
@@ -511,15 +514,18 @@ fn the_writing_server_reads_its_own_writes_despite_concurrent_readers() {
     };
     let (a, b) = pair(&server);
     let (token, _) = a.create(Cart::default()).unwrap();
-    let done = std::sync::atomic::AtomicBool::new(false);
+    let done = AtomicBool::new(false);
     std::thread::scope(|scope| {
+        // Stops the readers however this closure ends: when an assertion
+        // below fails, the scope would otherwise wait for them forever.
+        let _stop = StopOnDrop(&done);
         // Readers on both servers keep fetching and caching copies, some of
         // them read just before a write lands.
         for (store, on_a) in [(&a, true), (&a, true), (&b, false)] {
             let (token, done) = (&token, &done);
             scope.spawn(move || {
                 let mut last = 0;
-                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                while !done.load(Ordering::Acquire) {
                     let seen = store.get(token).unwrap().unwrap().visits;
                     if on_a {
                         assert!(
@@ -539,7 +545,6 @@ fn the_writing_server_reads_its_own_writes_despite_concurrent_readers() {
                 "read your own write"
             );
         }
-        done.store(true, std::sync::atomic::Ordering::Relaxed);
     });
     assert!(
         eventually(INVALIDATION_BOUND, || b

@@ -11,9 +11,11 @@ fn revoke_user_ends_all_their_sessions_only() {
     let s = manual::<()>(&clock).build().unwrap();
     let alice = "alice".to_string();
     let mut mine = Vec::new();
+    let mut handles = Vec::new();
     for _ in 0..4 {
-        let (t, _) = s.create(()).unwrap();
+        let (t, h) = s.create(()).unwrap();
         mine.push(s.login(&t, alice.clone()).unwrap());
+        handles.push(h);
     }
     let (b, _) = s.create(()).unwrap();
     let b = s.login(&b, "bob".to_string()).unwrap();
@@ -28,11 +30,17 @@ fn revoke_user_ends_all_their_sessions_only() {
     assert_eq!(s.len(), 2);
     assert_eq!(s.stats().revoked, 4);
     assert!(s.sessions_of(&alice).is_empty());
-    assert!(
-        events
-            .try_iter()
-            .all(|e| e.kind == EventKind::Revoked && e.principal.as_deref() == Some("alice"))
-    );
+    // One `Revoked` event per session, naming alice and its handle, and
+    // nothing else. (`.all(..)` alone passed when no event was sent.)
+    let mut revoked: Vec<Handle> = Vec::new();
+    for e in events.try_iter() {
+        assert_eq!(e.kind, EventKind::Revoked, "unexpected event {e:?}");
+        assert_eq!(e.principal.as_deref(), Some("alice"));
+        revoked.push(e.handle);
+    }
+    revoked.sort();
+    handles.sort();
+    assert_eq!(revoked, handles, "one Revoked event per session of alice");
     assert_eq!(s.revoke_user(&alice), 0);
 }
 

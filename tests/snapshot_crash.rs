@@ -8,7 +8,7 @@
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -77,6 +77,17 @@ fn loaded_generation(path: &Path, candidates: &[u64]) -> Option<u64> {
     Some(found[0])
 }
 
+/// The child saves until killed: if the parent fails first (an assertion,
+/// a timeout), this kills it, which also ends the thread reading its output.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn parent() {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
         "sesame-crash-{}-{:016x}",
@@ -92,14 +103,16 @@ fn parent() {
     let mut mid_save = 0;
     for kill in 0..KILLS {
         let start = on_disk + 1;
-        let mut child = Command::new(&exe)
-            .env(CHILD, &path)
-            .env(START, start.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn child");
-        let stdout = child.stdout.take().expect("piped");
+        let mut child = KillOnDrop(
+            Command::new(&exe)
+                .env(CHILD, &path)
+                .env(START, start.to_string())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("spawn child"),
+        );
+        let stdout = child.0.stdout.take().expect("piped");
         let (tx, rx) = mpsc::channel::<u64>();
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
@@ -122,8 +135,8 @@ fn parent() {
             .expect("child saved once only");
         let cycle = t.elapsed().as_micros().max(1) as u64;
         std::thread::sleep(Duration::from_micros(rng.random_range(0..2 * cycle)));
-        child.kill().expect("SIGKILL");
-        child.wait().expect("reap child");
+        child.0.kill().expect("SIGKILL");
+        child.0.wait().expect("reap child");
         reader.join().expect("reader");
         let last = rx.try_iter().fold(second, u64::max);
         let g = loaded_generation(&path, &[last, last + 1]).expect("file exists after a save");

@@ -2,12 +2,15 @@
 //! a new engine with the same secret key; data, principals, handles and
 //! times survive; deadlines hold across the restart.
 
+mod guard;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
+use guard::Background;
 use serde::{Deserialize, Serialize};
 use sesame::snapshot::SnapshotErrorKind;
 use sesame::{ManualClock, SecretKey, SessionToken, Sessions};
@@ -486,13 +489,14 @@ fn saves_racing_rotations_save_each_session_at_most_once() {
         .map(|_| s.create(Cart::default()).unwrap().0)
         .collect();
     let all_tokens = Arc::new(parking_lot::Mutex::new(current.clone()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let rotator = {
-        let (s, all, stop) = (s.clone(), Arc::clone(&all_tokens), Arc::clone(&stop));
-        std::thread::spawn(move || {
+    // Stopped by `finish` below, or by the guard's drop if a save fails.
+    let mut rotator = Background::new();
+    {
+        let (s, all) = (s.clone(), Arc::clone(&all_tokens));
+        rotator.spawn(move |stop| {
             let mut current = current;
             let mut i = 0usize;
-            while !stop.load(Ordering::Relaxed) {
+            while !stop.load(Ordering::Acquire) {
                 let slot = i % current.len();
                 let t = if i % 3 == 0 {
                     s.login(&current[slot], format!("user{}", i % 7)).unwrap()
@@ -504,16 +508,15 @@ fn saves_racing_rotations_save_each_session_at_most_once() {
                 current[slot] = t;
                 i += 1;
             }
-        })
-    };
+        });
+    }
     let mut paths = Vec::new();
     for k in 0..6 {
         let p = dir.file(&format!("s{k}.snap"));
         s.save_snapshot(&p).unwrap();
         paths.push(p);
     }
-    stop.store(true, Ordering::Relaxed);
-    rotator.join().unwrap();
+    rotator.finish();
     let tokens = all_tokens.lock().clone();
     for p in paths {
         let after: Sessions<Cart> = Sessions::builder()

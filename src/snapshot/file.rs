@@ -27,7 +27,7 @@ fn temp_beside(path: &Path) -> PathBuf {
     let tmp = format!(
         ".{name}.{}.{:016x}.tmp",
         std::process::id(),
-        rand::random::<u64>()
+        crate::rng::next_u64()
     );
     dir_of(path).join(tmp)
 }
