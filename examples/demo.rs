@@ -687,14 +687,24 @@ fn unix(t: SystemTime) -> u64 {
 }
 
 /// The response to a store error: `503` when the store is full or cannot
-/// be reached (worth a retry), `500` otherwise (data that does not decode).
+/// be reached (worth a retry), `409` when the session ended or changed
+/// hands while the request ran (a concurrent login or logout: the client's
+/// next request sees the new state), `500` otherwise (data that does not
+/// decode).
 fn unavailable(e: Error) -> Response {
-    let status = match e.kind() {
-        ErrorKind::Full | ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    let (status, body) = match e.kind() {
+        ErrorKind::Full | ErrorKind::Unavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "session store unavailable\n",
+        ),
+        ErrorKind::NotFound | ErrorKind::Conflict => (
+            StatusCode::CONFLICT,
+            "the session changed during this request; try again\n",
+        ),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "session store error\n"),
     };
     tracing::warn!("session store: {e}");
-    (status, "session store unavailable\n").into_response()
+    (status, body).into_response()
 }
 
 /// `?` for store results in handlers.
