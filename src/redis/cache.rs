@@ -14,13 +14,16 @@
 //!   makes it odd with a new epoch. A copy is served only if it was stored
 //!   under the current, odd state: nothing cached before a gap in the
 //!   invalidation stream survives the gap.
-//! - An invalidation first bumps the key's stripe counter, then removes the
-//!   key. A reader notes the stripe counter and the state *before* its Redis
-//!   read, inserts its copy after, then checks both again and removes its
-//!   own copy if either moved. Whatever the interleaving, a copy older than
-//!   an invalidation received for its key is removed (with `SeqCst` on both
-//!   sides, either the reader sees the bump, or the invalidation's removal
-//!   comes after the insert).
+//! - An invalidation bumps the key's stripe counter and removes the key,
+//!   both under the key's shard write lock. A reader notes the stripe counter
+//!   and the state *before* its Redis read; after it, it takes the same
+//!   shard write lock and inserts its copy only if neither moved. So a copy
+//!   is never visible, not even for an instant, once an invalidation of its
+//!   key has returned: either the invalidation held the lock first (the
+//!   reader sees the bump and does not insert) or the insert did (the
+//!   invalidation removes the copy). An earlier design inserted first and
+//!   withdrew on a moved counter; between the two, other threads (the
+//!   writer itself) could be served the stale copy.
 //! - An insert never replaces a copy of the same epoch with a higher
 //!   version: a slow reader cannot take a server's reads back in time.
 //! - A server's own write bumps the stripe too (it calls `invalidate`), so
@@ -159,8 +162,10 @@ impl<T, P> Cache<T, P> {
     }
 
     /// Caches `copy` (read from Redis after `ticket` was taken) unless the
-    /// cache is untrusted, then withdraws it if an invalidation or a gap
-    /// happened since the ticket. Returns whether the copy stayed.
+    /// cache is untrusted or an invalidation or a gap happened since the
+    /// ticket. Returns whether the copy was cached.
+    ///
+    /// **Locking:** the key's shard write lock, with the check inside.
     pub(crate) fn insert(
         &self,
         key: SessionKey,
@@ -171,27 +176,26 @@ impl<T, P> Cache<T, P> {
         if ticket.state & 1 == 0 || copy.epoch != ticket.state {
             return false;
         }
-        {
-            let mut map = self.shard(&key).write();
-            // A slow reader must not replace a newer copy with its older one
-            // (reads on one server never go back in time).
-            if map
-                .get(&key)
-                .is_some_and(|old| old.epoch == copy.epoch && old.version > copy.version)
-            {
-                return false;
-            }
-            if map.len() >= self.per_shard && !map.contains_key(&key) {
-                Self::evict(&mut map, ticket.state, now);
-            }
-            map.insert(key, Arc::clone(copy));
-        }
+        let mut map = self.shard(&key).write();
+        // Under the lock that `invalidate` holds while it bumps the stripe:
+        // a copy read before an invalidation never becomes visible.
         if self.stripe(&key).load(Ordering::SeqCst) != ticket.stripe
             || self.state.load(Ordering::SeqCst) != ticket.state
         {
-            self.remove_if(&key, copy);
             return false;
         }
+        // A slow reader must not replace a newer copy with its older one
+        // (reads on one server never go back in time).
+        if map
+            .get(&key)
+            .is_some_and(|old| old.epoch == copy.epoch && old.version > copy.version)
+        {
+            return false;
+        }
+        if map.len() >= self.per_shard && !map.contains_key(&key) {
+            Self::evict(&mut map, ticket.state, now);
+        }
+        map.insert(key, Arc::clone(copy));
         true
     }
 
@@ -223,9 +227,13 @@ impl<T, P> Cache<T, P> {
 
     /// An invalidation message named `key`, or this server wrote it: a read
     /// in flight from before the write must not cache what it got.
+    ///
+    /// **Locking:** the key's shard write lock, held across the bump and the
+    /// removal (see the module's ground rules).
     pub(crate) fn invalidate(&self, key: &SessionKey) {
+        let mut map = self.shard(key).write();
         self.stripe(key).fetch_add(1, Ordering::SeqCst);
-        self.shard(key).write().remove(key);
+        map.remove(key);
     }
 
     /// The invalidation stream is down: trust nothing.
