@@ -125,6 +125,7 @@ mod shard;
 #[cfg(feature = "snapshot")]
 pub mod snapshot;
 pub mod stats;
+pub mod store;
 pub mod token;
 #[cfg(feature = "tower")]
 pub mod tower;

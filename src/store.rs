@@ -1,0 +1,105 @@
+//! The backend seam: what the HTTP adapters need from a session store, in
+//! a form both an in-process engine and a remote backend can answer.
+//!
+//! Every operation returns a future. The in-process [`crate::Sessions`]
+//! answers with ready futures (the work is done when the method is called;
+//! awaiting costs nothing); a remote backend awaits its I/O, so an adapter
+//! never blocks a runtime worker on the network. Every operation returns
+//! `Result` so that a remote backend can say it cannot answer
+//! ([`crate::ErrorKind::Unavailable`]); `Ok(None)` (or
+//! [`crate::ErrorKind::NotFound`] for operations that need a session) means
+//! no live session answers to the token.
+//!
+//! The futures are `Send`, so handlers that await them can run on a
+//! multi-threaded runtime.
+
+use std::future::Future;
+
+use crate::error::Error;
+use crate::{Handle, Principal, SessionInfo, SessionToken};
+
+/// A session store: the in-process [`crate::Sessions`] or, with the
+/// `redis` feature, [`crate::redis::RedisSessions`].
+pub trait Store: Clone + Send + Sync + 'static {
+    /// The session data.
+    type Data: Send + 'static;
+    /// Who a session can be logged in as.
+    type Principal: Principal;
+
+    /// The session's handle if the token is live; records a use.
+    fn validate(
+        &self,
+        token: &SessionToken,
+    ) -> impl Future<Output = Result<Option<Handle>, Error>> + Send;
+
+    /// Whether `token` is its session's current token: live, and not an
+    /// alias kept for a rotation's grace window. Records no use.
+    fn is_current(&self, token: &SessionToken) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// The session's metadata if the token is live.
+    fn info(
+        &self,
+        token: &SessionToken,
+    ) -> impl Future<Output = Result<Option<SessionInfo<Self::Principal>>, Error>> + Send;
+
+    /// Reads the session's data through `f`.
+    fn with<R, F>(
+        &self,
+        token: &SessionToken,
+        f: F,
+    ) -> impl Future<Output = Result<Option<R>, Error>> + Send
+    where
+        R: Send,
+        F: FnOnce(&Self::Data) -> R + Send;
+
+    /// Changes the session's data atomically. `f` may run more than once on
+    /// a remote backend (once per attempt against concurrent writers).
+    fn update<R, F>(
+        &self,
+        token: &SessionToken,
+        f: F,
+    ) -> impl Future<Output = Result<R, Error>> + Send
+    where
+        R: Send,
+        F: FnMut(&mut Self::Data) -> R + Send;
+
+    /// Creates an anonymous session holding `data`.
+    fn create(&self, data: Self::Data) -> impl Future<Output = Result<SessionToken, Error>> + Send;
+
+    /// Gives the session a new token; the old one stops working (after the
+    /// backend's grace window, if it has one).
+    fn rotate(
+        &self,
+        token: &SessionToken,
+    ) -> impl Future<Output = Result<SessionToken, Error>> + Send;
+
+    /// Rotates the token and binds `principal`; a change of principal
+    /// starts from fresh data (see [`crate::Sessions::login`]).
+    fn login(
+        &self,
+        token: &SessionToken,
+        principal: Self::Principal,
+    ) -> impl Future<Output = Result<SessionToken, Error>> + Send;
+
+    /// Destroys the session; whether a live one ended.
+    fn logout(&self, token: &SessionToken) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// Ends every session of `principal`; how many ended.
+    fn revoke_user(
+        &self,
+        principal: &Self::Principal,
+    ) -> impl Future<Output = Result<usize, Error>> + Send;
+
+    /// Ends one of `principal`'s sessions by its handle.
+    fn revoke(
+        &self,
+        principal: &Self::Principal,
+        handle: Handle,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// The live sessions of `principal` (metadata, never tokens).
+    fn sessions_of(
+        &self,
+        principal: &Self::Principal,
+    ) -> impl Future<Output = Result<Vec<SessionInfo<Self::Principal>>, Error>> + Send;
+}
