@@ -9,12 +9,14 @@
 //! map). The data mutex of an entry is taken with nothing else held, and is
 //! the only lock user code runs under.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use crossbeam_channel::Receiver;
 use crossbeam_utils::CachePadded;
+use parking_lot::Mutex;
 
 use crate::clock::{Clock, EngineClock};
 use crate::config::{Builder, Config};
@@ -95,6 +97,11 @@ pub(crate) struct Inner<T, P> {
     end_hook: OnceLock<Box<dyn EndHook>>,
     /// The wheel tick the last `run_pending` covered.
     reaped_tick: AtomicU64,
+    /// Each session's one grace alias (the key its last plain rotation
+    /// replaced), by handle, for the sessions that have one: kept beside the
+    /// entries rather than in them, so a session without an alias pays no
+    /// memory for the feature. Leaf locks. Empty when `grace_ms` is zero.
+    aliases: Box<[CachePadded<Mutex<HashMap<Handle, SessionKey>>>]>,
 }
 
 /// A synchronous observer of sessions that end before their deadlines
@@ -142,6 +149,11 @@ where
             .collect();
         let users = Users::new(config.shards);
         let interval = config.reaper_interval;
+        let alias_shards = if config.grace_ms > 0 {
+            config.shards
+        } else {
+            0
+        };
         let inner = Arc::new(Inner {
             config,
             clock,
@@ -157,6 +169,9 @@ where
             evict_cursor: AtomicUsize::new(0),
             end_hook: OnceLock::new(),
             reaped_tick: AtomicU64::new(0),
+            aliases: (0..alias_shards)
+                .map(|_| CachePadded::new(Mutex::new(HashMap::new())))
+                .collect(),
         });
         let reaper = interval.map(|every| {
             let weak = Arc::downgrade(&inner);
@@ -189,6 +204,43 @@ where
 
     fn wall(&self, ms: u64) -> SystemTime {
         self.inner.wall_origin + Duration::from_millis(ms)
+    }
+
+    /// Records (`Some`) or forgets (`None`) the grace alias of the session
+    /// with `handle`; returns the alias it had. A no-op without a grace
+    /// window.
+    ///
+    /// **Locking:** one alias-table leaf lock.
+    fn set_alias(&self, handle: Handle, key: Option<SessionKey>) -> Option<SessionKey> {
+        let table = &self.inner.aliases;
+        if table.is_empty() {
+            return None;
+        }
+        let mut map = table[(handle.as_u64() as usize) & (table.len() - 1)].lock();
+        match key {
+            Some(k) => map.insert(handle, k),
+            None => map.remove(&handle),
+        }
+    }
+
+    /// Forgets `key` as the alias of `handle` if it still is (its window
+    /// ended and the reaper dropped its slot).
+    fn forget_alias(&self, handle: Handle, key: &SessionKey) {
+        let table = &self.inner.aliases;
+        if table.is_empty() {
+            return;
+        }
+        let mut map = table[(handle.as_u64() as usize) & (table.len() - 1)].lock();
+        if map.get(&handle) == Some(key) {
+            map.remove(&handle);
+        }
+    }
+
+    /// Drops the session's alias slot, if it has one (it ended, or logged in).
+    fn drop_alias(&self, entry: &Arc<Entry<T, P>>) {
+        if let Some(k) = self.set_alias(entry.handle, None) {
+            self.shard(&k).remove_alias_if(&k, entry);
+        }
     }
 
     /// Creates an anonymous session holding `data`.
@@ -395,9 +447,7 @@ where
         }
         inner.bus.emit(kind, entry.handle, principal.as_ref());
         drop(principal);
-        if let Some(k) = entry.alias.lock().take() {
-            self.shard(&k).remove_alias_if(&k, entry);
-        }
+        self.drop_alias(entry);
     }
 
     /// Installs the observer of sessions that end early. False if one is
@@ -445,7 +495,7 @@ where
     }
 
     /// The live session and its epoch at lookup (see `Entry::epoch`).
-    fn find_entry(&self, token: &(impl TokenInput + ?Sized)) -> Option<(Arc<Entry<T, P>>, u64)> {
+    fn find_entry(&self, token: &(impl TokenInput + ?Sized)) -> Option<(Arc<Entry<T, P>>, u32)> {
         self.find(token, |e| (Arc::clone(e), e.epoch()))
     }
 
@@ -781,7 +831,6 @@ where
             }
             entry.issued.store(now, Ordering::Relaxed);
             entry.touch(now);
-            let mut alias = entry.alias.lock();
             if grace > 0 {
                 old_map.insert(
                     old_key,
@@ -790,12 +839,11 @@ where
                         until: now.saturating_add(grace),
                     },
                 );
-                stale_alias = alias.replace(Box::new(old_key));
+                stale_alias = self.set_alias(entry.handle, Some(old_key));
             } else {
                 old_map.remove(&old_key);
-                stale_alias = alias.take();
+                stale_alias = self.set_alias(entry.handle, None);
             }
-            drop(alias);
             match new_map.as_mut() {
                 Some(m) => m.insert(new_key, Slot::Live(Arc::clone(&entry))),
                 None => old_map.insert(new_key, Slot::Live(Arc::clone(&entry))),
@@ -982,6 +1030,8 @@ where
         let idle = self.idle_ms();
         let mut again: Vec<(SessionKey, u64)> = Vec::new();
         let mut killed: Vec<(Arc<Entry<T, P>>, ExpiryReason)> = Vec::new();
+        // Grace aliases whose window ended (or whose session died).
+        let mut lapsed: Vec<(Handle, SessionKey)> = Vec::new();
         // What to do with each key of a chunk: `None` keep (or gone),
         // `Some(None)` drop a dead or lapsed slot, `Some(Some(r))` expire.
         let mut verdicts: Vec<Option<Option<ExpiryReason>>> = Vec::with_capacity(REAP_LOCK_CHUNK);
@@ -1019,12 +1069,17 @@ where
             // reference moves into `killed`: no extra count traffic.
             for (key, verdict) in chunk.iter().zip(&verdicts) {
                 let Some(expiry) = verdict else { continue };
-                if let (Some(Slot::Live(e)), Some(reason)) = (map.remove(key), expiry)
-                    && e.try_kill()
-                {
-                    killed.push((e, *reason));
+                match (map.remove(key), expiry) {
+                    (Some(Slot::Live(e)), Some(reason)) if e.try_kill() => {
+                        killed.push((e, *reason));
+                    }
+                    (Some(Slot::Grace { entry, .. }), _) => lapsed.push((entry.handle, *key)),
+                    _ => {}
                 }
             }
+        }
+        for (handle, key) in &lapsed {
+            self.forget_alias(*handle, key);
         }
         if !again.is_empty() {
             let mut wheel = shard.wheel.lock();
@@ -1069,6 +1124,7 @@ where
         }
         let events = inner.bus.active();
         for (entry, reason) in killed {
+            self.drop_alias(entry);
             let principal = entry.principal.read();
             if let Some(p) = &*principal {
                 inner.users.remove(p, entry);

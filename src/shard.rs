@@ -7,8 +7,7 @@
 //! - `wheel` and `ring` are leaf locks: nothing else is locked while one is
 //!   held, except that purging stale wheel or ring entries reads `map`
 //!   (order: wheel/ring → map; no path holds `map` and then takes either).
-//! - An entry is killed exactly once, by whoever flips `alive` from true to
-//!   false ([`Entry::try_kill`]); that thread does the bookkeeping. Removing
+//! - An entry is killed exactly once, by whoever clears its alive bit ([`Entry::try_kill`]); that thread does the bookkeeping. Removing
 //!   the entry's slots from maps is separate and may come later (the reaper
 //!   drops dead entries it meets).
 //! - User code (the closures of `update`/`with`) runs under the entry's data
@@ -16,13 +15,16 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
 use crate::Handle;
 use crate::key::{BuildIdentity, SessionKey};
 use crate::wheel::Wheel;
+
+/// The alive bit of [`Entry::state`].
+const ALIVE: u32 = 1;
 
 /// One session's state, shared by its map slots (live key, grace aliases)
 /// and the principal index.
@@ -36,15 +38,14 @@ pub(crate) struct Entry<T, P> {
     pub(crate) issued: AtomicU64,
     /// Engine ms of the absolute deadline (restarted by login).
     pub(crate) abs_deadline: AtomicU64,
-    alive: AtomicBool,
-    /// Bumped when the session changes hands (login as another principal).
-    /// A lookup notes it; `update`/`with` refuse to run when it moved in
-    /// between, so a request of the previous principal that was already in
-    /// flight can neither read nor write the new principal's data.
-    epoch: AtomicU64,
-    /// The session's one grace alias (the token replaced by its last plain
-    /// rotation), if any. Leaf lock: taken under the map locks by rotation.
-    pub(crate) alias: Mutex<Option<Box<SessionKey>>>,
+    /// Bit 0: alive. Bits 1..: the epoch, bumped when the session changes
+    /// hands (login as another principal). A lookup notes the epoch;
+    /// `update`/`with` refuse to run when it moved in between, so a request
+    /// of the previous principal that was already in flight can neither read
+    /// nor write the new principal's data. One word for both keeps the entry
+    /// at its size (31 bits of epoch: a lookup would have to straddle 2^31
+    /// logins of one session to miss one).
+    state: AtomicU32,
     /// Leaf lock: nothing is locked while holding it except the principal
     /// index (login adds the entry there under it).
     pub(crate) principal: RwLock<Option<P>>,
@@ -59,9 +60,7 @@ impl<T, P> Entry<T, P> {
             last_seen: AtomicU64::new(now),
             issued: AtomicU64::new(now),
             abs_deadline: AtomicU64::new(abs_deadline),
-            alive: AtomicBool::new(true),
-            epoch: AtomicU64::new(0),
-            alias: Mutex::new(None),
+            state: AtomicU32::new(ALIVE),
             principal: RwLock::new(None),
             data: Mutex::new(data),
         }
@@ -69,23 +68,25 @@ impl<T, P> Entry<T, P> {
 
     #[inline]
     pub(crate) fn is_alive(&self) -> bool {
-        self.alive.load(Ordering::Acquire)
+        self.state.load(Ordering::Acquire) & ALIVE != 0
     }
 
     /// Marks the entry dead. Returns true for the one caller that did it.
     pub(crate) fn try_kill(&self) -> bool {
-        self.alive.swap(false, Ordering::AcqRel)
+        self.state.fetch_and(!ALIVE, Ordering::AcqRel) & ALIVE != 0
     }
 
     /// See the field: which holder of the session this is.
     #[inline]
-    pub(crate) fn epoch(&self) -> u64 {
-        self.epoch.load(Ordering::Acquire)
+    pub(crate) fn epoch(&self) -> u32 {
+        self.state.load(Ordering::Acquire) >> 1
     }
 
     /// Marks a change of hands (under the principal lock).
     pub(crate) fn bump_epoch(&self) {
-        self.epoch.fetch_add(1, Ordering::AcqRel);
+        // Adds one to the epoch and leaves the alive bit as it is (a wrap
+        // carries out of the word, not into bit 0).
+        self.state.fetch_add(2, Ordering::AcqRel);
     }
 
     /// The idle deadline in engine ms.
@@ -201,4 +202,29 @@ pub(crate) const TICK_MS: u64 = 1_000;
 /// early).
 pub(crate) fn tick_of(ms: u64) -> u64 {
     ms.div_ceil(TICK_MS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lifecycle fixes (epoch, one alias per session) cost no memory
+    /// per session: the entry stays at its size before them.
+    #[test]
+    fn an_entry_stays_at_80_bytes() {
+        assert_eq!(std::mem::size_of::<Entry<(), String>>(), 80);
+    }
+
+    #[test]
+    fn the_epoch_moves_without_touching_liveness() {
+        let e = Entry::<(), String>::new(Handle::from_u64(1), 0, 10, ());
+        e.state.store(u32::MAX, Ordering::Relaxed); // epoch at its top, alive
+        e.bump_epoch();
+        assert!(e.is_alive());
+        assert_eq!(e.epoch(), 0, "wraps");
+        assert!(e.try_kill());
+        assert!(!e.try_kill(), "killed once");
+        e.bump_epoch();
+        assert!(!e.is_alive());
+    }
 }
