@@ -804,19 +804,37 @@ where
                 };
                 let limit = inner.config.max_per_user;
                 let live = |e: &Entry<T, P>| e.is_live(now, idle);
-                // The index first (it runs the principal's `Hash`/`Eq`):
-                // nothing else has changed if it panics. Adding before
-                // removing: a panic in between leaves the session in both
-                // lists, where a revocation of either still finds it.
+                // The index first (it runs the principal's `Hash`/`Eq`,
+                // user code) and nothing else until it is done.
                 match principal.as_ref() {
+                    // A panic in `add` leaves everything as it was.
                     None => {
                         victims = inner.users.add(p, member, limit, live);
                         inner.anonymous.fetch_sub(1, Ordering::AcqRel);
                     }
                     Some(q) if *q == p => inner.users.rekey(&p, &entry, new_key),
                     Some(q) => {
-                        victims = inner.users.add(p, member, limit, live);
-                        inner.users.remove(q, &entry);
+                        // Two index updates: a panic between them would
+                        // leave the session listed under neither or both
+                        // principals, where "log out everywhere" could miss
+                        // it. Fail closed: the session ends.
+                        let moved = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            inner.users.remove(q, &entry);
+                            inner.users.add(p, member, limit, live)
+                        }));
+                        match moved {
+                            Ok(v) => victims = v,
+                            Err(panic) => {
+                                let killed = entry.try_kill();
+                                drop(principal);
+                                drop((old_map, new_map));
+                                if killed {
+                                    self.shard(&old_key).remove_if(&old_key, &entry);
+                                    self.retire(&entry, EventKind::Destroyed);
+                                }
+                                std::panic::resume_unwind(panic);
+                            }
+                        }
                         entry.bump_epoch();
                         switched = true;
                     }

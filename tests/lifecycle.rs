@@ -454,6 +454,21 @@ fn panicking_principal_code_leaves_the_counters_right() {
     assert!(s.sessions_of(&Touchy(1)).is_empty());
     let (t, _) = s.create(0).unwrap();
     assert!(s.validate(&t).is_some());
+
+    // A switch of principal whose index update panics midway fails closed:
+    // the session ends rather than hide from either principal's "log out
+    // everywhere".
+    let one = s.login(&t, Touchy(1)).unwrap();
+    PANIC_IN_HASH.store(true, Ordering::Relaxed);
+    assert!(quiet(|| s.login(&one, Touchy(2))).is_err());
+    PANIC_IN_HASH.store(false, Ordering::Relaxed);
+    assert!(
+        s.validate(&one).is_none(),
+        "half-moved session still answers"
+    );
+    let st = s.stats();
+    assert_eq!((st.live, st.anonymous), (0, 0), "{st:?}");
+    assert!(s.sessions_of(&Touchy(1)).is_empty() && s.sessions_of(&Touchy(2)).is_empty());
 }
 
 /// A panicking `update` or `with` closure leaves the session and the engine
