@@ -116,6 +116,8 @@
 mod error;
 mod file;
 mod format;
+mod journal;
+mod store;
 mod task;
 
 use std::collections::HashSet;
@@ -130,13 +132,40 @@ use serde::de::DeserializeOwned;
 
 pub use error::{SnapshotError, SnapshotErrorKind};
 pub use file::load_or_create_key;
+pub use store::SnapshotStore;
 pub use task::SnapshotTask;
 
 use crate::engine::Restored;
 use crate::key::{BuildIdentity, SessionKey};
 use crate::shard::{Entry, Slot};
 use crate::{Handle, Principal, Sessions};
-use format::{Header, MacWriter, Times};
+use format::{Header, Opened, SealWriter, Times};
+
+/// For the model's fuzz framing: a header of these fields.
+#[cfg(feature = "model")]
+pub(crate) fn format_header(generation: u64, saved_at: u64, idle_ms: u64, absolute_ms: u64) -> Header {
+    Header {
+        generation,
+        saved_at,
+        idle_ms,
+        absolute_ms,
+    }
+}
+
+#[cfg(feature = "model")]
+pub(crate) use format::seal_file;
+
+/// For the model's seeds: a file's (saved-at, idle, absolute) fields, entry
+/// count and plaintext entries, if it opens under `secret`.
+#[cfg(feature = "model")]
+pub(crate) fn open_plain(
+    file: &[u8],
+    secret: &crate::SecretKey,
+) -> Option<((u64, u64, u64), u64, Vec<u8>)> {
+    let o = format::open(file.to_vec(), secret).ok()?;
+    let h = o.header;
+    Some(((h.saved_at, h.idle_ms, h.absolute_ms), o.count, o.into_body()))
+}
 
 /// What a save wrote.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -146,6 +175,8 @@ pub struct SaveReport {
     pub saved: usize,
     /// Size of the file, bytes.
     pub bytes: u64,
+    /// The generation written in the file's header.
+    pub generation: u64,
 }
 
 /// What a load did with the sessions in the file.
@@ -162,6 +193,9 @@ pub struct LoadReport {
     pub duplicates: usize,
     /// Sessions dropped because the engine was full.
     pub refused_full: usize,
+    /// Sessions dropped because the store's journal says they ended after
+    /// the save began (logout, revocation, eviction).
+    pub ended: usize,
 }
 
 /// Wall-clock conversions between engine ms and unix ms.
@@ -246,7 +280,7 @@ where
     fn save_shard<W: Write>(
         &mut self,
         shard: usize,
-        w: &mut MacWriter<W>,
+        w: &mut SealWriter<W>,
     ) -> Result<(), SnapshotError> {
         self.capture(shard);
         self.encode()?;
@@ -350,11 +384,15 @@ where
     /// Saves every live session to `path`, replacing the file crash-safely
     /// (see the [module docs](crate::snapshot)).
     ///
-    /// Safe to call while serving, from any thread; concurrent saves to the
-    /// same path each write their own temporary file and the last rename
-    /// wins.
+    /// Safe to call while serving, from any thread. Saves to one path run
+    /// one at a time (a lock per path, within the process), so the file
+    /// always ends with the state of the save that began last. A killed
+    /// save's leftover temporary file is removed by the next save.
     ///
-    /// **Locking:** each shard's read lock in turn (twice: to read, then to
+    /// This alone does not journal revocations nor refuse an older file
+    /// put back in place: use a [`SnapshotStore`] for that.
+    ///
+    /// **Locking:** the path's save lock, then each shard's read lock in turn (twice: to read, then to
     /// check what was read is still current), then each session's data mutex
     /// alone while its data is encoded; never two at once.
     ///
@@ -368,7 +406,37 @@ where
         T: Serialize,
         P: Serialize,
     {
-        file::replace(path.as_ref(), |out| self.write_snapshot(out))
+        self.save_to(path.as_ref(), None)
+    }
+
+    /// One save to `path`, under its save lock; with a journal, the next
+    /// generation, committed to the state file before the rename.
+    fn save_to(
+        &self,
+        path: &Path,
+        journal: Option<&journal::Journal>,
+    ) -> Result<SaveReport, SnapshotError>
+    where
+        T: Serialize,
+        P: Serialize,
+    {
+        let lock = file::save_lock(path);
+        let _saving = lock.lock();
+        let Some(journal) = journal else {
+            let generation =
+                file::peek_generation(path, self.secret()).map_or(1, |g| g.saturating_add(1));
+            return file::replace(path, |out| self.write_generation(out, generation), None);
+        };
+        // Records from here on may be of sessions this save still captures:
+        // the commit keeps them.
+        let mark = journal.mark();
+        let generation = journal.generation().saturating_add(1);
+        let mut commit = || journal.commit(generation, mark);
+        file::replace(
+            path,
+            |out| self.write_generation(out, generation),
+            Some(&mut commit),
+        )
     }
 
     /// Writes a snapshot of every live session to `out`, in the format
@@ -399,17 +467,27 @@ where
         T: Serialize,
         P: Serialize,
     {
+        self.write_generation(out, 0)
+    }
+
+    fn write_generation<W: Write>(
+        &self,
+        out: W,
+        generation: u64,
+    ) -> Result<SaveReport, SnapshotError>
+    where
+        T: Serialize,
+        P: Serialize,
+    {
         let wall = WallClock::new(self.wall_origin());
         let header = Header {
+            generation,
             saved_at: wall.to_unix(self.engine_now()),
             idle_ms: self.config().idle_ms,
             absolute_ms: self.config().absolute_ms,
         };
-        let mut w = MacWriter::new(out, &format::mac_key(self.secret()));
-        w.put(&format::encode_header(
-            &self.secret().fingerprint(),
-            &header,
-        ))?;
+        let header = format::encode_header(&self.secret().fingerprint(), &header, &rand::random());
+        let mut w = SealWriter::new(out, format::cipher(self.secret()), header)?;
         let mut saver = Saver::new(self, wall);
         for shard in 0..self.shard_count() {
             saver.save_shard(shard, &mut w)?;
@@ -417,7 +495,8 @@ where
         w.finish(saver.saved as u64)?;
         Ok(SaveReport {
             saved: saver.saved,
-            bytes: saver.bytes + (format::HEADER_LEN + format::FOOTER_LEN) as u64,
+            bytes: format::sealed_len(saver.bytes + format::TRAILER_LEN as u64),
+            generation,
         })
     }
 
@@ -426,23 +505,28 @@ where
     /// hold). Tokens issued before the save work again, if this engine has
     /// the same secret key.
     ///
-    /// The whole file is read into memory and checked, then decoded, before
-    /// any session is inserted: on error the engine is unchanged.
+    /// The header is read and checked first; a file over 4 GiB is then
+    /// refused (a [`SnapshotStore`] sets another cap); then the whole file is
+    /// read into memory, decrypted and checked, then decoded, before any
+    /// session is inserted: on error the engine is unchanged.
+    ///
+    /// This alone applies no revocation journal and accepts any generation:
+    /// use a [`SnapshotStore`] for that.
     ///
     /// # Errors
     ///
     /// [`SnapshotErrorKind::NotFound`] when there is no file, `Io` when it
     /// cannot be read, `Truncated`, `BadMagic`, `UnsupportedVersion`,
-    /// `ForeignKey` (another secret key), `Checksum` or `Corrupt` for a bad
-    /// file, `Decode` when an entry's data or principal does not decode as
-    /// `T` or `P`.
+    /// `ForeignKey` (another secret key), `TooLarge`, `Checksum` or
+    /// `Corrupt` for a bad file, `Decode` when an entry's data or principal
+    /// does not decode as `T` or `P`.
     pub fn load_snapshot(&self, path: impl AsRef<Path>) -> Result<LoadReport, SnapshotError>
     where
         T: DeserializeOwned,
         P: DeserializeOwned,
     {
-        let bytes = std::fs::read(path)?;
-        self.load_snapshot_bytes(&bytes)
+        let (_, bytes) = file::read_capped(path.as_ref(), file::DEFAULT_MAX_BYTES, self.secret())?;
+        self.load_opened(format::open(bytes, self.secret())?, None)
     }
 
     /// [`Sessions::load_snapshot`], but a missing file is not an error: the
@@ -476,7 +560,23 @@ where
         T: DeserializeOwned,
         P: DeserializeOwned,
     {
-        let opened = format::open(bytes, self.secret())?;
+        // The header first: junk is refused before it is copied.
+        let head = &bytes[..bytes.len().min(format::HEADER_LEN)];
+        format::check_header(head, bytes.len() as u64, self.secret())?;
+        self.load_opened(format::open(bytes.to_vec(), self.secret())?, None)
+    }
+
+    /// Restores an opened file, less the sessions whose handles are in
+    /// `ended`.
+    fn load_opened(
+        &self,
+        opened: Opened,
+        ended: Option<&HashSet<u64>>,
+    ) -> Result<LoadReport, SnapshotError>
+    where
+        T: DeserializeOwned,
+        P: DeserializeOwned,
+    {
         let saved = opened.header;
         let wall = WallClock::new(self.wall_origin());
         let config = self.config();
@@ -489,6 +589,10 @@ where
         let mut authenticated: Vec<(SessionKey, Entry<T, P>)> = Vec::new();
         let mut anonymous: Vec<(SessionKey, Entry<T, P>)> = Vec::new();
         opened.for_each_entry(|r| {
+            if ended.is_some_and(|e| e.contains(&r.handle)) {
+                report.ended += 1;
+                return Ok(());
+            }
             let t = r.times;
             // Never extend a deadline; apply a shorter timeout at once.
             let abs_start = t.abs_deadline.saturating_sub(saved.absolute_ms);
@@ -553,6 +657,8 @@ where
         T: Serialize,
         P: Serialize,
     {
-        SnapshotTask::spawn(self.clone(), path.as_ref().to_path_buf(), every)
+        let (sessions, p) = (self.clone(), path.as_ref().to_path_buf());
+        let save: task::SaveFn = Arc::new(move || sessions.save_snapshot(&p));
+        SnapshotTask::spawn(self.clone(), path.as_ref().to_path_buf(), every, save)
     }
 }
