@@ -143,7 +143,12 @@ use format::{Header, Opened, SealWriter, Times};
 
 /// For the model's fuzz framing: a header of these fields.
 #[cfg(feature = "model")]
-pub(crate) fn format_header(generation: u64, saved_at: u64, idle_ms: u64, absolute_ms: u64) -> Header {
+pub(crate) fn format_header(
+    generation: u64,
+    saved_at: u64,
+    idle_ms: u64,
+    absolute_ms: u64,
+) -> Header {
     Header {
         generation,
         saved_at,
@@ -164,7 +169,11 @@ pub(crate) fn open_plain(
 ) -> Option<((u64, u64, u64), u64, Vec<u8>)> {
     let o = format::open(file.to_vec(), secret).ok()?;
     let h = o.header;
-    Some(((h.saved_at, h.idle_ms, h.absolute_ms), o.count, o.into_body()))
+    Some((
+        (h.saved_at, h.idle_ms, h.absolute_ms),
+        o.count,
+        o.into_body(),
+    ))
 }
 
 /// What a save wrote.

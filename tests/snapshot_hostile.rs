@@ -242,7 +242,11 @@ fn forged_field_lengths_are_refused() {
         p[n - 1] ^= 1;
     });
     assert_eq!(load(&no_end), Err(K::Corrupt));
-    assert_eq!(load(&seal(&good[..HEADER], &[])), Err(K::Truncated), "no trailer");
+    assert_eq!(
+        load(&seal(&good[..HEADER], &[])),
+        Err(K::Truncated),
+        "no trailer"
+    );
 }
 
 #[test]

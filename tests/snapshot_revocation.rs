@@ -72,7 +72,10 @@ fn with_plain_snapshots_an_ended_session_comes_back() {
     drop(s); // crash before the next save
     let s = engine();
     s.load_snapshot(&path).unwrap();
-    assert!(s.get(&alice).is_some(), "documented: the plain API has no journal");
+    assert!(
+        s.get(&alice).is_some(),
+        "documented: the plain API has no journal"
+    );
 }
 
 #[test]
@@ -185,7 +188,10 @@ fn an_end_during_a_save_of_a_session_it_wrote_is_not_lost() {
     // Not vacuous: the file does hold sessions that were logged out.
     assert!(saved > 0, "the save wrote no session before it stalled");
     let plain = gate_engine();
-    assert_eq!(plain.load_snapshot(dir.file("s.snap")).unwrap().restored, saved);
+    assert_eq!(
+        plain.load_snapshot(dir.file("s.snap")).unwrap().restored,
+        saved
+    );
     // With the journal none comes back.
     let s = gate_engine();
     let store = SnapshotStore::open(&s, dir.file("s.snap"), dir.file("key.state")).unwrap();

@@ -39,13 +39,14 @@ fn u64_at(b: &[u8], i: usize) -> u64 {
 /// entry count (`fields`' fourth u64), encrypted. With this, the fuzzer
 /// reaches the entry decoder instead of stopping at the tag check.
 pub fn frame_snapshot(fields: &[u8], body: &[u8]) -> Vec<u8> {
-    let header = crate::snapshot::format_header(
-        1,
-        u64_at(fields, 0),
-        u64_at(fields, 1),
-        u64_at(fields, 2),
-    );
-    crate::snapshot::seal_file(&SecretKey::from_bytes(KEY), &header, body, u64_at(fields, 3))
+    let header =
+        crate::snapshot::format_header(1, u64_at(fields, 0), u64_at(fields, 1), u64_at(fields, 2));
+    crate::snapshot::seal_file(
+        &SecretKey::from_bytes(KEY),
+        &header,
+        body,
+        u64_at(fields, 3),
+    )
 }
 
 /// The inverse of the framed mode for seeds: a real snapshot's header

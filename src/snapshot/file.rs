@@ -110,7 +110,8 @@ pub(crate) fn read_capped(
     let mut bytes = Vec::with_capacity(cap);
     bytes.extend_from_slice(&head);
     // Bounded even if the file grows while it is read.
-    f.take(max - HEADER_LEN as u64 + 1).read_to_end(&mut bytes)?;
+    f.take(max - HEADER_LEN as u64 + 1)
+        .read_to_end(&mut bytes)?;
     if bytes.len() as u64 > max {
         return Err(SnapshotError::new(K::TooLarge));
     }

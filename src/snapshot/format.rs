@@ -343,7 +343,8 @@ pub(crate) fn open(mut file: Vec<u8>, secret: &SecretKey) -> Result<Opened, Snap
         }
         let last = take == rest;
         let (ct_end, tag_end) = (read + take - TAG_LEN, read + take);
-        let tag = Tag::try_from(&file[ct_end..tag_end]).map_err(|_| SnapshotError::new(K::Checksum))?;
+        let tag =
+            Tag::try_from(&file[ct_end..tag_end]).map_err(|_| SnapshotError::new(K::Checksum))?;
         cipher
             .decrypt_inout_detached(
                 &nonce(&prefix, index),
@@ -537,7 +538,8 @@ mod tests {
                 .unwrap();
         }
         w.put(&buf).unwrap();
-        w.finish((entries.len() + usize::from(pad > 0)) as u64).unwrap()
+        w.finish((entries.len() + usize::from(pad > 0)) as u64)
+            .unwrap()
     }
 
     fn entries(o: &Opened) -> Vec<RawEntry<'_>> {

@@ -165,9 +165,11 @@ impl Journal {
         let key = blake3::derive_key(CONTEXT, secret.as_bytes());
         file::remove_temps(path);
         let (generation, handles, f) = match File::open(path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                (0, Vec::new(), file::write_private(path, &encode(&key, 0, &[]))?)
-            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => (
+                0,
+                Vec::new(),
+                file::write_private(path, &encode(&key, 0, &[]))?,
+            ),
             Err(e) => return Err(e.into()),
             Ok(f) => {
                 let meta = f.metadata()?;
@@ -319,7 +321,10 @@ mod tests {
         assert_eq!(decode(&K32, &b).unwrap_err().kind(), K::BadState);
         let b = encode(&K32, 7, &[1]);
         assert_eq!(decode(&[4; 32], &b).unwrap_err().kind(), K::BadState);
-        assert_eq!(decode(&K32, &b[..HEADER_LEN - 1]).unwrap_err().kind(), K::BadState);
+        assert_eq!(
+            decode(&K32, &b[..HEADER_LEN - 1]).unwrap_err().kind(),
+            K::BadState
+        );
     }
 
     /// A record of one generation does not pass under another.
