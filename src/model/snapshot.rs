@@ -53,9 +53,9 @@ pub fn frame_snapshot(fields: &[u8], body: &[u8]) -> Vec<u8> {
 /// fields and plaintext body, as an input that [`check_snapshot_load`]
 /// frames again. `None` unless `file` opens under this module's key.
 pub fn unframe_snapshot(file: &[u8]) -> Option<Vec<u8>> {
-    let (h, count, body) = crate::snapshot::open_plain(file, &SecretKey::from_bytes(KEY))?;
+    let (fields, body) = crate::snapshot::open_plain(file, &SecretKey::from_bytes(KEY))?;
     let mut input = vec![1u8];
-    for v in [h.0, h.1, h.2, count] {
+    for v in fields {
         input.extend_from_slice(&v.to_le_bytes());
     }
     input.extend_from_slice(&body);
