@@ -77,8 +77,12 @@
 //!
 //! The journal is appended under one lock; callers that arrive during an
 //! `fdatasync` share the next one. A logout of a logged-in session costs one
-//! `fdatasync` of the state file (see `BENCHMARKS.md` and
-//! `benches/snapshot.rs`). If an append fails (disk full, I/O error) the
+//! `fdatasync` of the state file: `logout_logged_in` in
+//! `benches/snapshot.rs` measured 0.74 µs with the journal off and 218 µs
+//! with it on (ext4 on a virtual disk, 2 vCPUs; ~300×). What `fdatasync`
+//! costs is the disk's: milliseconds on a spinning disk, tens of
+//! microseconds on a fast SSD. [`Sessions::revoke_user`] pays it once per
+//! session it ends. If an append fails (disk full, I/O error) the
 //! session still ends in memory, [`SnapshotStore::journal_failures`] counts
 //! it, and it is durable only from the next successful save.
 //!
