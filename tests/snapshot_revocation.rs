@@ -321,3 +321,60 @@ fn a_file_over_the_cap_is_refused_before_its_body_is_read() {
     let store = store.max_bytes(bytes);
     assert_eq!(store.load().unwrap().unwrap().restored, 200);
 }
+
+/// Data whose encoding fails while `FAIL_ENCODE` is set.
+#[derive(serde::Deserialize)]
+struct Flaky(u32);
+
+static FAIL_ENCODE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+impl serde::Serialize for Flaky {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if FAIL_ENCODE.load(Ordering::SeqCst) {
+            return Err(serde::ser::Error::custom("refused"));
+        }
+        s.serialize_u32(self.0)
+    }
+}
+
+/// A save whose rename failed after its commit (simulated: the path holds
+/// the previous file, the complete new one lies beside it) is finished by
+/// the next save before it writes anything, so even when that save fails
+/// the path holds the newest file.
+#[test]
+fn the_next_save_finishes_a_rename_that_failed_after_its_commit() {
+    let dir = TempDir::new("finish");
+    let path = dir.file("s.snap");
+    let flaky = || -> Sessions<Flaky> {
+        Sessions::builder()
+            .secret_key(SecretKey::from_bytes(KEY))
+            .reaper_interval(None)
+            .build()
+            .unwrap()
+    };
+    let s = flaky();
+    let store = SnapshotStore::open(&s, &path, dir.file("key.state")).unwrap();
+    s.create(Flaky(1)).unwrap();
+    store.save().unwrap();
+    let first = std::fs::read(&path).unwrap();
+    s.create(Flaky(2)).unwrap();
+    store.save().unwrap();
+    let second = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &first).unwrap();
+    std::fs::write(dir.file(".s.snap.1.2.tmp"), &second).unwrap();
+
+    FAIL_ENCODE.store(true, Ordering::SeqCst);
+    let e = store.save().unwrap_err();
+    FAIL_ENCODE.store(false, Ordering::SeqCst);
+    assert_eq!(e.kind(), K::Encode);
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        second,
+        "rolled forward first"
+    );
+    assert_eq!(store.generation(), 2);
+    let back = flaky();
+    let store = SnapshotStore::open(&back, &path, dir.file("key.state")).unwrap();
+    drop(s);
+    assert_eq!(store.load().unwrap().unwrap().restored, 2);
+}

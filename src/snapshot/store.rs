@@ -238,6 +238,18 @@ where
         T: Serialize,
         P: Serialize,
     {
+        {
+            // A save whose rename failed after its commit left the path
+            // older than the record: finish that rename first, so that the
+            // complete file is not taken for a leftover if this save fails.
+            let lock = file::save_lock(&self.path);
+            let _saving = lock.lock();
+            let floor = self.journal.generation();
+            let on_disk = file::peek_generation(&self.path, self.sessions.secret());
+            if floor > 0 && on_disk.is_none_or(|g| g < floor) {
+                self.roll_forward(floor);
+            }
+        }
         self.sessions.save_to(&self.path, Some(&self.journal))
     }
 
