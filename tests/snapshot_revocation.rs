@@ -378,3 +378,31 @@ fn the_next_save_finishes_a_rename_that_failed_after_its_commit() {
     drop(s);
     assert_eq!(store.load().unwrap().unwrap().restored, 2);
 }
+
+/// Logouts from several threads at once (sharing `fdatasync`s) are all
+/// durable: none comes back after a crash.
+#[test]
+fn concurrent_logouts_are_all_journaled() {
+    let dir = TempDir::new("threads");
+    let (s, store) = start(&dir);
+    let tokens: Vec<_> = (0..200).map(|i| login(&s, &format!("u{i}"))).collect();
+    store.save().unwrap();
+    std::thread::scope(|scope| {
+        for chunk in tokens.chunks(50) {
+            let s = &s;
+            scope.spawn(move || {
+                for t in chunk {
+                    assert!(s.logout(t));
+                }
+            });
+        }
+    });
+    assert_eq!(store.journal_failures(), 0);
+    drop((store, s));
+    let state = std::fs::metadata(dir.file("key.state")).unwrap().len();
+    assert_eq!(state, 40 + 200 * 24, "one record per logout");
+    let (s, store) = start(&dir);
+    let r = store.load().unwrap().unwrap();
+    assert_eq!((r.restored, r.ended), (0, 200));
+    assert!(tokens.iter().all(|t| s.get(t).is_none()));
+}
