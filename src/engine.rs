@@ -9,8 +9,8 @@
 //! map). The data mutex of an entry is taken with nothing else held, and is
 //! the only lock user code runs under.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use crossbeam_channel::Receiver;
