@@ -7,12 +7,18 @@
 //! Sessions hold a small cart (`Vec<u32>` of two items); one in ten is
 //! logged in (a `String` principal). Run with
 //! `cargo bench --features snapshot --bench snapshot`.
+//!
+//! `logout_logged_in/sesame/journal_off` and `.../journal_on` are what a
+//! revocation costs without and with a [`SnapshotStore`]'s journal (one
+//! append and one `fdatasync` of the state file, in `CARGO_TARGET_TMPDIR`):
+//! `cargo bench --features snapshot --bench snapshot -- logout_logged_in`.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, SamplingMode, Throughput};
 use serde::{Deserialize, Serialize};
+use sesame::snapshot::SnapshotStore;
 use sesame::{SecretKey, Sessions};
 
 #[derive(Clone, Default, Serialize, Deserialize)]
@@ -105,5 +111,36 @@ fn bench(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-criterion::criterion_group!(benches, bench);
+/// A logout of a logged-in session, journal off and on. Each iteration's
+/// session is created and logged in outside the timing.
+fn revocation(c: &mut Criterion) {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sesame-bench-revocation");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("bench dir");
+    let mut g = c.benchmark_group("logout_logged_in");
+    g.sample_size(20).measurement_time(Duration::from_secs(5));
+    for journal in [false, true] {
+        let s = engine(1 << 20);
+        let _store = journal.then(|| {
+            SnapshotStore::open(&s, dir.join("s.snap"), dir.join("s.state")).expect("store")
+        });
+        let label = if journal { "journal_on" } else { "journal_off" };
+        let mut n = 0u64;
+        g.bench_function(BenchmarkId::new("sesame", label), |b| {
+            b.iter_batched(
+                || {
+                    n += 1;
+                    let (t, _) = s.create(Cart::default()).expect("room");
+                    s.login(&t, format!("user{n}")).expect("live")
+                },
+                |t| assert!(s.logout(&t)),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    g.finish();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+criterion::criterion_group!(benches, revocation, bench);
 criterion::criterion_main!(benches);

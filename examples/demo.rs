@@ -20,9 +20,14 @@
 //! shutdown (Ctrl-C, or SIGTERM on Unix): a logged-in browser stays logged
 //! in across a restart. The secret key that makes old cookies valid again
 //! lives in its own file, `SESAME_SECRET_FILE` (default `<path>.key`),
-//! created with mode `0600` on first start; a key file readable by others is
-//! refused. A snapshot that does not load (another key, damaged, another
-//! version) is moved aside to `<path>.rejected` and the server starts empty.
+//! created with mode `0600` on first start; a key file another user owns or
+//! others can read is refused. Beside the key, `<key file>.state` records
+//! the newest snapshot's generation and journals every logout and
+//! revocation before it is answered, so a crash (even SIGKILL, between two
+//! saves) never brings an ended login back, and an older snapshot put back
+//! in place is refused. The snapshot is encrypted under the key. A snapshot
+//! that does not load (another key, damaged, older, another version) is
+//! moved aside to `<path>.rejected` and the server starts empty.
 //! Without `SESAME_SNAPSHOT` (and without `SESAME_SECRET_FILE`) each process
 //! draws a random key and nothing touches the disk.
 //!
@@ -68,7 +73,7 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sesame::snapshot::{LoadReport, SaveReport, SnapshotError, SnapshotTask};
+use sesame::snapshot::{LoadReport, SaveReport, SnapshotError, SnapshotStore, SnapshotTask};
 use sesame::tower::{Session, SessionLayer, Store};
 use sesame::{Error, ErrorKind, Handle, Sessions};
 use subtle::ConstantTimeEq as _;
@@ -297,9 +302,10 @@ pub struct Demo {
 }
 
 /// Builds the engine from `config`: reads (or creates) the secret key file,
-/// restores the snapshot, saves it back at once (so that an unwritable
-/// snapshot path stops the server now rather than losing every session at
-/// shutdown) and starts the periodic snapshot task.
+/// opens the snapshot store (its state file beside the key: generation and
+/// revocation journal), restores the snapshot, saves it back at once (so
+/// that an unwritable snapshot path stops the server now rather than losing
+/// every session at shutdown) and starts the periodic snapshot task.
 ///
 /// A snapshot that does not load is not an error (see [`Restore`]); an
 /// unusable key file, an unwritable snapshot or a bad setting is.
@@ -326,18 +332,26 @@ pub fn start(config: &Config) -> Result<Demo, BoxError> {
             public_origin: config.public_origin.clone(),
         });
     };
-    let restore = restore(&sessions, path);
+    // `from_vars` derives a key file whenever there is a snapshot.
+    let key_file = config
+        .secret_file
+        .as_deref()
+        .ok_or("SESAME_SNAPSHOT needs a secret key file")?;
+    let state = with_suffix(key_file, ".state");
+    let store = SnapshotStore::open(&sessions, path, &state)
+        .map_err(|e| format!("snapshot state file {}: {}", state.display(), describe(&e)))?;
+    let restore = restore(&store);
     let task = match &restore {
         Restore::Rejected { moved_to: None, .. } => None,
         _ => {
-            sessions.save_snapshot(path).map_err(|e| {
+            store.save().map_err(|e| {
                 format!(
                     "SESAME_SNAPSHOT {}: cannot save: {}",
                     path.display(),
                     describe(&e)
                 )
             })?;
-            Some(sessions.snapshot_every(path, config.snapshot_every))
+            Some(store.save_every(config.snapshot_every))
         }
     };
     Ok(Demo {
@@ -393,11 +407,12 @@ fn start_redis(_: &Config, _: &str) -> Result<Demo, BoxError> {
     Err("SESAME_REDIS_URL needs the demo built with `--features axum,snapshot,redis`".into())
 }
 
-/// Loads the snapshot at `path` into `sessions`, logging what it did; a
-/// file that does not load is moved aside.
-fn restore(sessions: &DemoSessions, path: &std::path::Path) -> Restore {
+/// Loads the store's snapshot, less what its journal says ended, logging
+/// what it did; a file that does not load is moved aside.
+fn restore(store: &SnapshotStore<Visits, String>) -> Restore {
+    let path = store.path();
     let shown = path.display();
-    match sessions.load_snapshot_if_exists(path) {
+    match store.load() {
         Ok(None) => {
             tracing::info!("no snapshot at {shown} yet: starting empty");
             Restore::NoFile
@@ -408,6 +423,7 @@ fn restore(sessions: &DemoSessions, path: &std::path::Path) -> Restore {
                 expired = r.expired,
                 duplicates = r.duplicates,
                 refused_full = r.refused_full,
+                ended = r.ended,
                 "snapshot {shown} loaded"
             );
             Restore::Loaded(r)

@@ -86,11 +86,13 @@
 //!   created `sesame::tower::Session` and writes the cookie only when it changes.
 //! - `axum`: `sesame::tower::Session` as an axum extractor. The demo
 //!   server: `cargo run --example demo --features axum,snapshot`.
-//! - `snapshot`: `Sessions::save_snapshot` writes every live session to a
-//!   file crash-safely (digests, never tokens) and `Sessions::load_snapshot`
-//!   restores them after a restart, so users stay logged in;
-//!   `Sessions::snapshot_every` saves periodically and once more at
-//!   shutdown. See `sesame::snapshot`.
+//! - `snapshot`: `sesame::snapshot::SnapshotStore` saves every live session
+//!   to an encrypted file crash-safely (digests, never tokens) and restores
+//!   them after a restart, so users stay logged in, while a journal keeps
+//!   every logout and revocation ended across a crash and an older file put
+//!   back is refused; `Sessions::save_snapshot` and
+//!   `Sessions::load_snapshot` are the same without the journal. See
+//!   `sesame::snapshot`.
 //!
 //! # Locking
 //!

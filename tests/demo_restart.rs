@@ -1,9 +1,11 @@
 //! The demo with `SESAME_SNAPSHOT`: a login survives a graceful restart of
-//! the server, a snapshot the server cannot load is moved aside (never
-//! overwritten) and the server starts empty, and a bad key file stops the
-//! start. Each server runs the demo's own [`demo::start`] and [`demo::serve`]
-//! (what `main` runs) on an ephemeral loopback port, stopped through the
-//! same graceful-shutdown path as Ctrl-C.
+//! the server, a logout or revocation survives a SIGKILL, a snapshot the
+//! server cannot load is moved aside (never overwritten) and the server
+//! starts empty, and a bad key file stops the start. Each server runs the
+//! demo's own [`demo::start`] and [`demo::serve`] (what `main` runs) on an
+//! ephemeral loopback port, stopped through the same graceful-shutdown path
+//! as Ctrl-C; for the SIGKILL test, in a child process (this test binary,
+//! re-run as [`demo_child_process`]) that receives real signals.
 
 #[allow(dead_code)] // `main` and the router-only helpers are the binary's
 #[path = "../examples/demo.rs"]
@@ -367,4 +369,212 @@ fn an_unusable_key_file_or_snapshot_path_stops_the_start() {
             "the snapshot is untouched"
         );
     }
+}
+
+/// Set in a child process: run the demo server instead of the test.
+const CHILD: &str = "SESAME_DEMO_RESTART_CHILD";
+
+/// Not a check of its own: the body of the child process that
+/// [`DemoProcess::spawn`] starts (this binary, run with [`CHILD`] set and
+/// this test's name). It serves the demo with the settings in its
+/// environment, as `main` does, until SIGTERM (graceful: the final save) or
+/// SIGKILL. Without [`CHILD`] it returns at once.
+#[test]
+fn demo_child_process() {
+    if std::env::var_os(CHILD).is_none() {
+        return;
+    }
+    let config = Config::from_env().expect("valid settings");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let served = runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .expect("bind");
+        let started = demo::start(&config).expect("the demo starts");
+        println!("DEMO_RESTORE={:?}", started.restore);
+        println!("DEMO_ADDR={}", listener.local_addr().expect("addr"));
+        let terminate = async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler");
+            term.recv().await;
+        };
+        demo::serve(listener, started, terminate).await
+    });
+    let saved = served.expect("serving and the final save succeed");
+    println!("DEMO_SAVED={saved:?}");
+    std::process::exit(0);
+}
+
+/// What follows `tag` in `line`.
+fn after<'a>(line: &'a str, tag: &str) -> Option<&'a str> {
+    line.find(tag).map(|at| &line[at + tag.len()..])
+}
+
+/// A child process, killed (SIGKILL) and reaped on drop.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The demo served by a child process; killed (SIGKILL) on drop.
+struct DemoProcess {
+    child: KillOnDrop,
+    http: Http,
+    /// What the child's `start` did with the snapshot (its `Debug`).
+    restore: String,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl DemoProcess {
+    fn spawn(snapshot: &Path) -> Self {
+        use std::io::BufRead as _;
+        let mut child = std::process::Command::new(std::env::current_exe().expect("own path"))
+            .args([
+                "demo_child_process",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD, "1")
+            .env("SESAME_SNAPSHOT", snapshot)
+            .env_remove("SESAME_SECRET_FILE")
+            .env_remove("SESAME_REDIS_URL")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("spawn the demo");
+        let stdout = child.stdout.take().expect("piped");
+        // Killed on drop from here on, even if this function panics.
+        let child = KillOnDrop(child);
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut restore = None;
+        let addr = loop {
+            let line = lines
+                .recv_timeout(Duration::from_secs(60))
+                .expect("the demo child starts within 60 s");
+            // libtest may print `test demo_child_process ... ` first on the
+            // same line.
+            if let Some(r) = after(&line, "DEMO_RESTORE=") {
+                restore = Some(r.to_owned());
+            }
+            if let Some(a) = after(&line, "DEMO_ADDR=") {
+                break a.parse::<SocketAddr>().expect("an address");
+            }
+        };
+        Self {
+            child,
+            http: Http::new(addr),
+            restore: restore.expect("the restore is printed first"),
+            lines,
+        }
+    }
+
+    /// SIGTERM, as systemd sends: the demo's graceful shutdown and final
+    /// save. Returns the child's report of that save.
+    fn terminate(mut self) -> String {
+        let pid = self.child.0.id().to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+        let saved = loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the demo saves and exits within 30 s of SIGTERM");
+            if let Some(s) = after(&line, "DEMO_SAVED=") {
+                break s.to_owned();
+            }
+        };
+        assert!(self.child.0.wait().expect("reap").success());
+        saved
+    }
+
+    /// SIGKILL: no shutdown, no save.
+    fn kill(mut self) {
+        self.child.0.kill().expect("SIGKILL");
+        self.child.0.wait().expect("reap");
+    }
+}
+
+/// Issue 11 item 12: log in, save, log out / "log out everywhere", SIGKILL
+/// before the next save, restart: the ended logins stay ended (before the
+/// journal, the restart restored them from the snapshot and the old
+/// cookies worked again). A login not ended stays logged in.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_and_a_revocation_survive_a_sigkill() {
+    let dir = TempDir::new("sigkill");
+    let snap = dir.join("sessions.snap");
+
+    // Run 1: four logins; SIGTERM saves them.
+    let first = DemoProcess::spawn(&snap);
+    assert_eq!(first.restore, "NoFile");
+    let alice_out = first.http.login("alice", "wonderland").await;
+    let alice_kept = first.http.login("alice", "wonderland").await;
+    let bob = [
+        first.http.login("bob", "builder").await,
+        first.http.login("bob", "builder").await,
+    ];
+    let saved = first.terminate();
+    assert!(saved.contains("saved: 4"), "{saved}");
+
+    // Run 2: restored; alice logs one session out, bob logs out everywhere;
+    // then SIGKILL, with no save after.
+    let second = DemoProcess::spawn(&snap);
+    assert!(second.restore.contains("restored: 4"), "{}", second.restore);
+    for t in [&alice_out, &alice_kept, &bob[0], &bob[1]] {
+        assert_eq!(
+            second.http.get("/api/me", Some(t)).await.status,
+            StatusCode::OK
+        );
+    }
+    let r = second.http.post("/logout", Some(&alice_out), "").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let r = second.http.post("/logout-all", Some(&bob[1]), "").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    for t in [&alice_out, &bob[0], &bob[1]] {
+        let me = second.http.get("/api/me", Some(t)).await;
+        assert_eq!(me.status, StatusCode::UNAUTHORIZED);
+    }
+    second.kill();
+
+    // Run 3: the ended logins stay ended; the other one is back.
+    let third = DemoProcess::spawn(&snap);
+    for t in [&alice_out, &bob[0], &bob[1]] {
+        let me = third.http.get("/api/me", Some(t)).await;
+        assert_eq!(
+            me.status,
+            StatusCode::UNAUTHORIZED,
+            "an ended login works again after SIGKILL and restart (restore: {})",
+            third.restore
+        );
+    }
+    let me = third.http.get("/api/me", Some(&alice_kept)).await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!(me.json()["user"], "alice");
+    assert!(
+        third.restore.contains("restored: 1") && third.restore.contains("ended: 3"),
+        "{}",
+        third.restore
+    );
+    drop(third);
 }

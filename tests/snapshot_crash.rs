@@ -1,7 +1,10 @@
-//! A process saving snapshots in a loop is killed with SIGKILL at random
-//! moments; after each kill the file loads, and holds either the last
-//! snapshot the child reported complete or the one it was writing, whole:
-//! never an error, never a mix of two.
+//! A process saving snapshots in a loop through a `SnapshotStore` is killed
+//! with SIGKILL at random moments; after each kill the store loads, and
+//! holds either the last snapshot the child reported complete or the one it
+//! was writing, whole: never an error (not even when the kill fell between
+//! the state file's new generation and the rename: the store rolls the
+//! complete new file forward), never a mix of two, and no temporary file is
+//! left.
 //!
 //! The test binary is its own child: run with `SESAME_CRASH_CHILD=<path>`
 //! it saves in a loop instead (hence `harness = false`).
@@ -13,7 +16,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use rand::Rng as _;
-use sesame::snapshot::SnapshotErrorKind;
+use sesame::snapshot::SnapshotStore;
 use sesame::{SecretKey, Sessions};
 
 const CHILD: &str = "SESAME_CRASH_CHILD";
@@ -40,6 +43,7 @@ fn engine() -> Engine {
 /// saves and reports the generation. Runs until killed.
 fn child(path: &Path, start: u64) -> ! {
     let s = engine();
+    let store = SnapshotStore::open(&s, path, state_of(path)).expect("store");
     let mut tokens: Vec<_> = (0..N).map(|_| s.create(0).expect("room").0).collect();
     let mut out = std::io::stdout().lock();
     for generation in start.. {
@@ -47,7 +51,7 @@ fn child(path: &Path, start: u64) -> ! {
             *t = s.login(&*t, generation).expect("live");
             s.update(&*t, |d| *d = generation).expect("live");
         }
-        s.save_snapshot(path).expect("save");
+        store.save().expect("save");
         use std::io::Write as _;
         writeln!(out, "{generation}").expect("stdout");
         out.flush().expect("stdout");
@@ -55,13 +59,27 @@ fn child(path: &Path, start: u64) -> ! {
     unreachable!("generations do not run out")
 }
 
-/// The generation a snapshot file holds, checking it is whole and pure.
-fn loaded_generation(path: &Path, candidates: &[u64]) -> Option<u64> {
+/// The store's state file (in a real deployment: beside the key file).
+fn state_of(path: &Path) -> PathBuf {
+    path.with_extension("state")
+}
+
+/// The generation in a snapshot file's header.
+fn header_generation(path: &Path) -> Option<u64> {
+    let bytes = std::fs::read(path).ok()?;
+    Some(u64::from_le_bytes(bytes.get(48..56)?.try_into().ok()?))
+}
+
+/// The generation a snapshot file holds, checking it is whole and pure,
+/// and whether the store rolled a complete new file forward to get it.
+fn loaded_generation(path: &Path, candidates: &[u64]) -> Option<(u64, bool)> {
     let s = engine();
-    match s.load_snapshot(path) {
-        Err(e) if e.kind() == SnapshotErrorKind::NotFound => return None,
+    let store = SnapshotStore::open(&s, path, state_of(path)).expect("state file opens");
+    let rolled = header_generation(path).is_some_and(|g| g < store.generation());
+    match store.load() {
         Err(e) => panic!("snapshot after SIGKILL does not load: {e}"),
-        Ok(r) => assert_eq!(r.restored, N, "snapshot lost sessions"),
+        Ok(None) => return None,
+        Ok(Some(r)) => assert_eq!(r.restored, N, "snapshot lost sessions"),
     }
     let found: Vec<u64> = candidates
         .iter()
@@ -74,7 +92,7 @@ fn loaded_generation(path: &Path, candidates: &[u64]) -> Option<u64> {
         "expected one of {candidates:?}, found {found:?}"
     );
     assert_eq!(s.sessions_of(&found[0]).len(), N, "a mix of generations");
-    Some(found[0])
+    Some((found[0], rolled))
 }
 
 /// The child saves until killed: if the parent fails first (an assertion,
@@ -101,6 +119,7 @@ fn parent() {
     // The generation in the file after the previous kill (0: no file yet).
     let mut on_disk = 0u64;
     let mut mid_save = 0;
+    let mut rolled_forward = 0;
     for kill in 0..KILLS {
         let start = on_disk + 1;
         let mut child = KillOnDrop(
@@ -139,24 +158,29 @@ fn parent() {
         child.0.wait().expect("reap child");
         reader.join().expect("reader");
         let last = rx.try_iter().fold(second, u64::max);
-        let g = loaded_generation(&path, &[last, last + 1]).expect("file exists after a save");
+        let (g, rolled) =
+            loaded_generation(&path, &[last, last + 1]).expect("file exists after a save");
         if g == last + 1 {
-            mid_save += 1; // renamed, killed before it could report
+            mid_save += 1; // renamed (or rolled forward), killed before it could report
         }
+        rolled_forward += usize::from(rolled);
         assert!(g >= on_disk, "kill {kill}: went back from {on_disk} to {g}");
         on_disk = g;
-        // A killed save may leave its temporary file: never read, removable.
-        for e in std::fs::read_dir(&dir).expect("list").flatten() {
-            if e.path() != path {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
+        // The load removed what a killed save left.
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
+            .expect("list")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["sessions.snap", "sessions.state"], "kill {kill}");
     }
     let deadline = Instant::now() + Duration::from_secs(5);
     while std::fs::remove_dir_all(&dir).is_err() && Instant::now() < deadline {}
     println!(
         "test sigkill_during_saves_leaves_old_or_new_snapshot ... ok \
-         ({KILLS} kills, {on_disk} generations, {mid_save} caught between rename and report)"
+         ({KILLS} kills, {on_disk} generations, {mid_save} caught between commit and report, \
+         {rolled_forward} rolled forward)"
     );
 }
 

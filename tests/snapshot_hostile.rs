@@ -1,9 +1,15 @@
 //! Hostile snapshot files: every damaged, cut, foreign, wrong-version or
 //! forged file is refused with a typed error, never a panic and never an
 //! allocation beyond the file's size. A refused file changes nothing.
+//!
+//! "Sealed" files are forged by a holder of the key, with the format
+//! re-implemented here from the docs of `sesame::snapshot` (decrypt, edit
+//! the plaintext, encrypt again): they reach the decoder's own checks.
 
 use std::time::Duration;
 
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 use sesame::snapshot::SnapshotErrorKind as K;
@@ -16,10 +22,13 @@ struct Cart {
 }
 
 const KEY: [u8; 32] = [0x42; 32];
-/// The format's checksum key derivation (see `sesame::snapshot`).
-const MAC_CONTEXT: &str = "sesame 2026 snapshot v1 checksum key";
-const HEADER: usize = 72;
-const FOOTER: usize = 48;
+/// The format's encryption key derivation (see `sesame::snapshot`).
+const CONTEXT: &str = "sesame 2026 snapshot v2 encryption key";
+const HEADER: usize = 96;
+const CHUNK: usize = 64 << 10;
+const TAG: usize = 16;
+/// Header, trailer (count, end marker) and one tag: the shortest file.
+const SHORTEST: usize = HEADER + 16 + TAG;
 
 fn engine() -> Sessions<Cart> {
     Sessions::builder()
@@ -58,12 +67,65 @@ fn make_small_snapshot() -> Vec<u8> {
     bytes
 }
 
-/// Recomputes the keyed checksum: what a forger holding the key would do.
-fn seal(bytes: &mut [u8]) {
-    let n = bytes.len() - 32;
-    let key = blake3::derive_key(MAC_CONTEXT, &KEY);
-    let sum = blake3::keyed_hash(&key, &bytes[..n]);
-    bytes[n..].copy_from_slice(sum.as_bytes());
+fn cipher() -> XChaCha20Poly1305 {
+    XChaCha20Poly1305::new(&blake3::derive_key(CONTEXT, &KEY).into())
+}
+
+fn nonce(header: &[u8], index: u64) -> XNonce {
+    let mut n = [0u8; 24];
+    n[..16].copy_from_slice(&header[80..96]);
+    n[16..].copy_from_slice(&index.to_le_bytes());
+    n.into()
+}
+
+fn aad(header: &[u8], last: bool) -> Vec<u8> {
+    let mut a = header[..HEADER].to_vec();
+    a.push(u8::from(last));
+    a
+}
+
+/// Decrypts a file: its header and its plaintext (entries, count, end
+/// marker).
+fn unseal(file: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let (header, body) = file.split_at(HEADER);
+    let chunks: Vec<&[u8]> = body.chunks(CHUNK + TAG).collect();
+    let mut plain = Vec::new();
+    for (i, c) in chunks.iter().enumerate() {
+        let last = i + 1 == chunks.len();
+        let payload = Payload {
+            msg: c,
+            aad: &aad(header, last),
+        };
+        plain.extend(cipher().decrypt(&nonce(header, i as u64), payload).unwrap());
+    }
+    (header.to_vec(), plain)
+}
+
+/// Encrypts a plaintext under a header: what a forger holding the key would
+/// do.
+fn seal(header: &[u8], plain: &[u8]) -> Vec<u8> {
+    let mut out = header.to_vec();
+    let chunks: Vec<&[u8]> = if plain.is_empty() {
+        vec![&[]]
+    } else {
+        plain.chunks(CHUNK).collect()
+    };
+    for (i, c) in chunks.iter().enumerate() {
+        let last = i + 1 == chunks.len();
+        let payload = Payload {
+            msg: c,
+            aad: &aad(header, last),
+        };
+        out.extend(cipher().encrypt(&nonce(header, i as u64), payload).unwrap());
+    }
+    out
+}
+
+/// Decrypts, lets `edit` change header and plaintext, encrypts again.
+fn forge(file: &[u8], edit: impl FnOnce(&mut Vec<u8>, &mut Vec<u8>)) -> Vec<u8> {
+    let (mut header, mut plain) = unseal(file);
+    edit(&mut header, &mut plain);
+    seal(&header, &plain)
 }
 
 fn load(bytes: &[u8]) -> Result<usize, K> {
@@ -92,11 +154,12 @@ fn corruption_at_every_byte_offset_is_detected() {
             let mut bad = good.clone();
             bad[i] ^= mask;
             let kind = load(&bad).expect_err("a flipped byte loaded");
+            // Flags, generation, times and nonce are authenticated as the
+            // body's associated data: a flip there fails the tag too.
             let expected = match i {
                 0..8 => K::BadMagic,
                 8..12 => K::UnsupportedVersion,
                 16..48 => K::ForeignKey,
-                _ if (good.len() - 40..good.len() - 32).contains(&i) => K::Truncated,
                 _ => K::Checksum,
             };
             assert_eq!(kind, expected, "byte {i} mask {mask:#x}");
@@ -108,7 +171,12 @@ fn corruption_at_every_byte_offset_is_detected() {
 fn truncation_at_every_length_is_detected() {
     let good = small_snapshot();
     for n in 0..good.len() {
-        assert_eq!(load(&good[..n]), Err(K::Truncated), "cut at {n}");
+        let expected = if n < SHORTEST {
+            K::Truncated
+        } else {
+            K::Checksum // the tag at the end no longer matches
+        };
+        assert_eq!(load(&good[..n]), Err(expected), "cut at {n}");
     }
     let mut longer = good.clone();
     longer.push(0);
@@ -127,53 +195,58 @@ fn not_a_snapshot_is_bad_magic() {
 
 #[test]
 fn another_version_is_refused_even_when_sealed() {
-    let mut bytes = small_snapshot();
-    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
-    seal(&mut bytes);
+    let bytes = forge(&small_snapshot(), |h, _| {
+        h[8..12].copy_from_slice(&3u32.to_le_bytes())
+    });
     assert_eq!(load(&bytes), Err(K::UnsupportedVersion));
     let s = engine();
     let e = s.load_snapshot_bytes(&bytes).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "unsupported snapshot version: expected 1, got 2"
+        "unsupported snapshot version: expected 2, got 3"
     );
+}
+
+/// The entry count is the plaintext's 16th-from-last to 8th-from-last bytes.
+fn set_count(plain: &mut [u8], count: u64) {
+    let at = plain.len() - 16;
+    plain[at..at + 8].copy_from_slice(&count.to_le_bytes());
 }
 
 #[test]
 fn forged_entry_count_of_two_to_the_sixty_is_refused_without_allocating() {
-    let mut bytes = small_snapshot();
-    let at = bytes.len() - FOOTER;
-    bytes[at..at + 8].copy_from_slice(&(1u64 << 60).to_le_bytes());
-    assert_eq!(load(&bytes), Err(K::Checksum), "unsealed");
-    seal(&mut bytes);
-    assert_eq!(load(&bytes), Err(K::Corrupt), "sealed");
-    for forged in [u64::MAX, 3, 1, 0] {
-        bytes[at..at + 8].copy_from_slice(&forged.to_le_bytes());
-        seal(&mut bytes);
+    let good = small_snapshot();
+    for forged in [1u64 << 60, u64::MAX, 3, 1, 0] {
+        let bytes = forge(&good, |_, p| set_count(p, forged));
         assert_eq!(load(&bytes), Err(K::Corrupt), "count {forged}");
     }
+    // The same file re-sealed unchanged loads: the forgery is what fails.
+    assert_eq!(load(&forge(&good, |_, _| {})), Ok(2));
 }
 
 #[test]
 fn forged_field_lengths_are_refused() {
     let good = small_snapshot();
-    // The first entry's principal length sits at header + 81.
-    let len_at = HEADER + 81;
+    // The first entry's principal length sits at plaintext offset 81.
     for forged in [u32::MAX, 1 << 30, good.len() as u32] {
-        let mut bytes = good.clone();
-        bytes[len_at..len_at + 4].copy_from_slice(&forged.to_le_bytes());
-        seal(&mut bytes);
+        let bytes = forge(&good, |_, p| {
+            p[81..85].copy_from_slice(&forged.to_le_bytes())
+        });
         assert_eq!(load(&bytes), Err(K::Corrupt), "length {forged}");
     }
-    // Unknown entry flags, unknown header flags.
-    let mut bytes = good.clone();
-    bytes[HEADER + 80] |= 0x80;
-    seal(&mut bytes);
-    assert_eq!(load(&bytes), Err(K::Corrupt));
-    let mut bytes = good.clone();
-    bytes[12] = 1;
-    seal(&mut bytes);
-    assert_eq!(load(&bytes), Err(K::Corrupt));
+    // Unknown entry flags, unknown header flags, a missing end marker.
+    assert_eq!(load(&forge(&good, |_, p| p[80] |= 0x80)), Err(K::Corrupt));
+    assert_eq!(load(&forge(&good, |h, _| h[12] = 1)), Err(K::Corrupt));
+    let no_end = forge(&good, |_, p| {
+        let n = p.len();
+        p[n - 1] ^= 1;
+    });
+    assert_eq!(load(&no_end), Err(K::Corrupt));
+    assert_eq!(
+        load(&seal(&good[..HEADER], &[])),
+        Err(K::Truncated),
+        "no trailer"
+    );
 }
 
 #[test]
@@ -228,13 +301,10 @@ proptest! {
         count in 0u64..8,
     ) {
         let good = small_snapshot();
-        let mut bytes = good[..HEADER].to_vec();
-        bytes.extend_from_slice(&body);
-        bytes.extend_from_slice(&count.to_le_bytes());
-        bytes.extend_from_slice(b"SESAMEnd");
-        bytes.extend_from_slice(&[0; 32]);
-        seal(&mut bytes);
-        let _ = load(&bytes);
+        let mut plain = body;
+        plain.extend_from_slice(&count.to_le_bytes());
+        plain.extend_from_slice(b"SESAMEnd");
+        let _ = load(&seal(&good[..HEADER], &plain));
     }
 
     /// Any bytes at all: refused (a random file is never a snapshot).
@@ -260,15 +330,15 @@ proptest! {
 fn extreme_times_in_a_sealed_file_do_not_overflow() {
     let good = small_snapshot();
     for v in [0u64, u64::MAX, 1 << 63] {
-        let mut bytes = good.clone();
-        for f in 0..5 {
-            let at = HEADER + 40 + 8 * f;
-            bytes[at..at + 8].copy_from_slice(&v.to_le_bytes());
-        }
-        for at in [48, 56, 64] {
-            bytes[at..at + 8].copy_from_slice(&v.to_le_bytes());
-        }
-        seal(&mut bytes);
+        let bytes = forge(&good, |h, p| {
+            for f in 0..5 {
+                let at = 40 + 8 * f;
+                p[at..at + 8].copy_from_slice(&v.to_le_bytes());
+            }
+            for at in [48, 56, 64, 72] {
+                h[at..at + 8].copy_from_slice(&v.to_le_bytes());
+            }
+        });
         let s = engine();
         let r = s.load_snapshot_bytes(&bytes).unwrap();
         // The restored session (if any) is never extended past a timeout.

@@ -7,8 +7,6 @@ use crate::{SecretKey, Sessions};
 
 /// The secret key of every engine here (the frame is signed with it).
 const KEY: [u8; 32] = [0x42; 32];
-/// The checksum key's derivation context (the format's, restated).
-const MAC_CONTEXT: &str = "sesame 2026 snapshot v1 checksum key";
 /// Length of the header fields the framed mode takes from the input:
 /// saved-at, idle and absolute timeouts, entry count (u64 each).
 const FRAME_FIELDS: usize = 32;
@@ -35,39 +33,32 @@ fn u64_at(b: &[u8], i: usize) -> u64 {
     u64::from_le_bytes(a)
 }
 
-/// Wraps `body` in a version-1 frame signed with the key of this module's engines (`[0x42; 32]`): magic, version,
-/// flags, fingerprint, header fields from `fields`, the body, the entry
-/// count, end marker and keyed checksum. With this, the fuzzer reaches the
-/// entry decoder instead of stopping at the checksum.
+/// Wraps `body` (plaintext entries) in a version-2 file sealed with the key
+/// of this module's engines (`[0x42; 32]`): header with the saved-at, idle
+/// and absolute fields from `fields` (generation 1), then the body and the
+/// entry count (`fields`' fourth u64), encrypted. With this, the fuzzer
+/// reaches the entry decoder instead of stopping at the tag check.
 pub fn frame_snapshot(fields: &[u8], body: &[u8]) -> Vec<u8> {
-    let key = SecretKey::from_bytes(KEY);
-    let mut out = Vec::with_capacity(72 + body.len() + 48);
-    out.extend_from_slice(b"SESAMEsn");
-    out.extend_from_slice(&1u32.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
-    out.extend_from_slice(&key.fingerprint());
-    for i in 0..3 {
-        out.extend_from_slice(&u64_at(fields, i).to_le_bytes());
-    }
-    out.extend_from_slice(body);
-    out.extend_from_slice(&u64_at(fields, 3).to_le_bytes());
-    out.extend_from_slice(b"SESAMEnd");
-    let mac = blake3::keyed_hash(&blake3::derive_key(MAC_CONTEXT, &KEY), &out);
-    out.extend_from_slice(mac.as_bytes());
-    out
+    let header =
+        crate::snapshot::format_header(1, u64_at(fields, 0), u64_at(fields, 1), u64_at(fields, 2));
+    crate::snapshot::seal_file(
+        &SecretKey::from_bytes(KEY),
+        &header,
+        body,
+        u64_at(fields, 3),
+    )
 }
 
 /// The inverse of the framed mode for seeds: a real snapshot's header
-/// fields and body, as an input that [`check_snapshot_load`] frames again.
+/// fields and plaintext body, as an input that [`check_snapshot_load`]
+/// frames again. `None` unless `file` opens under this module's key.
 pub fn unframe_snapshot(file: &[u8]) -> Option<Vec<u8>> {
-    if file.len() < 72 + 48 {
-        return None;
-    }
-    let body_end = file.len() - 48;
+    let (fields, body) = crate::snapshot::open_plain(file, &SecretKey::from_bytes(KEY))?;
     let mut input = vec![1u8];
-    input.extend_from_slice(&file[48..72]);
-    input.extend_from_slice(&file[body_end..body_end + 8]);
-    input.extend_from_slice(&file[72..body_end]);
+    for v in fields {
+        input.extend_from_slice(&v.to_le_bytes());
+    }
+    input.extend_from_slice(&body);
     Some(input)
 }
 

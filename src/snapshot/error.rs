@@ -7,7 +7,8 @@ use std::sync::Arc;
 /// Saving or loading a snapshot failed.
 ///
 /// Every way a file can be wrong has its own [`SnapshotErrorKind`]; none of
-/// them panics or allocates more than the file's size. The error never holds
+/// them panics or allocates more than the file's size (nor, past its
+/// header, reads a file over the loader's cap). The error never holds
 /// a token (a snapshot holds none) nor any session's data. It is `Clone` (an
 /// I/O cause is shared) so a periodic saver can hand out its last outcome.
 #[derive(Clone, Debug)]
@@ -36,7 +37,8 @@ pub enum SnapshotErrorKind {
     /// The file was written under another secret key: its sessions' digests
     /// would match no token under this engine's key.
     ForeignKey,
-    /// The keyed checksum does not match: the file was damaged or edited.
+    /// The file does not authenticate under the key: it was damaged,
+    /// edited, or cut short at a chunk boundary.
     Checksum,
     /// The checksum matched but the content breaks the format (a length
     /// beyond the file, a count that cannot fit, stray bytes): a forged file
@@ -48,11 +50,26 @@ pub enum SnapshotErrorKind {
     /// A session's data or principal could not be encoded, or an encoding
     /// exceeds the format's 4 GiB per-field limit.
     Encode,
-    /// A key file is readable or writable by group or others (Unix modes
-    /// `0o077`); it must be `0600` or stricter.
+    /// A key or state file is not private: owned by another user than the
+    /// process's effective user, or readable or writable by group or others
+    /// (Unix modes `0o077`). It must be this user's, mode `0600` or stricter.
     InsecureKeyFile,
     /// A key file holds something other than 64 hex digits (or 32 raw bytes).
     BadKeyFile,
+    /// The file is larger than the loader's cap
+    /// ([`SnapshotStore::max_bytes`](super::SnapshotStore::max_bytes)); nothing
+    /// past its header was read.
+    TooLarge,
+    /// A genuine snapshot older than the newest one the store recorded was
+    /// put back in place (a replay, or a restore from an old backup): it
+    /// would bring back sessions that ended since.
+    RolledBack,
+    /// The store's state file (generation and revocation journal) is
+    /// damaged, or was written under another secret key.
+    BadState,
+    /// The engine already journals its ended sessions to a store: one
+    /// store per engine.
+    InUse,
 }
 
 impl SnapshotError {
@@ -112,14 +129,22 @@ impl fmt::Display for SnapshotError {
             K::ForeignKey => {
                 f.write_str("snapshot written under another secret key: fingerprints differ")
             }
-            K::Checksum => f.write_str("snapshot checksum mismatch: damaged or edited"),
+            K::Checksum => {
+                f.write_str("snapshot does not authenticate: damaged, edited or cut short")
+            }
             K::Corrupt => f.write_str("snapshot content breaks the format"),
             K::Decode => f.write_str("session data or principal in snapshot did not decode"),
             K::Encode => f.write_str("session data or principal could not be encoded"),
-            K::InsecureKeyFile => {
-                f.write_str("key file is accessible to group or others: expected mode 0600")
-            }
+            K::InsecureKeyFile => f.write_str(
+                "key or state file not private: expected owned by this user with mode 0600",
+            ),
             K::BadKeyFile => f.write_str("key file malformed: expected 64 hex digits"),
+            K::TooLarge => f.write_str("snapshot larger than the loader's cap"),
+            K::RolledBack => f.write_str(
+                "snapshot older than the newest one saved: expected the recorded generation",
+            ),
+            K::BadState => f.write_str("snapshot state file damaged or under another key"),
+            K::InUse => f.write_str("the engine already journals to a snapshot store"),
         }
     }
 }

@@ -3,6 +3,8 @@
 
 use std::io::{self, Write};
 
+use chacha20poly1305::aead::{AeadInOut, KeyInit};
+use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -11,34 +13,64 @@ use crate::key::SecretKey;
 
 /// First eight bytes of every snapshot.
 pub(crate) const MAGIC: [u8; 8] = *b"SESAMEsn";
-/// Eight bytes just before the checksum: a file cut short lacks them.
+/// Eight bytes closing the plaintext, after the entry count.
 pub(crate) const END_MARKER: [u8; 8] = *b"SESAMEnd";
 /// The format version this build writes and reads.
-pub(crate) const VERSION: u32 = 1;
-/// Magic 8, version 4, flags 4, fingerprint 32, saved-at 8, idle 8, absolute 8.
-pub(crate) const HEADER_LEN: usize = 72;
-/// Count 8, end marker 8, checksum 32.
-pub(crate) const FOOTER_LEN: usize = 48;
+pub(crate) const VERSION: u32 = 2;
+/// Magic 8, version 4, flags 4, fingerprint 32, generation 8, saved-at 8,
+/// idle 8, absolute 8, nonce prefix 16.
+pub(crate) const HEADER_LEN: usize = 96;
+/// Count 8, end marker 8: the plaintext's last bytes.
+pub(crate) const TRAILER_LEN: usize = 16;
+/// The Poly1305 tag after each chunk.
+pub(crate) const TAG_LEN: usize = 16;
+/// Plaintext bytes per encrypted chunk (the last one may be shorter): the
+/// most a save buffers, and the unit a damaged file is refused in.
+pub(crate) const CHUNK: usize = 64 << 10; // 64 KiB
 /// Digest 32, handle 8, five times 8, flags 1, two lengths 4 each.
 pub(crate) const ENTRY_FIXED_LEN: usize = 32 + 8 + 5 * 8 + 1 + 4 + 4;
 /// Context of the blake3 key derivation that turns the secret key into the
-/// checksum key.
-pub(crate) const MAC_CONTEXT: &str = "sesame 2026 snapshot v1 checksum key";
+/// snapshot's encryption key (distinct from every other derived key).
+pub(crate) const ENCRYPTION_CONTEXT: &str = "sesame 2026 snapshot v2 encryption key";
 /// Entry flag: a principal follows.
 const HAS_PRINCIPAL: u8 = 1;
 
 const _: () = assert!(ENTRY_FIXED_LEN == 89);
-const _: () = assert!(HEADER_LEN == 8 + 4 + 4 + 32 + 3 * 8);
+const _: () = assert!(HEADER_LEN == 8 + 4 + 4 + 32 + 4 * 8 + 16);
+const _: () = assert!(CHUNK <= u32::MAX as usize);
 
-/// The key of the snapshot checksum: derived from the secret, so only a
-/// holder of the secret can write a file that loads.
-pub(crate) fn mac_key(secret: &SecretKey) -> [u8; 32] {
-    blake3::derive_key(MAC_CONTEXT, secret.as_bytes())
+/// The snapshot cipher: XChaCha20-Poly1305 under a key derived from the
+/// secret, so only a holder of the secret can read or write a file that
+/// loads.
+pub(crate) fn cipher(secret: &SecretKey) -> XChaCha20Poly1305 {
+    let key = blake3::derive_key(ENCRYPTION_CONTEXT, secret.as_bytes());
+    XChaCha20Poly1305::new(&key.into())
 }
 
-/// What the header says besides magic, version and fingerprint.
+/// Chunk `index`'s nonce: the file's random 16-byte prefix, then the index
+/// (little-endian). Prefixes are random per file: 2^64 files before a
+/// repeat is likely, and each chunk of a file has its own index.
+fn nonce(prefix: &[u8; 16], index: u64) -> XNonce {
+    let mut n = [0u8; 24];
+    n[..16].copy_from_slice(prefix);
+    n[16..].copy_from_slice(&index.to_le_bytes());
+    n.into()
+}
+
+/// Associated data of a chunk: the whole header, then 1 for the last chunk
+/// and 0 for the others (so a file cut at a chunk boundary is refused).
+fn aad(header: &[u8; HEADER_LEN], last: bool) -> [u8; HEADER_LEN + 1] {
+    let mut a = [0u8; HEADER_LEN + 1];
+    a[..HEADER_LEN].copy_from_slice(header);
+    a[HEADER_LEN] = u8::from(last);
+    a
+}
+
+/// What the header says besides magic, version, fingerprint and nonce.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Header {
+    /// The save's generation: a store refuses a file older than it recorded.
+    pub(crate) generation: u64,
     /// Unix ms when the save started.
     pub(crate) saved_at: u64,
     /// The saving engine's idle timeout, ms.
@@ -47,15 +79,21 @@ pub(crate) struct Header {
     pub(crate) absolute_ms: u64,
 }
 
-pub(crate) fn encode_header(fingerprint: &[u8; 32], h: &Header) -> [u8; HEADER_LEN] {
+pub(crate) fn encode_header(
+    fingerprint: &[u8; 32],
+    h: &Header,
+    nonce_prefix: &[u8; 16],
+) -> [u8; HEADER_LEN] {
     let mut out = [0u8; HEADER_LEN];
     out[0..8].copy_from_slice(&MAGIC);
     out[8..12].copy_from_slice(&VERSION.to_le_bytes());
-    // 12..16: flags, zero in version 1.
+    // 12..16: flags, zero in version 2.
     out[16..48].copy_from_slice(fingerprint);
-    out[48..56].copy_from_slice(&h.saved_at.to_le_bytes());
-    out[56..64].copy_from_slice(&h.idle_ms.to_le_bytes());
-    out[64..72].copy_from_slice(&h.absolute_ms.to_le_bytes());
+    out[48..56].copy_from_slice(&h.generation.to_le_bytes());
+    out[56..64].copy_from_slice(&h.saved_at.to_le_bytes());
+    out[64..72].copy_from_slice(&h.idle_ms.to_le_bytes());
+    out[72..80].copy_from_slice(&h.absolute_ms.to_le_bytes());
+    out[80..96].copy_from_slice(nonce_prefix);
     out
 }
 
@@ -117,41 +155,90 @@ fn encode_field<V: Serialize + ?Sized>(buf: &mut Vec<u8>, value: &V) -> Result<(
     Ok(())
 }
 
-/// A writer that feeds everything it writes to the keyed checksum.
-pub(crate) struct MacWriter<W> {
+/// A writer that encrypts what it is given in chunks of [`CHUNK`] bytes,
+/// each sealed with its tag. Holds one chunk back so that the last one can
+/// be marked last.
+pub(crate) struct SealWriter<W> {
     inner: W,
-    mac: blake3::Hasher,
+    cipher: XChaCha20Poly1305,
+    header: [u8; HEADER_LEN],
+    prefix: [u8; 16],
+    index: u64,
+    buf: Vec<u8>,
 }
 
-impl<W: Write> MacWriter<W> {
-    pub(crate) fn new(inner: W, key: &[u8; 32]) -> Self {
-        Self {
+impl<W: Write> SealWriter<W> {
+    /// Writes `header` in clear and returns the writer of the body.
+    pub(crate) fn new(
+        mut inner: W,
+        cipher: XChaCha20Poly1305,
+        header: [u8; HEADER_LEN],
+    ) -> io::Result<Self> {
+        inner.write_all(&header)?;
+        let mut prefix = [0u8; 16];
+        prefix.copy_from_slice(&header[80..96]);
+        Ok(Self {
             inner,
-            mac: blake3::Hasher::new_keyed(key),
+            cipher,
+            header,
+            prefix,
+            index: 0,
+            buf: Vec::with_capacity(CHUNK),
+        })
+    }
+
+    fn seal(&mut self, last: bool) -> io::Result<()> {
+        let tag = self
+            .cipher
+            .encrypt_inout_detached(
+                &nonce(&self.prefix, self.index),
+                &aad(&self.header, last),
+                self.buf.as_mut_slice().into(),
+            )
+            .map_err(|_| io::Error::other("snapshot chunk too long to encrypt"))?;
+        self.inner.write_all(&self.buf)?;
+        self.inner.write_all(tag.as_slice())?;
+        self.buf.clear();
+        self.index += 1;
+        Ok(())
+    }
+
+    pub(crate) fn put(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        while !bytes.is_empty() {
+            if self.buf.len() == CHUNK {
+                // More follows: this chunk is not the last.
+                self.seal(false)?;
+            }
+            let n = (CHUNK - self.buf.len()).min(bytes.len());
+            self.buf.extend_from_slice(&bytes[..n]);
+            bytes = &bytes[n..];
         }
+        Ok(())
     }
 
-    pub(crate) fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.mac.update(bytes);
-        self.inner.write_all(bytes)
-    }
-
-    /// Writes the footer (count, end marker, checksum) and returns the inner writer.
+    /// Writes the trailer (count, end marker), seals the last chunk and
+    /// returns the inner writer.
     pub(crate) fn finish(mut self, count: u64) -> io::Result<W> {
         self.put(&count.to_le_bytes())?;
         self.put(&END_MARKER)?;
-        let sum = self.mac.finalize();
-        self.inner.write_all(sum.as_bytes())?;
+        self.seal(true)?;
         Ok(self.inner)
     }
 }
 
-/// A verified snapshot, ready to be decoded entry by entry.
-pub(crate) struct Opened<'a> {
+/// The size of a file whose plaintext is `plain` bytes.
+pub(crate) fn sealed_len(plain: u64) -> u64 {
+    let chunks = plain.div_ceil(CHUNK as u64).max(1);
+    HEADER_LEN as u64 + plain + chunks * TAG_LEN as u64
+}
+
+/// A verified, decrypted snapshot, ready to be decoded entry by entry.
+pub(crate) struct Opened {
     pub(crate) header: Header,
-    /// Entries the footer announces (bounded by what fits in the body).
+    /// Entries the trailer announces (bounded by what fits in the body).
     pub(crate) count: u64,
-    body: &'a [u8],
+    /// The plaintext entries.
+    body: Vec<u8>,
 }
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
@@ -166,74 +253,157 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(a)
 }
 
-/// Checks a whole file before anything in it is decoded: magic, version,
-/// completeness, key fingerprint, keyed checksum, then the header's flags
-/// and the entry count against the body's size.
+/// Checks the start of a file (at most [`HEADER_LEN`] bytes of it, `len`
+/// its whole length) before anything more is read: magic, version,
+/// completeness, key fingerprint. Returns the header's fields; nothing in
+/// them is authenticated until the body decrypts.
 ///
 /// # Errors
 ///
-/// One [`SnapshotError`] kind per failed check, in that order.
-pub(crate) fn open<'a>(bytes: &'a [u8], secret: &SecretKey) -> Result<Opened<'a>, SnapshotError> {
+/// `Truncated`, `BadMagic`, `UnsupportedVersion` or `ForeignKey`, in that
+/// order.
+pub(crate) fn check_header(
+    head: &[u8],
+    len: u64,
+    secret: &SecretKey,
+) -> Result<Header, SnapshotError> {
     let err = |k| Err(SnapshotError::new(k));
-    if bytes.len() < MAGIC.len() {
-        return if MAGIC.starts_with(bytes) {
+    if head.len() < MAGIC.len() {
+        return if MAGIC.starts_with(head) {
             err(K::Truncated)
         } else {
             err(K::BadMagic)
         };
     }
-    if bytes[..8] != MAGIC {
+    if head[..8] != MAGIC {
         return err(K::BadMagic);
     }
-    if bytes.len() < 12 {
+    if head.len() < 12 {
         return err(K::Truncated);
     }
-    let version = u32_at(bytes, 8);
+    let version = u32_at(head, 8);
     if version != VERSION {
         return Err(SnapshotError::version(version));
     }
-    if bytes.len() < HEADER_LEN + FOOTER_LEN {
+    if head.len() < HEADER_LEN || len < sealed_len(TRAILER_LEN as u64) {
         return err(K::Truncated);
     }
-    let mac_at = bytes.len() - 32;
-    if bytes[mac_at - 8..mac_at] != END_MARKER {
-        return err(K::Truncated);
-    }
-    let fingerprint: &[u8] = &bytes[16..48];
+    let fingerprint: &[u8] = &head[16..48];
     if !bool::from(subtle::ConstantTimeEq::ct_eq(
         fingerprint,
         &secret.fingerprint()[..],
     )) {
         return err(K::ForeignKey);
     }
-    let sum = blake3::keyed_hash(&mac_key(secret), &bytes[..mac_at]);
-    // `blake3::Hash` compares in constant time.
-    let stored =
-        <[u8; 32]>::try_from(&bytes[mac_at..]).map_err(|_| SnapshotError::new(K::Truncated))?;
-    if sum != blake3::Hash::from_bytes(stored) {
-        return err(K::Checksum);
+    Ok(Header {
+        generation: u64_at(head, 48),
+        saved_at: u64_at(head, 56),
+        idle_ms: u64_at(head, 64),
+        absolute_ms: u64_at(head, 72),
+    })
+}
+
+/// The generation in a file's header, if it is a snapshot under `secret`
+/// (unauthenticated: a hint, never a check).
+pub(crate) fn peek_generation(head: &[u8], secret: &SecretKey) -> Option<u64> {
+    check_header(head, u64::MAX, secret)
+        .ok()
+        .map(|h| h.generation)
+}
+
+/// Checks and decrypts a whole file: the header as [`check_header`] does,
+/// then every chunk's tag, then the trailer and the entry count against the
+/// plaintext's size. `file` is decrypted in place and becomes the
+/// plaintext: nothing beyond the file's size is allocated.
+///
+/// # Errors
+///
+/// One [`SnapshotError`] kind per failed check: those of [`check_header`],
+/// then `Checksum` when a chunk does not authenticate (damaged, edited,
+/// cut at a chunk boundary, or sealed under another key), then `Corrupt`.
+pub(crate) fn open(mut file: Vec<u8>, secret: &SecretKey) -> Result<Opened, SnapshotError> {
+    let err = |k| Err(SnapshotError::new(k));
+    let head = &file[..file.len().min(HEADER_LEN)];
+    let header = check_header(head, file.len() as u64, secret)?;
+    let mut h = [0u8; HEADER_LEN];
+    h.copy_from_slice(&file[..HEADER_LEN]);
+    let mut prefix = [0u8; 16];
+    prefix.copy_from_slice(&h[80..96]);
+    let cipher = cipher(secret);
+    // Decrypt chunk by chunk, sliding each plaintext down over the header
+    // and the tags before it.
+    let mut read = HEADER_LEN;
+    let mut plain = 0usize;
+    let mut index = 0u64;
+    loop {
+        let rest = file.len() - read;
+        let take = rest.min(CHUNK + TAG_LEN);
+        if take < TAG_LEN {
+            return err(K::Checksum);
+        }
+        let last = take == rest;
+        let (ct_end, tag_end) = (read + take - TAG_LEN, read + take);
+        let tag =
+            Tag::try_from(&file[ct_end..tag_end]).map_err(|_| SnapshotError::new(K::Checksum))?;
+        cipher
+            .decrypt_inout_detached(
+                &nonce(&prefix, index),
+                &aad(&h, last),
+                file[read..ct_end].as_mut().into(),
+                &tag,
+            )
+            .map_err(|_| SnapshotError::new(K::Checksum))?;
+        file.copy_within(read..ct_end, plain);
+        plain += ct_end - read;
+        read = tag_end;
+        index += 1;
+        if last {
+            break;
+        }
     }
-    if u32_at(bytes, 12) != 0 {
+    file.truncate(plain);
+    if u32_at(&h, 12) != 0 || plain < TRAILER_LEN {
         return err(K::Corrupt);
     }
-    let header = Header {
-        saved_at: u64_at(bytes, 48),
-        idle_ms: u64_at(bytes, 56),
-        absolute_ms: u64_at(bytes, 64),
-    };
-    let count_at = bytes.len() - FOOTER_LEN;
-    let count = u64_at(bytes, count_at);
-    let body = &bytes[HEADER_LEN..count_at];
+    let count_at = plain - TRAILER_LEN;
+    if file[count_at + 8..] != END_MARKER {
+        return err(K::Corrupt);
+    }
+    let count = u64_at(&file, count_at);
+    file.truncate(count_at);
     // Every entry takes at least its fixed part: a count that cannot fit is
     // forged, whatever it claims (2^60 included). Nothing is allocated by it.
-    if count > (body.len() / ENTRY_FIXED_LEN) as u64 {
+    if count > (file.len() / ENTRY_FIXED_LEN) as u64 {
         return err(K::Corrupt);
     }
     Ok(Opened {
         header,
         count,
-        body,
+        body: file,
     })
+}
+
+/// Seals `body` (plaintext entries) and `count` into a whole file under
+/// `secret`: for tests and fuzzing, which frame arbitrary bodies.
+#[cfg(feature = "model")]
+pub(crate) fn seal_file(secret: &SecretKey, header: &Header, body: &[u8], count: u64) -> Vec<u8> {
+    let h = encode_header(&secret.fingerprint(), header, &rand::random());
+    let mut w = match SealWriter::new(Vec::new(), cipher(secret), h) {
+        Ok(w) => w,
+        Err(e) => unreachable!("writing to memory: {e}"),
+    };
+    match w.put(body).and_then(|()| w.finish(count)) {
+        Ok(v) => v,
+        Err(e) => unreachable!("writing to memory: {e}"),
+    }
+}
+
+impl Opened {
+    /// The plaintext entries.
+    #[cfg(feature = "model")]
+    pub(crate) fn into_body(self) -> Vec<u8> {
+        self.body
+    }
 }
 
 /// One entry as stored, its principal and data still encoded.
@@ -246,7 +416,7 @@ pub(crate) struct RawEntry<'a> {
     pub(crate) data: &'a [u8],
 }
 
-impl<'a> Opened<'a> {
+impl Opened {
     /// Splits the body into exactly `count` entries, handing each to `f` in
     /// file order. Stops at the first error, `f`'s or the format's.
     ///
@@ -254,12 +424,12 @@ impl<'a> Opened<'a> {
     ///
     /// [`K::Corrupt`] when a length runs past the body, a flag is unknown,
     /// or bytes remain after the last entry; or what `f` returns.
-    pub(crate) fn for_each_entry(
-        &self,
+    pub(crate) fn for_each_entry<'a>(
+        &'a self,
         mut f: impl FnMut(RawEntry<'a>) -> Result<(), SnapshotError>,
     ) -> Result<(), SnapshotError> {
         let corrupt = || SnapshotError::new(K::Corrupt);
-        let mut rest: &'a [u8] = self.body;
+        let mut rest: &'a [u8] = &self.body;
         for _ in 0..self.count {
             if rest.len() < ENTRY_FIXED_LEN {
                 return Err(corrupt());
@@ -335,14 +505,15 @@ pub(crate) fn decode_field<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, Snaps
 mod tests {
     use super::*;
 
-    fn sample(secret: &SecretKey, entries: &[(u64, Option<&str>, u32)]) -> Vec<u8> {
+    fn sample(secret: &SecretKey, entries: &[(u64, Option<&str>, u32)], pad: usize) -> Vec<u8> {
         let h = Header {
+            generation: 4,
             saved_at: 1,
             idle_ms: 2,
             absolute_ms: 3,
         };
-        let mut w = MacWriter::new(Vec::new(), &mac_key(secret));
-        w.put(&encode_header(&secret.fingerprint(), &h)).unwrap();
+        let header = encode_header(&secret.fingerprint(), &h, &[7; 16]);
+        let mut w = SealWriter::new(Vec::new(), cipher(secret), header).unwrap();
         let mut buf = Vec::new();
         for (i, (handle, p, d)) in entries.iter().enumerate() {
             let t = Times {
@@ -354,22 +525,40 @@ mod tests {
             };
             encode_entry(&mut buf, &[i as u8; 32], *handle, &t, p.as_ref(), d).unwrap();
         }
+        // A padding entry with `pad` bytes of data, to cross chunks.
+        if pad > 0 {
+            let t = Times {
+                created: 0,
+                last_seen: 0,
+                issued: 0,
+                idle_deadline: 0,
+                abs_deadline: 0,
+            };
+            encode_entry::<Vec<u8>, String>(&mut buf, &[0xee; 32], 99, &t, None, &vec![5; pad])
+                .unwrap();
+        }
         w.put(&buf).unwrap();
-        w.finish(entries.len() as u64).unwrap()
+        w.finish((entries.len() + usize::from(pad > 0)) as u64)
+            .unwrap()
     }
 
-    #[test]
-    fn encoded_file_opens_and_splits_back() {
-        let k = SecretKey::from_bytes([9; 32]);
-        let bytes = sample(&k, &[(5, Some("alice"), 7), (6, None, 8)]);
-        let o = open(&bytes, &k).unwrap();
-        assert_eq!(o.header.idle_ms, 2);
+    fn entries(o: &Opened) -> Vec<RawEntry<'_>> {
         let mut e = Vec::new();
         o.for_each_entry(|r| {
             e.push(r);
             Ok(())
         })
         .unwrap();
+        e
+    }
+
+    #[test]
+    fn encoded_file_opens_and_splits_back() {
+        let k = SecretKey::from_bytes([9; 32]);
+        let bytes = sample(&k, &[(5, Some("alice"), 7), (6, None, 8)], 0);
+        let o = open(bytes, &k).unwrap();
+        assert_eq!((o.header.idle_ms, o.header.generation), (2, 4));
+        let e = entries(&o);
         assert_eq!(e.len(), 2);
         assert_eq!(e[0].handle, 5);
         assert_eq!(e[1].digest, [1; 32]);
@@ -383,19 +572,32 @@ mod tests {
     }
 
     #[test]
-    fn empty_snapshot_is_header_and_footer() {
+    fn empty_snapshot_is_header_trailer_and_one_tag() {
         let k = SecretKey::from_bytes([9; 32]);
-        let bytes = sample(&k, &[]);
-        assert_eq!(bytes.len(), HEADER_LEN + FOOTER_LEN);
-        let mut n = 0;
-        open(&bytes, &k)
-            .unwrap()
-            .for_each_entry(|_| {
-                n += 1;
-                Ok(())
-            })
-            .unwrap();
-        assert_eq!(n, 0);
+        let bytes = sample(&k, &[], 0);
+        assert_eq!(bytes.len() as u64, sealed_len(TRAILER_LEN as u64));
+        assert_eq!(bytes.len(), HEADER_LEN + TRAILER_LEN + TAG_LEN);
+        assert_eq!(entries(&open(bytes, &k).unwrap()).len(), 0);
+    }
+
+    /// Bodies around chunk boundaries (one byte short, exact, one over)
+    /// decrypt back, and a file cut at a chunk boundary is refused.
+    #[test]
+    fn chunk_boundaries_round_trip_and_a_cut_at_one_is_refused() {
+        let k = SecretKey::from_bytes([9; 32]);
+        // Plaintext = entry (89 + 1 postcard length byte..) + trailer; aim
+        // around 2 * CHUNK.
+        for pad in (2 * CHUNK - 140)..(2 * CHUNK - 100) {
+            let bytes = sample(&k, &[], pad);
+            let plain = bytes.len() - HEADER_LEN;
+            let o = open(bytes.clone(), &k).unwrap();
+            assert_eq!(entries(&o)[0].data.len(), pad + 3, "pad {pad}");
+            assert_eq!(bytes.len() as u64, sealed_len(o.body.len() as u64 + 16));
+            if plain > CHUNK + TAG_LEN {
+                let cut = bytes[..HEADER_LEN + CHUNK + TAG_LEN].to_vec();
+                assert_eq!(open(cut, &k).err().map(|e| e.kind()), Some(K::Checksum));
+            }
+        }
     }
 
     #[test]

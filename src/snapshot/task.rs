@@ -13,13 +13,17 @@ use super::{SaveReport, SnapshotError};
 use crate::{Principal, Sessions};
 
 type Outcome = Option<Result<SaveReport, SnapshotError>>;
+/// One save: [`Sessions::save_snapshot`] or [`super::SnapshotStore::save`].
+pub(crate) type SaveFn = Arc<dyn Fn() -> Result<SaveReport, SnapshotError> + Send + Sync>;
 
 /// Saves a snapshot every interval on a background thread, and once more
 /// when stopped: call [`SnapshotTask::finish`] at graceful shutdown (or just
 /// drop the task, which does the same but cannot report an error).
 ///
-/// Made by [`Sessions::snapshot_every`]. The task holds a clone of the
-/// engine, so the engine lives at least as long as the task.
+/// Made by [`Sessions::snapshot_every`] or
+/// [`SnapshotStore::save_every`](super::SnapshotStore::save_every). The task
+/// holds a clone of the engine, so the engine lives at least as long as the
+/// task.
 ///
 /// ```
 /// use std::time::Duration;
@@ -40,8 +44,10 @@ where
     T: Serialize + Send + 'static,
     P: Principal + Serialize,
 {
-    sessions: Sessions<T, P>,
+    /// Keeps the engine alive as long as the task.
+    _sessions: Sessions<T, P>,
     path: PathBuf,
+    save: SaveFn,
     last: Arc<Mutex<Outcome>>,
     stop: Option<Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -67,26 +73,31 @@ where
     T: Serialize + Send + 'static,
     P: Principal + Serialize,
 {
-    pub(crate) fn spawn(sessions: Sessions<T, P>, path: PathBuf, every: Duration) -> Self {
+    pub(crate) fn spawn(
+        sessions: Sessions<T, P>,
+        path: PathBuf,
+        every: Duration,
+        save: SaveFn,
+    ) -> Self {
         let last: Arc<Mutex<Outcome>> = Arc::new(Mutex::new(None));
         let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
         let thread = {
-            let sessions = sessions.clone();
-            let path = path.clone();
+            let save = Arc::clone(&save);
             let last = Arc::clone(&last);
             thread::Builder::new()
                 .name("sesame-snapshot".into())
                 .spawn(move || {
                     while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
-                        let r = sessions.save_snapshot(&path);
+                        let r = save();
                         *last.lock() = Some(r);
                     }
                 })
                 .ok()
         };
         Self {
-            sessions,
+            _sessions: sessions,
             path,
+            save,
             last,
             stop: Some(stop),
             thread,
@@ -104,9 +115,9 @@ where
     ///
     /// # Errors
     ///
-    /// As [`Sessions::save_snapshot`].
+    /// As [`Sessions::save_snapshot`] (or [`super::SnapshotStore::save`]).
     pub fn save_now(&self) -> Result<SaveReport, SnapshotError> {
-        let r = self.sessions.save_snapshot(&self.path);
+        let r = (self.save)();
         *self.last.lock() = Some(r.clone());
         r
     }
@@ -141,7 +152,7 @@ where
     fn drop(&mut self) {
         self.stop_thread();
         if !self.finished {
-            let _ = self.sessions.save_snapshot(&self.path);
+            let _ = (self.save)();
         }
     }
 }
