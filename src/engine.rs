@@ -101,8 +101,11 @@ pub(crate) struct Inner<T, P> {
     /// replaced), by handle, for the sessions that have one: kept beside the
     /// entries rather than in them, so a session without an alias pays no
     /// memory for the feature. Leaf locks. Empty when `grace_ms` is zero.
-    aliases: Box<[CachePadded<Mutex<HashMap<Handle, SessionKey>>>]>,
+    aliases: Box<[AliasShard]>,
 }
+
+/// One shard of the grace-alias table: handle → the alias key.
+type AliasShard = CachePadded<Mutex<HashMap<Handle, SessionKey>>>;
 
 /// A synchronous observer of sessions that end before their deadlines
 /// (logout, revocation, eviction): called once per session, after it is

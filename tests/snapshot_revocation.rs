@@ -120,7 +120,7 @@ fn logout_revoke_and_revoke_user_stay_ended_after_a_crash() {
 
 /// Data whose encoding stalls at the `STALL_AT`-th session a save encodes,
 /// until released: holds a save in the middle of its walk.
-#[derive(serde::Deserialize)]
+#[derive(Default, serde::Deserialize)]
 struct Gate(u32);
 
 const STALL_AT: usize = 40;
