@@ -185,3 +185,22 @@ pub fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> Option<Durat
         std::thread::sleep(Duration::from_millis(1));
     }
 }
+
+/// [`eventually`] for async checks: awaits `f` every millisecond (a tokio
+/// sleep, so the runtime's other tasks run) until it returns true or
+/// `within` passes. Returns the time it took, or `None` on timeout.
+pub async fn eventually_async(
+    within: Duration,
+    mut f: impl AsyncFnMut() -> bool,
+) -> Option<Duration> {
+    let start = Instant::now();
+    loop {
+        if f().await {
+            return Some(start.elapsed());
+        }
+        if start.elapsed() >= within {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
