@@ -258,3 +258,60 @@ async fn redis_down_at_start_then_service_starts_by_itself() {
     assert!(created.is_some(), "service started by itself");
     assert!(a.wait_ready(RECOVERY).await);
 }
+
+/// Resumes a SIGSTOPped process when dropped, so a failing test never
+/// leaves a frozen server behind.
+struct Thaw(i32);
+
+impl Drop for Thaw {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) with a pid this test started and a valid signal
+        // touches no memory of ours.
+        unsafe { libc::kill(self.0, libc::SIGCONT) };
+    }
+}
+
+/// A frozen Redis (SIGSTOP: the socket stays open, nothing answers) gives
+/// `Unavailable` within the I/O timeout, for every operation, never a hang;
+/// once it thaws, service resumes by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_redis_gives_unavailable_within_the_io_timeout() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let key = SecretKey::generate();
+    let a = store(&server.url(), &key).await;
+    assert!(a.wait_ready(READY).await);
+    let (token, handle) = a.create(1).await.unwrap();
+    let pid = i32::try_from(server.pid().expect("running")).unwrap();
+    // SAFETY: as in `Thaw::drop`.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    let thaw = Thaw(pid);
+    let fresh = SessionToken::generate(); // not cached: needs Redis
+    let start = Instant::now();
+    let r = tokio::time::timeout(10 * IO_TIMEOUT, a.validate(&fresh))
+        .await
+        .expect("a call on a frozen Redis hung");
+    let took = start.elapsed();
+    assert!(unavailable(r), "a frozen Redis is unavailable");
+    assert!(
+        took < IO_TIMEOUT * 2,
+        "bounded by the I/O timeout: {took:?}"
+    );
+    // Then every operation fails fast (backoff) or within the timeout.
+    for _ in 0..20 {
+        let start = Instant::now();
+        let r = tokio::time::timeout(10 * IO_TIMEOUT, a.update(&token, |n| *n += 1))
+            .await
+            .expect("hung");
+        assert!(unavailable(r), "fail closed while frozen");
+        assert!(start.elapsed() < IO_TIMEOUT * 2);
+    }
+    drop(thaw);
+    let back = eventually_async(RECOVERY, async || {
+        matches!(a.validate(&fresh).await, Ok(None))
+            && matches!(a.validate(&token).await, Ok(Some(h)) if h == handle)
+    })
+    .await;
+    assert!(back.is_some(), "service resumed after the thaw");
+}

@@ -659,3 +659,218 @@ async fn an_idle_session_expires_everywhere() {
     assert!(a.validate(&token).await.unwrap().is_none());
     assert!(b.validate(&token).await.unwrap().is_none());
 }
+
+/// Issue 12 item 3: how long another server may serve a session that was
+/// removed in Redis without a message from sesame (`DEL`, eviction,
+/// expiry), with keyspace notifications on: the pub/sub delivery.
+const NOTIFIED_REMOVAL_BOUND: Duration = Duration::from_millis(100);
+/// ... after `FLUSHDB`: the marker check period (250 ms) plus a round trip,
+/// with slack for a loaded two-core machine.
+const FLUSH_BOUND: Duration = Duration::from_millis(1_000);
+
+/// The session keys in Redis.
+fn session_keys(con: &mut redis::Connection) -> Vec<String> {
+    redis::cmd("KEYS").arg("sesame:s:*").query(con).unwrap()
+}
+
+/// Caches `token` on `s` and checks that the next read is a hit.
+async fn cached_on(s: &Store, token: &SessionToken) {
+    assert!(s.validate(token).await.unwrap().is_some());
+    let f = s.stats().fetches;
+    assert!(s.validate(token).await.unwrap().is_some());
+    assert_eq!(s.stats().fetches, f, "served from the near cache");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_deleted_in_redis_stops_being_served_within_the_bound() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = pair(&server).await;
+    assert!(
+        a.keyspace_notifications() && b.keyspace_notifications(),
+        "a local redis-server lets sesame turn notifications on"
+    );
+    let mut con = server.connection();
+    for how in ["DEL", "UNLINK", "PEXPIRE"] {
+        let (token, _) = a.create(Cart::default()).await.unwrap();
+        cached_on(&b, &token).await;
+        // Remove it behind sesame's back: one command, no message.
+        let keys = session_keys(&mut con);
+        assert_eq!(keys.len(), 1);
+        let mut cmd = redis::cmd(how);
+        cmd.arg(&keys[0]);
+        if how == "PEXPIRE" {
+            cmd.arg(1);
+        }
+        cmd.query::<i64>(&mut con).unwrap();
+        let took = eventually_async(NOTIFIED_REMOVAL_BOUND, async || {
+            b.validate(&token).await.unwrap().is_none()
+        })
+        .await;
+        assert!(took.is_some(), "B served a session removed by {how}");
+        assert!(a.validate(&token).await.unwrap().is_none());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flushdb_stops_every_copy_within_the_bound() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = pair(&server).await;
+    let mut con = server.connection();
+    for _ in 0..3 {
+        let (token, _) = a.create(Cart::default()).await.unwrap();
+        cached_on(&a, &token).await;
+        cached_on(&b, &token).await;
+        redis::cmd("FLUSHDB").query::<()>(&mut con).unwrap();
+        let took = eventually_async(FLUSH_BOUND, async || {
+            a.validate(&token).await.unwrap().is_none()
+                && b.validate(&token).await.unwrap().is_none()
+        })
+        .await;
+        assert!(took.is_some(), "a copy outlived FLUSHDB");
+        eprintln!("FLUSHDB refused after {took:?}");
+        // And the stores work on afterwards, caching again.
+        assert!(a.wait_ready(READY).await && b.wait_ready(READY).await);
+        let (fresh, _) = a.create(Cart::default()).await.unwrap();
+        cached_on(&b, &fresh).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_keyspace_notifications_copies_live_at_most_the_fallback_ttl() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    // A user that may not run CONFIG, as on managed Redis.
+    let mut admin = server.connection();
+    redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("app")
+        .arg("on")
+        .arg(">secret")
+        .arg("~*")
+        .arg("allchannels")
+        .arg("+@all")
+        .arg("-config")
+        .query::<()>(&mut admin)
+        .unwrap();
+    let url = format!("redis://app:secret@127.0.0.1:{}/", server.port());
+    let key = SecretKey::generate();
+    let build = async || -> Store {
+        let s = RedisSessions::builder(&url)
+            .secret_key(key.clone())
+            .build()
+            .unwrap();
+        assert!(s.wait_ready(READY).await);
+        s
+    };
+    let (a, b) = (build().await, build().await);
+    assert!(!b.keyspace_notifications(), "CONFIG was refused");
+    let (token, _) = a.create(Cart::default()).await.unwrap();
+    cached_on(&b, &token).await;
+    let start = std::time::Instant::now();
+    for k in session_keys(&mut admin) {
+        redis::cmd("DEL").arg(&k).query::<i64>(&mut admin).unwrap();
+    }
+    let bound = sesame::redis::DEFAULT_FALLBACK_CACHE_TTL + Duration::from_millis(200);
+    let took = eventually_async(bound, async || b.validate(&token).await.unwrap().is_none()).await;
+    assert!(
+        took.is_some(),
+        "B served a deleted session past the fallback TTL"
+    );
+    eprintln!(
+        "DEL without notifications refused after {:?}",
+        start.elapsed()
+    );
+    // Invalidations published by sesame itself still work at once.
+    let (t2, _) = a.create(Cart::default()).await.unwrap();
+    cached_on(&b, &t2).await;
+    assert!(a.logout(&t2).await.unwrap());
+    assert!(
+        eventually_async(INVALIDATION_BOUND, async || b
+            .validate(&t2)
+            .await
+            .unwrap()
+            .is_none())
+        .await
+        .is_some()
+    );
+}
+
+/// `logout`, `revoke` and `revoke_user` are final on the server that ran
+/// them when the call returns, even with readers busy on that server; on
+/// the other server within the invalidation bound. 200 trials; prints the
+/// p50/p99 delay on the other server, measured from the call's return.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endings_are_final_at_return_here_and_within_the_bound_there() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = pair(&server).await;
+    const TRIALS: usize = 200;
+    let mut delays = Vec::with_capacity(TRIALS);
+    for trial in 0..TRIALS {
+        let user = format!("user{trial}");
+        let (anon, _) = a.create(Cart::default()).await.unwrap();
+        let token = a.login(&anon, user.clone()).await.unwrap();
+        let handle = a.validate(&token).await.unwrap().unwrap();
+        cached_on(&a, &token).await;
+        cached_on(&b, &token).await;
+        // Readers on A keep validating (and re-caching) while A ends it.
+        let ended = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicBool::new(false));
+        let stop = StopOnDrop(&done);
+        let mut readers = Vec::new();
+        for _ in 0..2 {
+            let (a, token, ended, done) = (
+                a.clone(),
+                token.clone(),
+                Arc::clone(&ended),
+                Arc::clone(&done),
+            );
+            readers.push(tokio::spawn(async move {
+                while !done.load(Ordering::Acquire) {
+                    let after = ended.load(Ordering::SeqCst);
+                    let live = a.validate(&token).await.unwrap().is_some();
+                    assert!(!(after && live), "served after the ending returned");
+                    tokio::task::yield_now().await;
+                }
+            }));
+        }
+        tokio::task::yield_now().await;
+        match trial % 3 {
+            0 => assert!(a.logout(&token).await.unwrap()),
+            1 => assert!(a.revoke(&user, handle).await.unwrap()),
+            _ => assert_eq!(a.revoke_user(&user).await.unwrap(), 1),
+        }
+        ended.store(true, Ordering::SeqCst);
+        let returned = std::time::Instant::now();
+        assert!(
+            a.validate(&token).await.unwrap().is_none(),
+            "final here at return"
+        );
+        let mut refused = None;
+        while returned.elapsed() < Duration::from_secs(1) {
+            if b.validate(&token).await.unwrap().is_none() {
+                refused = Some(returned.elapsed());
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        drop(stop);
+        for r in readers {
+            r.await.expect("a reader saw an ended session");
+        }
+        delays.push(refused.expect("B refused within 1 s"));
+    }
+    delays.sort();
+    let pct = |p: f64| delays[((delays.len() as f64 * p) as usize).min(delays.len() - 1)];
+    let (p50, p99, max) = (pct(0.50), pct(0.99), delays[TRIALS - 1]);
+    eprintln!(
+        "ending on A refused on B after A's return: n={TRIALS} p50={p50:?} p99={p99:?} max={max:?}"
+    );
+    assert!(p99 <= INVALIDATION_BOUND, "p99 {p99:?} over the bound");
+}
