@@ -145,14 +145,16 @@ async fn without_the_invalidation_channel_reads_go_through() {
     assert_eq!(a.validate(&token).await.unwrap(), Some(handle)); // cached on A
     assert_eq!(b.validate(&token).await.unwrap(), Some(handle)); // and keeps a pooled connection
 
-    // Keep the subscribers from coming back: no new connections.
+    // Keep the subscribers from coming back: no new connections. Each
+    // subscriber holds two (pub/sub, and its own command connection, closed
+    // when the subscription fails).
     let mut admin = server.connection();
     let clients: String = redis::cmd("CLIENT").arg("LIST").query(&mut admin).unwrap();
     let open = clients.lines().count();
     redis::cmd("CONFIG")
         .arg("SET")
         .arg("maxclients")
-        .arg(open - 2)
+        .arg(open - 4)
         .query::<()>(&mut admin)
         .unwrap();
     let killed: i64 = redis::cmd("CLIENT")
@@ -314,4 +316,36 @@ async fn a_frozen_redis_gives_unavailable_within_the_io_timeout() {
     })
     .await;
     assert!(back.is_some(), "service resumed after the thaw");
+}
+
+/// The subscriber's runtime shuts down while the store lives on (served
+/// from another runtime): nobody applies invalidations any more, so the
+/// store stops serving copies rather than serve stale ones.
+#[test]
+fn a_store_whose_subscriber_runtime_ended_serves_no_copies() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let key = SecretKey::generate();
+    let first = tokio::runtime::Runtime::new().unwrap();
+    let a = RedisSessions::<u64, String>::builder(&server.url())
+        .secret_key(key.clone())
+        .runtime(first.handle().clone())
+        .build()
+        .unwrap();
+    let other = tokio::runtime::Runtime::new().unwrap();
+    let (b, token) = other.block_on(async {
+        assert!(a.wait_ready(READY).await);
+        let b = store(&server.url(), &key).await;
+        assert!(b.wait_ready(READY).await);
+        let (token, _) = b.create(1).await.unwrap();
+        assert!(a.validate(&token).await.unwrap().is_some()); // cached on A
+        (b, token)
+    });
+    drop(first);
+    other.block_on(async {
+        assert!(!a.stats().cache_trusted, "no subscriber, no trust");
+        assert!(b.logout(&token).await.unwrap());
+        assert_eq!(a.validate(&token).await.unwrap(), None, "read through");
+    });
 }

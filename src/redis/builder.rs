@@ -249,6 +249,9 @@ where
 
     /// The tokio runtime the invalidation subscriber runs on. Default: the
     /// runtime [`RedisBuilder::build`] is called in.
+    /// Should that runtime shut down while the store lives on, the store
+    /// stops serving local copies (every read goes to Redis): nobody would
+    /// apply invalidations any more.
     pub fn runtime(mut self, handle: tokio::runtime::Handle) -> Self {
         self.runtime = Some(handle);
         self

@@ -16,12 +16,14 @@
 //!
 //! - No queue: a caller clones a connected handle (a cheap `Arc` clone)
 //!   and sends; only a caller finding its slot empty connects, under a lock
-//!   that others of that slot wait on for at most the connect timeout.
+//!   that others of that slot wait on for at most the connect timeout. A
+//!   slot that cannot connect (backoff, refusal) lends another slot's open
+//!   connection.
 //! - Every request is bounded by the I/O timeout (`tokio::time::timeout`
 //!   around the whole call, on top of the client's own response timeout),
-//!   every connect by the connect timeout plus the I/O timeout (the
-//!   handshake): a frozen Redis gives [`ErrorKind::Unavailable`], never a
-//!   hang.
+//!   every connect, handshake included, by the connect timeout: a frozen
+//!   Redis gives [`ErrorKind::Unavailable`] within one of them, never a
+//!   hang (a call that connects first: both, at worst).
 //! - A request that failed on the connection (I/O error, dropped
 //!   connection, timeout) drops every connection (after a server restart
 //!   they are all dead) and starts the backoff (10 ms doubling to 1 s),
@@ -119,13 +121,13 @@ impl Pool {
             return Ok(c);
         }
         if !self.backoff.lock().ready(Instant::now()) {
-            return Err(Error::new(ErrorKind::Unavailable));
+            return self.any();
         }
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(self.connect_timeout)
             .set_response_timeout(self.io_timeout);
         let opened = tokio::time::timeout(
-            self.connect_timeout + self.io_timeout,
+            self.connect_timeout,
             self.client
                 .get_multiplexed_async_connection_with_config(&config),
         )
@@ -136,11 +138,27 @@ impl Pool {
                 *self.slots[i].lock() = Some(c.clone());
                 Ok(c)
             }
+            Ok(Err(e)) if !e.is_timeout() => {
+                // Refused (`maxclients`, say): others may still serve.
+                self.backoff.lock().fail(Instant::now());
+                self.any()
+            }
             _ => {
+                // No answer within the connect timeout: a frozen or
+                // unreachable server; do not wait on another connection too.
                 self.backoff.lock().fail(Instant::now());
                 Err(Error::new(ErrorKind::Unavailable))
             }
         }
+    }
+
+    /// Any open connection, when the slot's own cannot be opened (Redis at
+    /// `maxclients`, say, or a backoff after such a refusal).
+    fn any(&self) -> Result<MultiplexedConnection, Error> {
+        self.slots
+            .iter()
+            .find_map(|slot| slot.lock().clone())
+            .ok_or(Error::new(ErrorKind::Unavailable))
     }
 
     /// Runs a script. Any failure becomes [`ErrorKind::Unavailable`].
@@ -150,13 +168,6 @@ impl Pool {
     ) -> Result<R, Error> {
         let mut con = self.connection().await?;
         let reply = tokio::time::timeout(self.io_timeout, invocation.invoke_async(&mut con)).await;
-        self.settle(reply)
-    }
-
-    /// Runs a command. Any failure becomes [`ErrorKind::Unavailable`].
-    pub(crate) async fn query<R: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<R, Error> {
-        let mut con = self.connection().await?;
-        let reply = tokio::time::timeout(self.io_timeout, cmd.query_async(&mut con)).await;
         self.settle(reply)
     }
 

@@ -19,7 +19,7 @@
 //!   false and copies live at most the fallback cache TTL (default 1 s).
 //! - **`FLUSHDB`/`FLUSHALL`** emit no per-key notification. A marker key
 //!   (`{prefix}:live`, a random value written with `SET NX` when the task
-//!   subscribes) is read every [`CHECK`]; a missing or changed marker (a
+//!   subscribes) is read every [`CHECK`] on the task's own connection; a missing or changed marker (a
 //!   flush, or the marker itself deleted or evicted, which its `del` or
 //!   `evicted` event also reports at once) counts as a gap in the
 //!   invalidation stream: every copy is dropped and the task subscribes
@@ -31,6 +31,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
+use redis::aio::MultiplexedConnection;
 use tokio::sync::watch;
 
 use super::Shared;
@@ -67,6 +68,9 @@ async fn run<T, P>(
     T: Send + Sync + 'static,
     P: Send + Sync + 'static,
 {
+    // However the task ends (its runtime shut down, say), nobody will
+    // apply invalidations any more: stop serving copies.
+    let _distrust = DistrustOnDrop(shared.clone());
     let mut backoff = Backoff::default();
     loop {
         tokio::select! {
@@ -80,6 +84,17 @@ async fn run<T, P>(
         tokio::select! {
             _ = stopped.changed() => return,
             () = tokio::time::sleep(backoff.delay()) => {}
+        }
+    }
+}
+
+/// Marks the cache untrusted when the task ends.
+struct DistrustOnDrop<T, P>(Weak<Shared<T, P>>);
+
+impl<T, P> Drop for DistrustOnDrop<T, P> {
+    fn drop(&mut self) {
+        if let Some(s) = self.0.upgrade() {
+            s.cache.distrust();
         }
     }
 }
@@ -127,26 +142,36 @@ where
     ) {
         return;
     }
+    // Its own command connection, on this task's runtime whatever runtime
+    // the store's callers use: notifications and the marker.
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(setup.connect_timeout)
+        .set_response_timeout(io);
+    let Ok(Ok(mut con)) = tokio::time::timeout(
+        setup.connect_timeout + io,
+        client.get_multiplexed_async_connection_with_config(&config),
+    )
+    .await
+    else {
+        return;
+    };
     let marker_key = format!("{}:live", setup.prefix);
     let session_prefix = format!("{}:s:", setup.prefix);
-    // Notifications and the marker, through the command connections.
-    let marker = {
-        let Some(s) = shared.upgrade() else { return };
-        let notified = enable_notifications(&s.pool).await;
-        s.notified.store(notified, Ordering::Relaxed);
-        let fresh = format!("{:016x}", rand::random::<u64>());
-        let set: Result<redis::Value, _> = s
-            .pool
-            .query(redis::cmd("SET").arg(&marker_key).arg(&fresh).arg("NX"))
-            .await;
-        let got: Result<Option<String>, _> = s.pool.query(redis::cmd("GET").arg(&marker_key)).await;
-        match (set, got) {
-            (Ok(_), Ok(Some(m))) => m,
-            _ => return,
-        }
+    let notified = enable_notifications(&mut con, io).await;
+    let fresh = format!("{:016x}", rand::random::<u64>());
+    let set: Option<redis::Value> = query(
+        &mut con,
+        io,
+        redis::cmd("SET").arg(&marker_key).arg(&fresh).arg("NX"),
+    )
+    .await;
+    let got: Option<Option<String>> = query(&mut con, io, redis::cmd("GET").arg(&marker_key)).await;
+    let (Some(_), Some(Some(marker))) = (set, got) else {
+        return;
     };
     match shared.upgrade() {
         Some(s) => {
+            s.notified.store(notified, Ordering::Relaxed);
             s.cache.trust();
             s.stats.subscriptions.fetch_add(1, Ordering::Relaxed);
         }
@@ -179,11 +204,12 @@ where
                 }
             }
             _ = tick.tick() => {
-                let Some(s) = shared.upgrade() else { return };
-                let got: Result<Option<String>, _> =
-                    s.pool.query(redis::cmd("GET").arg(&marker_key)).await;
-                drop(s);
-                if got.ok().flatten().as_deref() != Some(marker.as_str()) {
+                if shared.strong_count() == 0 {
+                    return;
+                }
+                let got: Option<Option<String>> =
+                    query(&mut con, io, redis::cmd("GET").arg(&marker_key)).await;
+                if got.flatten().as_deref() != Some(marker.as_str()) {
                     return;
                 }
                 ticks += 1;
@@ -203,15 +229,18 @@ where
 
 /// Turns on the keyspace notifications sesame needs, keeping the flags
 /// already set. Whether they are on.
-async fn enable_notifications(pool: &super::conn::Pool) -> bool {
-    let current: Result<Vec<String>, _> = pool
-        .query(
-            redis::cmd("CONFIG")
-                .arg("GET")
-                .arg("notify-keyspace-events"),
-        )
-        .await;
-    let Ok(current) = current else { return false };
+async fn enable_notifications(con: &mut MultiplexedConnection, io: Duration) -> bool {
+    let current: Option<Vec<String>> = query(
+        con,
+        io,
+        redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("notify-keyspace-events"),
+    )
+    .await;
+    let Some(current) = current else {
+        return false;
+    };
     let mut flags = current.get(1).cloned().unwrap_or_default();
     let has = |f: &str, c: char| f.contains(c) || (f.contains('A') && "g$lshzxet".contains(c));
     let missing: Vec<char> = NOTIFY_FLAGS.chars().filter(|&c| !has(&flags, c)).collect();
@@ -219,14 +248,24 @@ async fn enable_notifications(pool: &super::conn::Pool) -> bool {
         return true;
     }
     flags.extend(missing);
-    pool.query::<()>(
-        redis::cmd("CONFIG")
-            .arg("SET")
-            .arg("notify-keyspace-events")
-            .arg(&flags),
-    )
-    .await
-    .is_ok()
+    let set = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("notify-keyspace-events")
+        .arg(&flags)
+        .clone();
+    query::<()>(con, io, &set).await.is_some()
+}
+
+/// A command on the task's own connection, bounded by the I/O timeout.
+async fn query<R: redis::FromRedisValue>(
+    con: &mut MultiplexedConnection,
+    io: Duration,
+    cmd: &redis::Cmd,
+) -> Option<R> {
+    tokio::time::timeout(io, cmd.query_async(con))
+        .await
+        .ok()?
+        .ok()
 }
 
 /// The digests named by a message: space-separated 64-digit hex. Anything
