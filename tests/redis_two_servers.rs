@@ -874,3 +874,29 @@ async fn endings_are_final_at_return_here_and_within_the_bound_there() {
     );
     assert!(p99 <= INVALIDATION_BOUND, "p99 {p99:?} over the bound");
 }
+
+/// The cache hit stays synchronous and allocation-free: the future of a
+/// hit completes on its first poll (no I/O, no yield) and allocates
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_hit_completes_on_first_poll_without_allocating() {
+    use futures_util::FutureExt as _;
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (a, _) = pair(&server).await;
+    let (token, handle) = a.create(Cart::default()).await.unwrap();
+    cached_on(&a, &token).await;
+    let info = allocation_counter::measure(|| {
+        for _ in 0..100 {
+            let hit = a.validate(&token).now_or_never();
+            assert!(
+                matches!(hit, Some(Ok(Some(h))) if h == handle),
+                "ready at once"
+            );
+            let visits = a.with(&token, |c| c.visits).now_or_never();
+            assert!(matches!(visits, Some(Ok(Some(0)))));
+        }
+    });
+    assert_eq!(info.count_total, 0, "a hit allocated");
+}
