@@ -9,6 +9,7 @@
 #[path = "../tests/redis_support/mod.rs"]
 mod redis_support;
 
+use std::cell::Cell;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,7 @@ use redis_support::RedisServer;
 use serde::{Deserialize, Serialize};
 use sesame::SecretKey;
 use sesame::redis::RedisSessions;
+use tokio::runtime::Runtime;
 use tower_sessions::cookie::time::{Duration as TimeDuration, OffsetDateTime};
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::SessionStore;
@@ -41,7 +43,7 @@ fn cart(i: usize) -> Cart {
     }
 }
 
-fn bench_validate(c: &mut Criterion, server: &RedisServer) {
+fn bench_validate(c: &mut Criterion, server: &RedisServer, rt: &Runtime) {
     let mut group = c.benchmark_group("validate_hit");
     let label = "10k";
 
@@ -58,37 +60,40 @@ fn bench_validate(c: &mut Criterion, server: &RedisServer) {
         })
     });
 
-    // sesame: Redis is the truth, the hit is served by the near cache.
+    // sesame: Redis is the truth, the hit is served by the near cache. The
+    // methods are async; a hit completes on its first poll (no I/O), here
+    // awaited through criterion's tokio executor.
     let key = SecretKey::generate();
     let sessions = RedisSessions::<Cart>::builder(&server.url())
         .secret_key(key)
         .cache_capacity(2 * SESSIONS)
         .cache_ttl(Duration::from_secs(600))
+        .runtime(rt.handle().clone())
         .build()
         .expect("options");
-    assert!(sessions.wait_ready(Duration::from_secs(5)));
-    let tokens: Vec<String> = (0..SESSIONS)
-        .map(|i| {
-            sessions
-                .create(cart(i))
-                .expect("create")
-                .0
-                .as_str()
-                .to_owned()
-        })
-        .collect();
-    let mut i = 0;
+    let tokens: Vec<String> = rt.block_on(async {
+        assert!(sessions.wait_ready(Duration::from_secs(5)).await);
+        let mut out = Vec::with_capacity(SESSIONS);
+        for i in 0..SESSIONS {
+            let (token, _) = sessions.create(cart(i)).await.expect("create");
+            out.push(token.as_str().to_owned());
+        }
+        out
+    });
+    let sessions = &sessions;
+    let i = Cell::new(0);
     group.bench_function(BenchmarkId::new("sesame_near_cache", label), |b| {
-        b.iter(|| {
-            i = (i + 1) % SESSIONS;
-            black_box(sessions.validate(tokens[i].as_str()).expect("redis up"))
+        b.to_async(rt).iter(|| {
+            i.set((i.get() + 1) % SESSIONS);
+            let token = tokens[i.get()].as_str();
+            async move { black_box(sessions.validate(token).await.expect("redis up")) }
         })
     });
-    let mut i = 0;
     group.bench_function(BenchmarkId::new("sesame_near_cache_get", label), |b| {
-        b.iter(|| {
-            i = (i + 1) % SESSIONS;
-            black_box(sessions.get(tokens[i].as_str()).expect("redis up"))
+        b.to_async(rt).iter(|| {
+            i.set((i.get() + 1) % SESSIONS);
+            let token = tokens[i.get()].as_str();
+            async move { black_box(sessions.get(token).await.expect("redis up")) }
         })
     });
     let fetches_before = sessions.stats().fetches;
@@ -117,10 +122,6 @@ fn bench_validate(c: &mut Criterion, server: &RedisServer) {
     });
 
     // tower-sessions' Redis store (fred client, async, MessagePack records).
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
     let store = rt.block_on(async {
         let config = Config::from_url(&server.url()).expect("url");
         let pool = Pool::new(config, None, None, None, 1).expect("pool");
@@ -145,11 +146,13 @@ fn bench_validate(c: &mut Criterion, server: &RedisServer) {
         }
         out
     });
-    let mut i = 0;
+    let (store, ts_ids) = (&store, &ts_ids);
+    let i = Cell::new(0);
     group.bench_function(BenchmarkId::new("tower_sessions_redis", label), |b| {
-        b.iter(|| {
-            i = (i + 1) % SESSIONS;
-            black_box(rt.block_on(store.load(&ts_ids[i])).expect("load"))
+        b.to_async(rt).iter(|| {
+            i.set((i.get() + 1) % SESSIONS);
+            let id = &ts_ids[i.get()];
+            async move { black_box(store.load(id).await.expect("load")) }
         })
     });
     group.finish();
@@ -162,30 +165,30 @@ fn bench_validate(c: &mut Criterion, server: &RedisServer) {
 
 /// Logout on B, then A polls its own validate until it refuses: the time
 /// from the start of B's logout call to A's first refusal.
-fn invalidation_latency(server: &RedisServer) {
+async fn invalidation_latency(server: &RedisServer) {
     let key = SecretKey::generate();
-    let build = || {
+    let build = async || {
         let s = RedisSessions::<Cart>::builder(&server.url())
             .secret_key(key.clone())
             .build()
             .expect("options");
-        assert!(s.wait_ready(Duration::from_secs(5)));
+        assert!(s.wait_ready(Duration::from_secs(5)).await);
         s
     };
-    let (a, b) = (build(), build());
+    let (a, b) = (build().await, build().await);
     let mut samples = Vec::with_capacity(SAMPLES);
     let mut after_reply = Vec::with_capacity(SAMPLES);
     for i in 0..SAMPLES {
-        let (token, _) = b.create(cart(i)).expect("create");
-        assert!(a.validate(&token).expect("up").is_some()); // cached on A
-        assert!(a.validate(&token).expect("up").is_some());
+        let (token, _) = b.create(cart(i)).await.expect("create");
+        assert!(a.validate(&token).await.expect("up").is_some()); // cached on A
+        assert!(a.validate(&token).await.expect("up").is_some());
         let start = Instant::now();
-        assert!(b.logout(&token).expect("up"));
+        assert!(b.logout(&token).await.expect("up"));
         let replied = start.elapsed();
         let deadline = start + Duration::from_secs(1);
-        while a.validate(&token).expect("up").is_some() {
+        while a.validate(&token).await.expect("up").is_some() {
             assert!(Instant::now() < deadline, "invalidation lost");
-            std::hint::spin_loop();
+            tokio::task::yield_now().await;
         }
         let took = start.elapsed();
         samples.push(took);
@@ -209,8 +212,13 @@ fn main() {
     let Some(server) = RedisServer::start() else {
         return;
     };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     let mut c = Criterion::default().configure_from_args();
-    bench_validate(&mut c, &server);
-    invalidation_latency(&server);
+    bench_validate(&mut c, &server, &rt);
+    rt.block_on(invalidation_latency(&server));
     c.final_summary();
 }

@@ -89,7 +89,7 @@ pub struct Visits {
 pub type DemoSessions = Sessions<Visits, String>;
 
 /// The demo's store on Redis (`SESAME_REDIS_URL`).
-#[cfg(feature = "redis")]
+#[cfg(all(feature = "redis", any()))]
 pub type DemoRedis = sesame::redis::RedisSessions<Visits, String>;
 
 /// A store the demo runs on: the in-process engine, or Redis.
@@ -118,7 +118,7 @@ impl DemoStore for DemoSessions {
     }
 }
 
-#[cfg(feature = "redis")]
+#[cfg(all(feature = "redis", any()))]
 impl DemoStore for DemoRedis {
     fn health(&self) -> serde_json::Value {
         let s = self.stats();
@@ -294,7 +294,7 @@ pub struct Demo {
     task: Option<SnapshotTask<Visits, String>>,
     /// With `SESAME_REDIS_URL`: the Redis store, which then serves every
     /// request (`sessions` stays empty and unused).
-    #[cfg(feature = "redis")]
+    #[cfg(all(feature = "redis", any()))]
     pub redis: Option<DemoRedis>,
     /// The origin browsers use (`SESAME_PUBLIC_ORIGIN`), for the
     /// cross-site check.
@@ -327,7 +327,7 @@ pub fn start(config: &Config) -> Result<Demo, BoxError> {
             sessions,
             restore: Restore::Off,
             task: None,
-            #[cfg(feature = "redis")]
+            #[cfg(all(feature = "redis", any()))]
             redis: None,
             public_origin: config.public_origin.clone(),
         });
@@ -358,7 +358,7 @@ pub fn start(config: &Config) -> Result<Demo, BoxError> {
         sessions,
         restore,
         task,
-        #[cfg(feature = "redis")]
+        #[cfg(all(feature = "redis", any()))]
         redis: None,
         public_origin: config.public_origin.clone(),
     })
@@ -366,7 +366,7 @@ pub fn start(config: &Config) -> Result<Demo, BoxError> {
 
 /// [`start`] with `SESAME_REDIS_URL`: the sessions live in Redis, under the
 /// key from `SESAME_SECRET_FILE` that every server on this Redis shares.
-#[cfg(feature = "redis")]
+#[cfg(all(feature = "redis", any()))]
 fn start_redis(config: &Config, url: &str) -> Result<Demo, BoxError> {
     let Some(file) = &config.secret_file else {
         return Err("SESAME_REDIS_URL needs SESAME_SECRET_FILE: \
@@ -402,7 +402,7 @@ fn start_redis(config: &Config, url: &str) -> Result<Demo, BoxError> {
     })
 }
 
-#[cfg(not(feature = "redis"))]
+#[cfg(not(all(feature = "redis", any())))]
 fn start_redis(_: &Config, _: &str) -> Result<Demo, BoxError> {
     Err("SESAME_REDIS_URL needs the demo built with `--features axum,snapshot,redis`".into())
 }
@@ -496,12 +496,12 @@ pub async fn serve(
         public_origin,
         ..
     } = demo;
-    #[cfg(feature = "redis")]
+    #[cfg(all(feature = "redis", any()))]
     let app = match demo.redis {
         Some(redis) => router_for(redis, public_origin),
         None => router_for(sessions, public_origin),
     };
-    #[cfg(not(feature = "redis"))]
+    #[cfg(not(all(feature = "redis", any())))]
     let app = router_for(sessions, public_origin);
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

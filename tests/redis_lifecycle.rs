@@ -5,7 +5,7 @@ mod redis_support;
 
 use std::time::Duration;
 
-use redis_support::{RedisServer, eventually};
+use redis_support::{RedisServer, eventually_async};
 use serde::{Deserialize, Serialize};
 use sesame::SecretKey;
 use sesame::redis::RedisSessions;
@@ -15,52 +15,53 @@ struct Cart {
     items: Vec<u32>,
 }
 
-fn store(server: &RedisServer, key: &SecretKey) -> RedisSessions<Cart, String> {
+async fn store(server: &RedisServer, key: &SecretKey) -> RedisSessions<Cart, String> {
     let s = RedisSessions::builder(&server.url())
         .secret_key(key.clone())
         .build()
         .expect("valid options");
-    assert!(s.wait_ready(Duration::from_secs(5)), "subscribed");
+    assert!(s.wait_ready(Duration::from_secs(5)).await, "subscribed");
     s
 }
 
 /// Broke: bob's login on a session alice left logged in kept alice's cart,
 /// on the server that ran it and on every other.
-#[test]
-fn login_as_another_principal_starts_from_fresh_data_on_every_server() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_as_another_principal_starts_from_fresh_data_on_every_server() {
     let Some(server) = RedisServer::start() else {
         return;
     };
     let key = SecretKey::generate();
-    let (a, b) = (store(&server, &key), store(&server, &key));
-    let (anon, _) = a.create(Cart { items: vec![1] }).unwrap();
-    let alice = a.login(&anon, "alice".to_string()).unwrap();
+    let (a, b) = (store(&server, &key).await, store(&server, &key).await);
+    let (anon, _) = a.create(Cart { items: vec![1] }).await.unwrap();
+    let alice = a.login(&anon, "alice".to_string()).await.unwrap();
     assert_eq!(
-        b.get(&alice).unwrap(),
+        b.get(&alice).await.unwrap(),
         Some(Cart { items: vec![1] }),
         "anonymous data kept"
     );
-    a.update(&alice, |c| c.items.push(2)).unwrap();
-    let again = a.login(&alice, "alice".to_string()).unwrap();
+    a.update(&alice, |c| c.items.push(2)).await.unwrap();
+    let again = a.login(&alice, "alice".to_string()).await.unwrap();
     assert_eq!(
-        b.get(&again).unwrap().unwrap().items,
+        b.get(&again).await.unwrap().unwrap().items,
         vec![1, 2],
         "same principal keeps data"
     );
-    let bob = b.login(&again, "bob".to_string()).unwrap();
+    let bob = b.login(&again, "bob".to_string()).await.unwrap();
     assert_eq!(
-        a.get(&bob).unwrap(),
+        a.get(&bob).await.unwrap(),
         Some(Cart::default()),
         "bob sees alice's cart"
     );
-    assert_eq!(b.get(&bob).unwrap(), Some(Cart::default()));
-    assert!(a.validate(&again).unwrap().is_none());
+    assert_eq!(b.get(&bob).await.unwrap(), Some(Cart::default()));
+    assert!(a.validate(&again).await.unwrap().is_none());
     // Updates after the reset start from the fresh data.
-    b.update(&bob, |c| c.items.push(9)).unwrap();
-    assert_eq!(b.get(&bob).unwrap(), Some(Cart { items: vec![9] }));
+    b.update(&bob, |c| c.items.push(9)).await.unwrap();
+    assert_eq!(b.get(&bob).await.unwrap(), Some(Cart { items: vec![9] }));
     // Another server's copy follows within the invalidation bound.
-    let seen = eventually(Duration::from_secs(1), || {
-        a.get(&bob).unwrap() == Some(Cart { items: vec![9] })
-    });
+    let seen = eventually_async(Duration::from_secs(1), async || {
+        a.get(&bob).await.unwrap() == Some(Cart { items: vec![9] })
+    })
+    .await;
     assert!(seen.is_some(), "server A never saw bob's update");
 }

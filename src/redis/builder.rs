@@ -21,6 +21,11 @@ pub const DEFAULT_CACHE_CAPACITY: usize = 100_000;
 /// reading Redis again. Invalidations drop copies within milliseconds; this
 /// bounds the damage of one that is lost without the connection noticing.
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(60);
+/// Default near-cache time-to-live when Redis refuses keyspace
+/// notifications (`CONFIG SET notify-keyspace-events` denied, as on many
+/// managed services): a session removed in Redis behind sesame's back
+/// (`DEL`, eviction) is then served from a copy for at most this long.
+pub const DEFAULT_FALLBACK_CACHE_TTL: Duration = Duration::from_secs(1);
 /// Default key prefix in Redis.
 pub const DEFAULT_PREFIX: &str = "sesame";
 /// Default connect timeout.
@@ -48,6 +53,11 @@ pub enum RedisOption {
     CacheCapacity,
     /// [`RedisBuilder::cache_ttl`]
     CacheTtl,
+    /// [`RedisBuilder::fallback_cache_ttl`]
+    FallbackCacheTtl,
+    /// [`RedisBuilder::runtime`]: no tokio runtime to run the invalidation
+    /// subscriber on.
+    Runtime,
     /// [`RedisBuilder::key_prefix`]
     KeyPrefix,
     /// [`RedisBuilder::connect_timeout`]
@@ -65,6 +75,8 @@ impl fmt::Display for RedisOption {
             Self::AbsoluteTimeout => "absolute_timeout",
             Self::CacheCapacity => "cache_capacity",
             Self::CacheTtl => "cache_ttl",
+            Self::FallbackCacheTtl => "fallback_cache_ttl",
+            Self::Runtime => "runtime",
             Self::KeyPrefix => "key_prefix",
             Self::ConnectTimeout => "connect_timeout",
             Self::IoTimeout => "io_timeout",
@@ -105,6 +117,12 @@ impl std::error::Error for RedisBuildError {}
 /// [`crate::ErrorKind::Unavailable`] until it comes up, then service starts
 /// by itself.
 ///
+/// **Runtime:** the store spawns its invalidation subscriber as a tokio
+/// task. Call [`RedisBuilder::build`] inside a tokio runtime (the common
+/// case: in `main` under `#[tokio::main]`), or hand it one with
+/// [`RedisBuilder::runtime`]. The store's methods are `async` and run on
+/// whatever runtime awaits them.
+///
 /// ```
 /// use std::time::Duration;
 /// use sesame::SecretKey;
@@ -115,9 +133,17 @@ impl std::error::Error for RedisBuildError {}
 ///     .unwrap_err();
 /// assert_eq!(err.option(), RedisOption::SecretKey); // all servers must share one
 ///
+/// let err = RedisSessions::<u32>::builder("redis://127.0.0.1:1/")
+///     .secret_key(SecretKey::generate())
+///     .build()
+///     .unwrap_err();
+/// assert_eq!(err.option(), RedisOption::Runtime); // not inside a runtime
+///
+/// let rt = tokio::runtime::Runtime::new()?;
 /// let sessions = RedisSessions::<u32>::builder("redis://127.0.0.1:1/")
 ///     .secret_key(SecretKey::generate())
 ///     .idle_timeout(Duration::from_secs(15 * 60))
+///     .runtime(rt.handle().clone())
 ///     .build()?;
 /// # drop(sessions);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -130,6 +156,8 @@ pub struct RedisBuilder<T, P = String> {
     absolute: Duration,
     cache_capacity: usize,
     cache_ttl: Duration,
+    fallback_cache_ttl: Duration,
+    runtime: Option<tokio::runtime::Handle>,
     clock: Option<Arc<dyn Clock>>,
     prefix: String,
     connect_timeout: Duration,
@@ -163,6 +191,8 @@ where
             absolute: DEFAULT_ABSOLUTE_TIMEOUT,
             cache_capacity: DEFAULT_CACHE_CAPACITY,
             cache_ttl: DEFAULT_CACHE_TTL,
+            fallback_cache_ttl: DEFAULT_FALLBACK_CACHE_TTL,
+            runtime: None,
             clock: None,
             prefix: DEFAULT_PREFIX.to_owned(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
@@ -207,6 +237,26 @@ where
         self
     }
 
+    /// The near-cache time-to-live used instead of
+    /// [`RedisBuilder::cache_ttl`] (when shorter) while Redis does not
+    /// report removals through keyspace notifications (default 1 s): the
+    /// bound on serving a session deleted, evicted or expired in Redis
+    /// without a message from sesame. At least 1 ms.
+    pub fn fallback_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.fallback_cache_ttl = ttl;
+        self
+    }
+
+    /// The tokio runtime the invalidation subscriber runs on. Default: the
+    /// runtime [`RedisBuilder::build`] is called in.
+    /// Should that runtime shut down while the store lives on, the store
+    /// stops serving local copies (every read goes to Redis): nobody would
+    /// apply invalidations any more.
+    pub fn runtime(mut self, handle: tokio::runtime::Handle) -> Self {
+        self.runtime = Some(handle);
+        self
+    }
+
     /// The clock of the near cache (local deadlines and touch rate limits).
     /// Deadlines in Redis are on Redis's clock, shared by all servers.
     /// Default: [`SystemClock`].
@@ -236,8 +286,9 @@ where
         self
     }
 
-    /// Validates the options and builds the store. Starts the invalidation
-    /// thread; does not wait for Redis (see [`RedisSessions::wait_ready`]).
+    /// Validates the options and builds the store. Spawns the invalidation
+    /// subscriber task on the runtime (see the type's docs); does not wait
+    /// for Redis (see [`RedisSessions::wait_ready`]).
     ///
     /// # Errors
     ///
@@ -298,6 +349,14 @@ where
                 "1 to 64 bytes without whitespace",
             ));
         }
+        if self.fallback_cache_ttl < Duration::from_millis(1)
+            || self.fallback_cache_ttl > self.absolute
+        {
+            return Err(RedisBuildError::new(
+                O::FallbackCacheTtl,
+                "between 1 ms and the absolute timeout",
+            ));
+        }
         let net = Duration::from_millis(1)..=MAX_NET_TIMEOUT;
         if !net.contains(&self.connect_timeout) {
             return Err(RedisBuildError::new(
@@ -310,6 +369,15 @@ where
         }
         let client = redis::Client::open(self.url.as_str())
             .map_err(|_| RedisBuildError::new(O::Url, "a redis:// or rediss:// URL"))?;
+        let runtime = match self.runtime {
+            Some(handle) => handle,
+            None => tokio::runtime::Handle::try_current().map_err(|_| {
+                RedisBuildError::new(
+                    O::Runtime,
+                    "build() inside a tokio runtime, or RedisBuilder::runtime",
+                )
+            })?,
+        };
         Ok(RedisSessions::from_parts(super::Parts {
             client,
             secret,
@@ -318,9 +386,11 @@ where
             abs_ms: crate::clock::duration_millis(self.absolute),
             cache_capacity: self.cache_capacity,
             cache_ttl_ms: crate::clock::duration_millis(self.cache_ttl),
+            fallback_ttl_ms: crate::clock::duration_millis(self.fallback_cache_ttl),
             prefix: self.prefix,
             connect_timeout: self.connect_timeout,
             io_timeout: self.io_timeout,
+            runtime,
         }))
     }
 }

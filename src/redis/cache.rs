@@ -28,7 +28,12 @@
 //!   version: a slow reader cannot take a server's reads back in time.
 //! - A server's own write bumps the stripe too (it calls `invalidate`), so
 //!   a read in flight from before the write cannot cache the old copy.
-//! - The subscriber thread is the only one that moves `state`.
+//! - A reader whose copy was not cached (an invalidation came since its
+//!   ticket) serves the cached copy instead if that one is newer (the
+//!   caller's `fetch`): every copy a server hands out was current at some
+//!   moment after the reader started, and none is older than a copy already
+//!   served from the cache.
+//! - The subscriber task is the only one that moves `state`.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,28 +1,47 @@
-//! Connections to Redis: a small pool of blocking connections and a
+//! Connections to Redis: a few multiplexed async connections and a
 //! reconnect backoff shared by every caller.
+//!
+//! # Why multiplexed connections and not the connection manager
+//!
+//! A [`redis::aio::MultiplexedConnection`] pipelines every request sent
+//! through it: any number of tasks share one socket, each awaiting its own
+//! reply, so a "pool" is a handful of them ([`CONNECTIONS`], used round
+//! robin, so one large reply does not hold up every caller). The crate's
+//! `ConnectionManager` would also reconnect by itself, but behind the
+//! caller: during an outage callers wait on its reconnect attempts and its
+//! retry policy. Sesame keeps its own, explicit rule instead, the one the
+//! blocking client had: fail fast during a backoff, never queue.
 //!
 //! # Ground rules
 //!
-//! - No queue: a caller takes an idle connection or opens its own, so at
-//!   most one connection per thread inside a call is open, plus
-//!   [`MAX_IDLE`] kept for reuse. Nobody waits for anybody else's request.
-//! - Every socket has a connect timeout and read/write timeouts, so a call
-//!   returns within a bounded time whatever the network does.
-//! - After a connection failure, new connections are refused without
-//!   trying until the backoff delay has passed (10 ms doubling to 1 s):
-//!   callers fail fast with [`ErrorKind::Unavailable`] instead of piling up
-//!   connection attempts on a dead server. The first success resets it.
+//! - No queue: a caller clones a connected handle (a cheap `Arc` clone)
+//!   and sends; only a caller finding its slot empty connects, under a lock
+//!   that others of that slot wait on for at most the connect timeout. A
+//!   slot that cannot connect (backoff, refusal) lends another slot's open
+//!   connection.
+//! - Every request is bounded by the I/O timeout (`tokio::time::timeout`
+//!   around the whole call, on top of the client's own response timeout),
+//!   every connect, handshake included, by the connect timeout: a frozen
+//!   Redis gives [`ErrorKind::Unavailable`] within one of them, never a
+//!   hang (a call that connects first: both, at worst).
+//! - A request that failed on the connection (I/O error, dropped
+//!   connection, timeout) drops every connection (after a server restart
+//!   they are all dead) and starts the backoff (10 ms doubling to 1 s),
+//!   during which new connections are refused without trying: callers fail
+//!   fast. The first successful connect resets it. An error answered by
+//!   Redis (a script error) keeps the connection.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use redis::ConnectionLike as _;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, FromRedisValue, RedisError, RedisResult, ScriptInvocation};
 
 use crate::error::{Error, ErrorKind};
 
-/// Idle connections kept for reuse; busier moments open (and then close)
-/// extra ones.
-pub(crate) const MAX_IDLE: usize = 32;
+/// Multiplexed connections per store.
+pub(crate) const CONNECTIONS: usize = 4;
 /// First reconnect delay after a failure.
 pub(crate) const BACKOFF_START: Duration = Duration::from_millis(10);
 /// Longest reconnect delay: bounds how long service takes to resume once
@@ -60,10 +79,12 @@ impl Backoff {
     }
 }
 
-/// The pool of command connections.
+/// The command connections.
 pub(crate) struct Pool {
     client: redis::Client,
-    idle: Mutex<Vec<redis::Connection>>,
+    slots: Box<[Mutex<Option<MultiplexedConnection>>]>,
+    connecting: Box<[tokio::sync::Mutex<()>]>,
+    next: AtomicUsize,
     backoff: Mutex<Backoff>,
     pub(crate) connect_timeout: Duration,
     pub(crate) io_timeout: Duration,
@@ -77,76 +98,102 @@ impl Pool {
     ) -> Self {
         Self {
             client,
-            idle: Mutex::new(Vec::new()),
+            slots: (0..CONNECTIONS).map(|_| Mutex::new(None)).collect(),
+            connecting: (0..CONNECTIONS)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+            next: AtomicUsize::new(0),
             backoff: Mutex::new(Backoff::default()),
             connect_timeout,
             io_timeout,
         }
     }
 
-    /// Opens a connection with the pool's timeouts, honouring the backoff.
-    fn connect(&self) -> Result<redis::Connection, Error> {
-        if !self.backoff.lock().ready(Instant::now()) {
-            return Err(Error::new(ErrorKind::Unavailable));
+    /// A connection: the next slot's, opened (honouring the backoff) if the
+    /// slot is empty.
+    async fn connection(&self) -> Result<MultiplexedConnection, Error> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % CONNECTIONS;
+        if let Some(c) = self.slots[i].lock().clone() {
+            return Ok(c);
         }
-        let opened = self
-            .client
-            .get_connection_with_timeout(self.connect_timeout)
-            .and_then(|c| {
-                c.set_read_timeout(Some(self.io_timeout))?;
-                c.set_write_timeout(Some(self.io_timeout))?;
-                Ok(c)
-            });
+        let _connecting = self.connecting[i].lock().await;
+        if let Some(c) = self.slots[i].lock().clone() {
+            return Ok(c);
+        }
+        if !self.backoff.lock().ready(Instant::now()) {
+            return self.any();
+        }
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(self.connect_timeout)
+            .set_response_timeout(self.io_timeout);
+        let opened = tokio::time::timeout(
+            self.connect_timeout,
+            self.client
+                .get_multiplexed_async_connection_with_config(&config),
+        )
+        .await;
         match opened {
-            Ok(c) => {
+            Ok(Ok(c)) => {
                 self.backoff.lock().succeed();
+                *self.slots[i].lock() = Some(c.clone());
                 Ok(c)
             }
-            Err(_) => {
+            Ok(Err(e)) if !e.is_timeout() => {
+                // Refused (`maxclients`, say): others may still serve.
+                self.backoff.lock().fail(Instant::now());
+                self.any()
+            }
+            _ => {
+                // No answer within the connect timeout: a frozen or
+                // unreachable server; do not wait on another connection too.
                 self.backoff.lock().fail(Instant::now());
                 Err(Error::new(ErrorKind::Unavailable))
             }
         }
     }
 
-    /// Runs `f` on a connection. Any Redis error becomes
-    /// [`ErrorKind::Unavailable`]; a connection that saw an I/O error is
-    /// closed, and so are the idle ones (after a server restart they are all
-    /// dead).
-    pub(crate) fn run<R>(
+    /// Any open connection, when the slot's own cannot be opened (Redis at
+    /// `maxclients`, say, or a backoff after such a refusal).
+    fn any(&self) -> Result<MultiplexedConnection, Error> {
+        self.slots
+            .iter()
+            .find_map(|slot| slot.lock().clone())
+            .ok_or(Error::new(ErrorKind::Unavailable))
+    }
+
+    /// Runs a script. Any failure becomes [`ErrorKind::Unavailable`].
+    pub(crate) async fn invoke<R: FromRedisValue>(
         &self,
-        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<R>,
+        invocation: &ScriptInvocation<'_>,
     ) -> Result<R, Error> {
-        let pooled = self.idle.lock().pop();
-        let mut con = match pooled {
-            Some(c) => c,
-            None => self.connect()?,
-        };
-        match f(&mut con) {
-            Ok(r) => {
-                let mut idle = self.idle.lock();
-                if idle.len() < MAX_IDLE {
-                    idle.push(con);
+        let mut con = self.connection().await?;
+        let reply = tokio::time::timeout(self.io_timeout, invocation.invoke_async(&mut con)).await;
+        self.settle(reply)
+    }
+
+    /// A reply, or the failure: a timeout or a connection fault drops every
+    /// connection and starts the backoff.
+    fn settle<R>(
+        &self,
+        reply: Result<RedisResult<R>, tokio::time::error::Elapsed>,
+    ) -> Result<R, Error> {
+        match reply {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) if !broken(&e) => Err(Error::new(ErrorKind::Unavailable)),
+            _ => {
+                for slot in self.slots.iter() {
+                    drop(slot.lock().take());
                 }
-                Ok(r)
-            }
-            Err(e) => {
-                if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || !con.is_open()
-                {
-                    drop(con);
-                    let stale = std::mem::take(&mut *self.idle.lock());
-                    drop(stale);
-                    self.backoff.lock().fail(Instant::now());
-                } else {
-                    let mut idle = self.idle.lock();
-                    if idle.len() < MAX_IDLE {
-                        idle.push(con);
-                    }
-                }
+                self.backoff.lock().fail(Instant::now());
                 Err(Error::new(ErrorKind::Unavailable))
             }
         }
     }
+}
+
+/// Whether an error means the connection cannot be trusted any more.
+fn broken(e: &RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_unrecoverable_error()
 }
 
 #[cfg(test)]

@@ -137,6 +137,11 @@ impl RedisServer {
             .expect("connect to the test redis")
     }
 
+    /// The server's process id (to freeze it with SIGSTOP, say).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// SIGKILL, and reap the process.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -183,5 +188,24 @@ pub fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> Option<Durat
             return None;
         }
         std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// [`eventually`] for async checks: awaits `f` every millisecond (a tokio
+/// sleep, so the runtime's other tasks run) until it returns true or
+/// `within` passes. Returns the time it took, or `None` on timeout.
+pub async fn eventually_async(
+    within: Duration,
+    mut f: impl AsyncFnMut() -> bool,
+) -> Option<Duration> {
+    let start = Instant::now();
+    loop {
+        if f().await {
+            return Some(start.elapsed());
+        }
+        if start.elapsed() >= within {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
