@@ -69,7 +69,8 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sesame::snapshot::{LoadReport, SaveReport, SnapshotError, SnapshotTask};
-use sesame::tower::{Session, SessionLayer, Store};
+use sesame::store::Store;
+use sesame::tower::{Session, SessionLayer};
 use sesame::{Error, ErrorKind, Handle, Sessions};
 use subtle::ConstantTimeEq as _;
 
@@ -84,8 +85,166 @@ pub struct Visits {
 pub type DemoSessions = Sessions<Visits, String>;
 
 /// The demo's store on Redis (`SESAME_REDIS_URL`).
+///
+/// MERGE: with the native `impl Store for RedisSessions`
+/// (src/redis/store.rs), this becomes
+/// `pub type DemoRedis = sesame::redis::RedisSessions<Visits, String>;`,
+/// `mod blocking` below goes, and `start_redis` drops its `Blocking(..)`.
 #[cfg(feature = "redis")]
-pub type DemoRedis = sesame::redis::RedisSessions<Visits, String>;
+pub type DemoRedis = blocking::Blocking<sesame::redis::RedisSessions<Visits, String>>;
+
+/// A stopgap: the synchronous `RedisSessions` as an async
+/// [`Store`], its calls moved off the runtime's workers.
+#[cfg(feature = "redis")]
+pub mod blocking {
+    use std::future::Future;
+
+    use serde::Serialize;
+    use serde::de::DeserializeOwned;
+    use sesame::redis::RedisSessions;
+    use sesame::store::Store;
+    use sesame::{Error, ErrorKind, Handle, Principal, SessionInfo, SessionToken};
+
+    /// `RedisSessions` whose every call runs on tokio's blocking pool
+    /// (`spawn_blocking`), except [`Store::update`], whose closure is not
+    /// `'static`: it runs under `block_in_place` (the worker hands its
+    /// other tasks to another thread first).
+    #[derive(Clone, Debug)]
+    pub struct Blocking<R>(pub R);
+
+    impl<R> std::ops::Deref for Blocking<R> {
+        type Target = R;
+        fn deref(&self) -> &R {
+            &self.0
+        }
+    }
+
+    /// Runs `f` on the blocking pool; a panicked or cancelled call is
+    /// "unavailable".
+    async fn off<R: Send + 'static>(
+        f: impl FnOnce() -> Result<R, Error> + Send + 'static,
+    ) -> Result<R, Error> {
+        tokio::task::spawn_blocking(f)
+            .await
+            .unwrap_or(Err(Error::from(ErrorKind::Unavailable)))
+    }
+
+    impl<T, P> Store for Blocking<RedisSessions<T, P>>
+    where
+        T: Clone + Default + Serialize + DeserializeOwned + Send + Sync + 'static,
+        P: Principal + Serialize + DeserializeOwned,
+    {
+        type Data = T;
+        type Principal = P;
+
+        fn validate(
+            &self,
+            token: &SessionToken,
+        ) -> impl Future<Output = Result<Option<Handle>, Error>> + Send {
+            let (r, t) = (self.0.clone(), token.clone());
+            off(move || r.validate(&t))
+        }
+
+        fn is_current(
+            &self,
+            token: &SessionToken,
+        ) -> impl Future<Output = Result<bool, Error>> + Send {
+            let (r, t) = (self.0.clone(), token.clone());
+            off(move || r.validate(&t).map(|h| h.is_some()))
+        }
+
+        fn info(
+            &self,
+            token: &SessionToken,
+        ) -> impl Future<Output = Result<Option<SessionInfo<P>>, Error>> + Send {
+            let (r, t) = (self.0.clone(), token.clone());
+            off(move || r.info(&t))
+        }
+
+        fn with<U, F>(
+            &self,
+            token: &SessionToken,
+            f: F,
+        ) -> impl Future<Output = Result<Option<U>, Error>> + Send
+        where
+            U: Send,
+            F: FnOnce(&T) -> U + Send,
+        {
+            let (r, t) = (self.0.clone(), token.clone());
+            async move { Ok(off(move || r.with(&t, T::clone)).await?.map(|d| f(&d))) }
+        }
+
+        fn update<U, F>(
+            &self,
+            token: &SessionToken,
+            f: F,
+        ) -> impl Future<Output = Result<U, Error>> + Send
+        where
+            U: Send,
+            F: FnMut(&mut T) -> U + Send,
+        {
+            let (r, t) = (self.0.clone(), token.clone());
+            async move {
+                let multi = tokio::runtime::Handle::current().runtime_flavor()
+                    == tokio::runtime::RuntimeFlavor::MultiThread;
+                if multi {
+                    tokio::task::block_in_place(|| r.update(&t, f))
+                } else {
+                    r.update(&t, f)
+                }
+            }
+        }
+
+        fn create(&self, data: T) -> impl Future<Output = Result<SessionToken, Error>> + Send {
+            let r = self.0.clone();
+            off(move || r.create(data).map(|(token, _)| token))
+        }
+
+        fn rotate(
+            &self,
+            token: &SessionToken,
+        ) -> impl Future<Output = Result<SessionToken, Error>> + Send {
+            let (r, t) = (self.0.clone(), token.clone());
+            off(move || r.rotate(&t))
+        }
+
+        fn login(
+            &self,
+            token: &SessionToken,
+            principal: P,
+        ) -> impl Future<Output = Result<SessionToken, Error>> + Send {
+            let (r, t) = (self.0.clone(), token.clone());
+            off(move || r.login(&t, principal))
+        }
+
+        fn logout(&self, token: &SessionToken) -> impl Future<Output = Result<bool, Error>> + Send {
+            let (r, t) = (self.0.clone(), token.clone());
+            off(move || r.logout(&t))
+        }
+
+        fn revoke_user(&self, principal: &P) -> impl Future<Output = Result<usize, Error>> + Send {
+            let (r, p) = (self.0.clone(), principal.clone());
+            off(move || r.revoke_user(&p))
+        }
+
+        fn revoke(
+            &self,
+            principal: &P,
+            handle: Handle,
+        ) -> impl Future<Output = Result<bool, Error>> + Send {
+            let (r, p) = (self.0.clone(), principal.clone());
+            off(move || r.revoke(&p, handle))
+        }
+
+        fn sessions_of(
+            &self,
+            principal: &P,
+        ) -> impl Future<Output = Result<Vec<SessionInfo<P>>, Error>> + Send {
+            let (r, p) = (self.0.clone(), principal.clone());
+            off(move || r.sessions_of(&p))
+        }
+    }
+}
 
 /// A store the demo runs on: the in-process engine, or Redis.
 pub trait DemoStore: Store<Data = Visits, Principal = String> {
@@ -367,7 +526,7 @@ fn start_redis(config: &Config, url: &str) -> Result<Demo, BoxError> {
     }
     let key = sesame::snapshot::load_or_create_key(file)
         .map_err(|e| format!("secret key file {}: {}", file.display(), describe(&e)))?;
-    let redis = DemoRedis::builder(url)
+    let redis = sesame::redis::RedisSessions::builder(url)
         .secret_key(key)
         .idle_timeout(config.idle)
         .absolute_timeout(config.idle.max(sesame::config::DEFAULT_ABSOLUTE_TIMEOUT))
@@ -383,7 +542,7 @@ fn start_redis(config: &Config, url: &str) -> Result<Demo, BoxError> {
         sessions: DemoSessions::new(),
         restore: Restore::Off,
         task: None,
-        redis: Some(redis),
+        redis: Some(blocking::Blocking(redis)),
         public_origin: config.public_origin.clone(),
     })
 }
@@ -727,11 +886,15 @@ fn unauthorized() -> Response {
 
 /// `GET /`: counts this session's visits (the first visit creates it).
 async fn index<S: DemoStore>(session: DemoSession<S>) -> Response {
-    let count = tri!(session.try_update(|v| {
-        v.count += 1;
-        v.count
-    }));
-    let who = match tri!(session.try_principal()) {
+    let count = tri!(
+        session
+            .update(|v| {
+                v.count += 1;
+                v.count
+            })
+            .await
+    );
+    let who = match tri!(session.principal().await) {
         Some(user) => format!(
             "Logged in as <strong id=\"user\">{}</strong>. <a href=\"/protected\">Your page</a>.",
             escape(&user)
@@ -797,7 +960,7 @@ async fn login<S: DemoStore>(
         )
             .into_response();
     };
-    match session.try_login(user.to_owned()) {
+    match session.login(user.to_owned()).await {
         Ok(()) => Redirect::to("/protected").into_response(),
         Err(e) => unavailable(e),
     }
@@ -805,7 +968,7 @@ async fn login<S: DemoStore>(
 
 /// `GET /protected`: the user's page, or `303` to `/login`.
 async fn protected<S: DemoStore>(session: DemoSession<S>) -> Response {
-    let Some(user) = tri!(session.try_principal()) else {
+    let Some(user) = tri!(session.principal().await) else {
         return Redirect::to("/login").into_response();
     };
     page(
@@ -823,7 +986,7 @@ async fn protected<S: DemoStore>(session: DemoSession<S>) -> Response {
 
 /// `GET /api/me`: the user and the session's times, or `401`.
 async fn me<S: DemoStore>(session: DemoSession<S>) -> Response {
-    match tri!(session.try_info()) {
+    match tri!(session.info().await) {
         Some(info) if info.principal.is_some() => Json(json!({
             "user": info.principal,
             "session": info.handle.to_string(),
@@ -838,30 +1001,30 @@ async fn me<S: DemoStore>(session: DemoSession<S>) -> Response {
 
 /// `POST /logout`: destroys the session, clears the cookie, `303` to `/`.
 async fn logout<S: DemoStore>(session: DemoSession<S>) -> Response {
-    tri!(session.try_logout());
+    tri!(session.logout().await);
     Redirect::to("/").into_response()
 }
 
 /// `POST /logout-all`: ends every session of the current user, `303` to
 /// `/`; `401` when not logged in.
 async fn logout_all<S: DemoStore>(session: DemoSession<S>) -> Response {
-    if tri!(session.try_principal()).is_none() {
+    if tri!(session.principal().await).is_none() {
         return unauthorized();
     }
-    let ended = tri!(session.try_logout_everywhere());
+    let ended = tri!(session.logout_everywhere().await);
     tracing::info!(ended, "logged out everywhere");
     Redirect::to("/").into_response()
 }
 
 /// `GET /api/sessions`: the current user's sessions (never tokens).
 async fn list_sessions<S: DemoStore>(session: DemoSession<S>) -> Response {
-    let Some(current) = tri!(session.try_info()) else {
+    let Some(current) = tri!(session.info().await) else {
         return unauthorized();
     };
     let Some(user) = current.principal.as_ref() else {
         return unauthorized();
     };
-    let list: Vec<_> = tri!(session.store().sessions_of(user))
+    let list: Vec<_> = tri!(session.store().sessions_of(user).await)
         .into_iter()
         .map(|s| {
             json!({
@@ -882,7 +1045,7 @@ async fn end_session<S: DemoStore>(
     session: DemoSession<S>,
     Path(handle): Path<String>,
 ) -> Response {
-    let Some(current) = tri!(session.try_info()) else {
+    let Some(current) = tri!(session.info().await) else {
         return unauthorized();
     };
     let Some(user) = current.principal else {
@@ -892,9 +1055,9 @@ async fn end_session<S: DemoStore>(
         return StatusCode::NOT_FOUND.into_response();
     };
     let ended = if handle == current.handle {
-        tri!(session.try_logout())
+        tri!(session.logout().await)
     } else {
-        tri!(session.store().revoke(&user, handle))
+        tri!(session.store().revoke(&user, handle).await)
     };
     if ended {
         StatusCode::NO_CONTENT.into_response()
