@@ -25,12 +25,15 @@
 //!
 //! The extractor only reads the handle the [`crate::tower::SessionLayer`]
 //! put in the request's extensions; axum cannot tie a handler's argument
-//! type to a layer's at compile time. Two wiring bugs are told apart:
+//! type to a layer's at compile time. Two wiring bugs are told apart, at
+//! no cost per request (each layer records its session type once, when it
+//! is built):
 //!
-//! - no layer on the route: [`SessionRejection::MissingLayer`];
-//! - a layer whose session type differs from the handler's (say
-//!   `Session<Cart>` under a `SessionLayer<User>`, or a store type that
-//!   differs): [`SessionRejection::TypeMismatch`], naming both types.
+//! - a handler whose session type no layer in the process was built with
+//!   (say `Session<Cart>` while the only layer is a `SessionLayer<User>`,
+//!   or the store types differ): [`SessionRejection::TypeMismatch`],
+//!   naming both types;
+//! - otherwise (no layer on the route): [`SessionRejection::MissingLayer`].
 //!
 //! Both are bugs of the program, not of the request. Each prints its
 //! message to stderr once per process and answers `500 Internal Server
@@ -50,18 +53,20 @@ use http::request::Parts;
 
 use crate::Principal;
 use crate::store::Store;
-use crate::tower::{LayerTypes, Session};
+use crate::tower::{Session, layer_types};
 
 /// A handler takes a [`Session`] the request's layers did not provide.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SessionRejection {
-    /// The request did not pass through any
-    /// [`crate::tower::SessionLayer`].
+    /// The request did not pass through a
+    /// [`crate::tower::SessionLayer`] of the handler's types, and a layer
+    /// of those types exists (or none at all does): the route lacks it.
     MissingLayer,
-    /// It passed through a layer with other types.
+    /// No layer of the handler's session type was ever built; one of
+    /// another type was.
     TypeMismatch {
-        /// The layer's session type.
+        /// The session type of a layer that was built.
         layer: &'static str,
         /// The session type the handler asked for.
         handler: &'static str,
@@ -76,7 +81,8 @@ impl std::fmt::Display for SessionRejection {
             }
             Self::TypeMismatch { layer, handler } => write!(
                 f,
-                "session type mismatch: the handler takes {handler}, the layer gives {layer}"
+                "session type mismatch: the handler takes {handler}, \
+                 which no SessionLayer gives (one gives {layer})"
             ),
         }
     }
@@ -129,12 +135,16 @@ where
         if let Some(session) = parts.extensions.get::<Self>() {
             return Ok(session.clone());
         }
-        Err(report(match parts.extensions.get::<LayerTypes>() {
-            None => SessionRejection::MissingLayer,
-            Some(types) => SessionRejection::TypeMismatch {
-                layer: types.session,
-                handler: std::any::type_name::<Self>(),
-            },
+        // No session of this type on the request. If no layer of this type
+        // was ever built but one of another type was, the handler's type
+        // is wrong; otherwise the route lacks the layer.
+        let handler = std::any::type_name::<Self>();
+        let built = layer_types();
+        Err(report(match built.iter().find(|&&t| t != handler) {
+            Some(&layer) if !built.contains(&handler) => {
+                SessionRejection::TypeMismatch { layer, handler }
+            }
+            _ => SessionRejection::MissingLayer,
         }))
     }
 }

@@ -194,6 +194,8 @@ where
     /// ([`CookieConfig::default`]), no rolling, no renewal and
     /// `Cache-Control: no-store` on the responses that used a session.
     pub fn new(sessions: S) -> Self {
+        #[cfg(feature = "axum")]
+        record_layer_type(std::any::type_name::<Session<T, P, S>>());
         Self {
             sessions,
             options: Options {
@@ -358,7 +360,6 @@ where
                 let shared = Arc::new(Shared::new(sessions, options, state));
                 req.extensions_mut()
                     .insert(Session::<T, P, St>::new(Arc::clone(&shared)));
-                req.extensions_mut().insert(LayerTypes::of::<T, P, St>());
                 let mut response = inner.call(req).await?;
                 finish(&shared, response.headers_mut()).await;
                 Ok(response)
@@ -517,20 +518,27 @@ async fn finish<St: Store>(shared: &Shared<St>, headers: &mut http::HeaderMap) {
     }
 }
 
-/// The types a request's [`SessionLayer`] was built with, in its
-/// extensions: the axum extractor tells "no layer" from "a layer with
-/// other types" with it, and names both.
-#[derive(Clone, Copy, Debug)]
-#[cfg_attr(not(feature = "axum"), allow(dead_code))]
-pub(crate) struct LayerTypes {
-    /// `std::any::type_name` of the layer's [`Session`] type.
-    pub(crate) session: &'static str,
+/// The session types of the [`SessionLayer`]s built in this process (few:
+/// one per application, as a rule), recorded once per layer at
+/// construction, never per request. The axum extractor reads them when a
+/// request has no session of the handler's type, to tell a route without a
+/// layer from a layer with other types, and name both.
+#[cfg(feature = "axum")]
+static LAYER_TYPES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+
+#[cfg(feature = "axum")]
+fn record_layer_type(name: &'static str) {
+    let mut types = LAYER_TYPES.lock().unwrap_or_else(|e| e.into_inner());
+    if !types.contains(&name) {
+        types.push(name);
+    }
 }
 
-impl LayerTypes {
-    fn of<T, P, St>() -> Self {
-        Self {
-            session: std::any::type_name::<Session<T, P, St>>(),
-        }
-    }
+/// The session types of the layers built so far (see [`LAYER_TYPES`]).
+#[cfg(feature = "axum")]
+pub(crate) fn layer_types() -> Vec<&'static str> {
+    LAYER_TYPES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
 }
