@@ -37,8 +37,9 @@
 //! apply (Redis keeps the sessions); `SESAME_SNAPSHOT` is ignored, with a
 //! warning. When Redis cannot be reached, requests that need a session
 //! answer `503 Service Unavailable`, never a session that was not checked.
-//! Each call to Redis blocks its worker thread for one round trip at most
-//! (bounded by the store's I/O timeout), which a demo can afford.
+//! No call to Redis blocks a runtime worker (`tests/layer_nonblocking.rs`
+//! freezes Redis and checks that other routes keep answering); each is
+//! bounded by the store's timeouts.
 //!
 //! # Behind a proxy
 //!
@@ -71,7 +72,7 @@ use serde_json::json;
 use sesame::snapshot::{LoadReport, SaveReport, SnapshotError, SnapshotTask};
 use sesame::store::Store;
 use sesame::tower::{Session, SessionLayer};
-use sesame::{Error, ErrorKind, Handle, Sessions};
+use sesame::{Error, Handle, Sessions};
 use subtle::ConstantTimeEq as _;
 
 /// What a session holds: how often this visitor has seen `/`.
@@ -845,25 +846,13 @@ fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// The response to a store error: `503` when the store is full or cannot
-/// be reached (worth a retry), `409` when the session ended or changed
-/// hands while the request ran (a concurrent login or logout: the client's
-/// next request sees the new state), `500` otherwise (data that does not
-/// decode).
+/// The response to a store error, logged: `sesame::Error`'s own (`503`
+/// with `Retry-After` when the store is full or cannot be reached, `409`
+/// when the session ended or changed hands while the request ran, `500`
+/// for data that does not decode; fixed bodies).
 fn unavailable(e: Error) -> Response {
-    let (status, body) = match e.kind() {
-        ErrorKind::Full | ErrorKind::Unavailable => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "session store unavailable\n",
-        ),
-        ErrorKind::NotFound | ErrorKind::Conflict => (
-            StatusCode::CONFLICT,
-            "the session changed during this request; try again\n",
-        ),
-        _ => (StatusCode::INTERNAL_SERVER_ERROR, "session store error\n"),
-    };
     tracing::warn!("session store: {e}");
-    (status, body).into_response()
+    e.into_response()
 }
 
 /// `?` for store results in handlers.
