@@ -323,3 +323,34 @@ async fn the_layers_own_session_type_is_extracted() {
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(body(r).await, "false");
 }
+
+/// Clones of one request's handle that create its session at once, from
+/// tasks on two workers: one session results (a loser hands its data back
+/// and ends its own), and no update is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clones_creating_at_once_make_one_session_and_lose_no_update() {
+    async fn race(s: Session<u32>) -> Result<String, Error> {
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let s = s.clone();
+                tokio::spawn(async move { s.update(|n| *n += 1).await })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("no panic")?;
+        }
+        Ok(format!("{:?}", s.get().await?))
+    }
+    for _ in 0..50 {
+        let sessions = Sessions::<u32>::new();
+        let app = Router::new()
+            .route("/", get(race))
+            .layer(SessionLayer::new(sessions.clone()));
+        let r = call(&app, "GET", "/", None).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let token = token_of(&r);
+        assert_eq!(body(r).await, "Some(8)");
+        assert_eq!(sessions.len(), 1, "one session for one request");
+        assert_eq!(sessions.get(token.as_str()), Some(8), "the cookie's");
+    }
+}
