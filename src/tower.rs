@@ -341,13 +341,37 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<Response<ResBody>, S::Error>;
+    type Future = ResponseFuture<S::Future, St, Response<ResBody>, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        // No session cookie, and one the handler sets is written without
+        // the store (a browser-session cookie needs no `Max-Age`): neither
+        // side of the handler needs the store, so nothing is boxed.
+        let presented = self
+            .options
+            .cookie
+            .cookie_values(cookie_headers(req.headers()))
+            .next()
+            .is_some();
+        if !presented && !self.options.cookie.is_persistent() {
+            let state = State::new(false);
+            let shared = Arc::new(Shared::new(
+                self.sessions.clone(),
+                Arc::clone(&self.options),
+                state,
+            ));
+            req.extensions_mut()
+                .insert(Session::<T, P, St>::new(Arc::clone(&shared)));
+            return ResponseFuture {
+                direct: Some(self.inner.call(req)),
+                shared: Some(shared),
+                boxed: None,
+            };
+        }
         // The service that was polled ready handles this request; a clone
         // takes its place for the next one (tower's usual pattern).
         let clone = self.inner.clone();
@@ -355,7 +379,9 @@ where
         let sessions = self.sessions.clone();
         let options = Arc::clone(&self.options);
         ResponseFuture {
-            inner: Box::pin(async move {
+            direct: None,
+            shared: None,
+            boxed: Some(Box::pin(async move {
                 let state = open(&sessions, &options, req.headers()).await;
                 let shared = Arc::new(Shared::new(sessions, options, state));
                 req.extensions_mut()
@@ -363,7 +389,7 @@ where
                 let mut response = inner.call(req).await?;
                 finish(&shared, response.headers_mut()).await;
                 Ok(response)
-            }),
+            })),
         }
     }
 }
@@ -376,15 +402,7 @@ where
 /// never reaches the store. A store error on one value is kept; a later
 /// value that validates still wins.
 async fn open<St: Store>(sessions: &St, options: &Options, headers: &http::HeaderMap) -> State {
-    let mut state = State {
-        token: None,
-        presented: false,
-        outcome: Outcome::Unchanged,
-        renew_due: false,
-        used: false,
-        vanished: false,
-        failed: None,
-    };
+    let mut state = State::new(false);
     // The metadata costs a principal clone: read only when an option needs
     // the token's issue time.
     let needs_info = options.rolling || options.renew_after.is_some();
@@ -422,27 +440,56 @@ async fn open<St: Store>(sessions: &St, options: &Options, headers: &http::Heade
     state
 }
 
-/// The future of [`SessionService`]: the inner response, with the session
-/// cookie set or cleared as needed.
-///
-/// Boxed: the store's futures have no nameable type. One allocation per
-/// request, next to the request's shared state (measured in
-/// `benches/layer.rs`).
-pub struct ResponseFuture<R, E> {
-    inner: Pin<Box<dyn Future<Output = Result<R, E>> + Send>>,
-}
-
-impl<R, E> std::fmt::Debug for ResponseFuture<R, E> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+pin_project_lite::pin_project! {
+    /// The future of [`SessionService`]: the inner response, with the
+    /// session cookie set or cleared as needed.
+    ///
+    /// A request that presents no session cookie, under a browser-session
+    /// cookie, needs the store on neither side of the handler: the inner
+    /// future runs as it is. Any other request is one boxed future (the
+    /// store's futures have no nameable type): one allocation, next to the
+    /// request's shared state (`tests/layer_alloc.rs`, `benches/layer.rs`).
+    pub struct ResponseFuture<F, St, R, E> {
+        #[pin]
+        direct: Option<F>,
+        shared: Option<Arc<Shared<St>>>,
+        boxed: Option<Pin<Box<dyn Future<Output = Result<R, E>> + Send>>>,
     }
 }
 
-impl<R, E> Future for ResponseFuture<R, E> {
-    type Output = Result<R, E>;
+impl<F, St, R, E> std::fmt::Debug for ResponseFuture<F, St, R, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("boxed", &self.boxed.is_some())
+            .finish_non_exhaustive()
+    }
+}
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
+impl<F, St, B, E> Future for ResponseFuture<F, St, Response<B>, E>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    St: Store,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Some(boxed) = this.boxed {
+            return boxed.as_mut().poll(cx);
+        }
+        let Some(inner) = this.direct.as_pin_mut() else {
+            unreachable!("a ResponseFuture is direct or boxed");
+        };
+        let mut response = match inner.poll(cx) {
+            Poll::Ready(Ok(response)) => response,
+            other => return other,
+        };
+        if let Some(shared) = this.shared.take() {
+            let decided = decide(&shared);
+            debug_assert!(decided.is_some(), "a direct request needs no store");
+            apply(&shared, decided.flatten(), response.headers_mut());
+        }
+        Poll::Ready(Ok(response))
     }
 }
 
@@ -476,18 +523,19 @@ async fn finish<St: Store>(shared: &Shared<St>, headers: &mut http::HeaderMap) {
     if shared.failed() {
         return;
     }
+    if let Some(value) = decide(shared) {
+        return apply(shared, value, headers);
+    }
     let Finished {
         token,
         outcome,
-        presented,
         renew_due,
-        used,
+        ..
     } = shared.finished();
     let options = shared.options();
     let cookie = &options.cookie;
     let sessions = shared.sessions();
     let value = match (outcome, token) {
-        (Outcome::Ended, _) => presented.then(|| cookie.clear_cookie()),
         (Outcome::Issued, Some(token)) => set_cookie(sessions, cookie, &token, None).await,
         // Due for renewal and untouched by the handler: rotate now that
         // the response exists. Another request may have rotated or ended it
@@ -510,10 +558,40 @@ async fn finish<St: Store>(shared: &Shared<St>, headers: &mut http::HeaderMap) {
         }
         (_, _) => None,
     };
+    apply(shared, value, headers);
+}
+
+/// The response's `Set-Cookie` when the store is not needed to decide it:
+/// `Some(value)` (`Some(None)`: no cookie), or `None` when it is (a
+/// persistent cookie's `Max-Age`, a renewal, a rolling re-send).
+fn decide<St: Store>(shared: &Shared<St>) -> Option<Option<HeaderValue>> {
+    let Finished {
+        token,
+        outcome,
+        presented,
+        renew_due,
+        ..
+    } = shared.finished();
+    let options = shared.options();
+    let cookie = &options.cookie;
+    match (outcome, token) {
+        (Outcome::Ended, _) => Some(presented.then(|| cookie.clear_cookie())),
+        (Outcome::Issued, Some(token)) if !cookie.is_persistent() => {
+            Some(Some(cookie.set_cookie(&token, Duration::ZERO)))
+        }
+        (Outcome::Issued, Some(_)) => None,
+        (Outcome::Unchanged, Some(_)) if renew_due || options.rolling => None,
+        (_, _) => Some(None),
+    }
+}
+
+/// Writes `value` and `Cache-Control: no-store` where it belongs.
+fn apply<St>(shared: &Shared<St>, value: Option<HeaderValue>, headers: &mut http::HeaderMap) {
+    let options = shared.options();
     if let Some(value) = value {
         headers.append(SET_COOKIE, value);
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    } else if used && options.no_store && !headers.contains_key(CACHE_CONTROL) {
+    } else if shared.finished().used && options.no_store && !headers.contains_key(CACHE_CONTROL) {
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
 }

@@ -62,6 +62,21 @@ pub(super) struct State {
     pub(super) failed: Option<Error>,
 }
 
+impl State {
+    /// A request's state before the layer looked for its session.
+    pub(super) fn new(presented: bool) -> Self {
+        Self {
+            token: None,
+            presented,
+            outcome: Outcome::Unchanged,
+            renew_due: false,
+            used: false,
+            vanished: false,
+            failed: None,
+        }
+    }
+}
+
 /// What a request's handles share with the response future.
 pub(super) struct Shared<S> {
     sessions: S,
