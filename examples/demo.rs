@@ -42,8 +42,9 @@
 //! apply (Redis keeps the sessions); `SESAME_SNAPSHOT` is ignored, with a
 //! warning. When Redis cannot be reached, requests that need a session
 //! answer `503 Service Unavailable`, never a session that was not checked.
-//! Each call to Redis blocks its worker thread for one round trip at most
-//! (bounded by the store's I/O timeout), which a demo can afford.
+//! No call to Redis blocks a runtime worker (`tests/layer_nonblocking.rs`
+//! freezes Redis and checks that other routes keep answering); each is
+//! bounded by the store's timeouts.
 //!
 //! # Behind a proxy
 //!
@@ -74,8 +75,9 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sesame::snapshot::{LoadReport, SaveReport, SnapshotError, SnapshotStore, SnapshotTask};
-use sesame::tower::{Session, SessionLayer, Store};
-use sesame::{Error, ErrorKind, Handle, Sessions};
+use sesame::store::Store;
+use sesame::tower::{Session, SessionLayer};
+use sesame::{Error, Handle, Sessions};
 use subtle::ConstantTimeEq as _;
 
 /// What a session holds: how often this visitor has seen `/`.
@@ -89,7 +91,7 @@ pub struct Visits {
 pub type DemoSessions = Sessions<Visits, String>;
 
 /// The demo's store on Redis (`SESAME_REDIS_URL`).
-#[cfg(all(feature = "redis", any()))]
+#[cfg(feature = "redis")]
 pub type DemoRedis = sesame::redis::RedisSessions<Visits, String>;
 
 /// A store the demo runs on: the in-process engine, or Redis.
@@ -118,7 +120,7 @@ impl DemoStore for DemoSessions {
     }
 }
 
-#[cfg(all(feature = "redis", any()))]
+#[cfg(feature = "redis")]
 impl DemoStore for DemoRedis {
     fn health(&self) -> serde_json::Value {
         let s = self.stats();
@@ -294,7 +296,7 @@ pub struct Demo {
     task: Option<SnapshotTask<Visits, String>>,
     /// With `SESAME_REDIS_URL`: the Redis store, which then serves every
     /// request (`sessions` stays empty and unused).
-    #[cfg(all(feature = "redis", any()))]
+    #[cfg(feature = "redis")]
     pub redis: Option<DemoRedis>,
     /// The origin browsers use (`SESAME_PUBLIC_ORIGIN`), for the
     /// cross-site check.
@@ -327,7 +329,7 @@ pub fn start(config: &Config) -> Result<Demo, BoxError> {
             sessions,
             restore: Restore::Off,
             task: None,
-            #[cfg(all(feature = "redis", any()))]
+            #[cfg(feature = "redis")]
             redis: None,
             public_origin: config.public_origin.clone(),
         });
@@ -358,7 +360,7 @@ pub fn start(config: &Config) -> Result<Demo, BoxError> {
         sessions,
         restore,
         task,
-        #[cfg(all(feature = "redis", any()))]
+        #[cfg(feature = "redis")]
         redis: None,
         public_origin: config.public_origin.clone(),
     })
@@ -366,7 +368,7 @@ pub fn start(config: &Config) -> Result<Demo, BoxError> {
 
 /// [`start`] with `SESAME_REDIS_URL`: the sessions live in Redis, under the
 /// key from `SESAME_SECRET_FILE` that every server on this Redis shares.
-#[cfg(all(feature = "redis", any()))]
+#[cfg(feature = "redis")]
 fn start_redis(config: &Config, url: &str) -> Result<Demo, BoxError> {
     let Some(file) = &config.secret_file else {
         return Err("SESAME_REDIS_URL needs SESAME_SECRET_FILE: \
@@ -381,17 +383,23 @@ fn start_redis(config: &Config, url: &str) -> Result<Demo, BoxError> {
     }
     let key = sesame::snapshot::load_or_create_key(file)
         .map_err(|e| format!("secret key file {}: {}", file.display(), describe(&e)))?;
-    let redis = DemoRedis::builder(url)
+    let redis = sesame::redis::RedisSessions::builder(url)
         .secret_key(key)
         .idle_timeout(config.idle)
         .absolute_timeout(config.idle.max(sesame::config::DEFAULT_ABSOLUTE_TIMEOUT))
         .build()
         .map_err(|e| format!("SESAME_REDIS_URL: {e}"))?;
-    if !redis.wait_ready(Duration::from_secs(2)) {
-        tracing::warn!(
-            "Redis not reachable yet: requests needing a session answer 503 until it is"
-        );
-    }
+    // `start` runs inside the server's runtime: the store's connections and
+    // its invalidation task live there. Readiness is only logged; requests
+    // needing a session answer 503 until Redis answers.
+    let probe = redis.clone();
+    tokio::spawn(async move {
+        if !probe.wait_ready(Duration::from_secs(2)).await {
+            tracing::warn!(
+                "Redis not reachable yet: requests needing a session answer 503 until it is"
+            );
+        }
+    });
     tracing::info!("sessions live in Redis");
     Ok(Demo {
         sessions: DemoSessions::new(),
@@ -402,7 +410,7 @@ fn start_redis(config: &Config, url: &str) -> Result<Demo, BoxError> {
     })
 }
 
-#[cfg(not(all(feature = "redis", any())))]
+#[cfg(not(feature = "redis"))]
 fn start_redis(_: &Config, _: &str) -> Result<Demo, BoxError> {
     Err("SESAME_REDIS_URL needs the demo built with `--features axum,snapshot,redis`".into())
 }
@@ -496,12 +504,12 @@ pub async fn serve(
         public_origin,
         ..
     } = demo;
-    #[cfg(all(feature = "redis", any()))]
+    #[cfg(feature = "redis")]
     let app = match demo.redis {
         Some(redis) => router_for(redis, public_origin),
         None => router_for(sessions, public_origin),
     };
-    #[cfg(not(all(feature = "redis", any())))]
+    #[cfg(not(feature = "redis"))]
     let app = router_for(sessions, public_origin);
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
@@ -702,25 +710,13 @@ fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// The response to a store error: `503` when the store is full or cannot
-/// be reached (worth a retry), `409` when the session ended or changed
-/// hands while the request ran (a concurrent login or logout: the client's
-/// next request sees the new state), `500` otherwise (data that does not
-/// decode).
+/// The response to a store error, logged: `sesame::Error`'s own (`503`
+/// with `Retry-After` when the store is full or cannot be reached, `409`
+/// when the session ended or changed hands while the request ran, `500`
+/// for data that does not decode; fixed bodies).
 fn unavailable(e: Error) -> Response {
-    let (status, body) = match e.kind() {
-        ErrorKind::Full | ErrorKind::Unavailable => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "session store unavailable\n",
-        ),
-        ErrorKind::NotFound | ErrorKind::Conflict => (
-            StatusCode::CONFLICT,
-            "the session changed during this request; try again\n",
-        ),
-        _ => (StatusCode::INTERNAL_SERVER_ERROR, "session store error\n"),
-    };
     tracing::warn!("session store: {e}");
-    (status, body).into_response()
+    e.into_response()
 }
 
 /// `?` for store results in handlers.
@@ -743,11 +739,15 @@ fn unauthorized() -> Response {
 
 /// `GET /`: counts this session's visits (the first visit creates it).
 async fn index<S: DemoStore>(session: DemoSession<S>) -> Response {
-    let count = tri!(session.try_update(|v| {
-        v.count += 1;
-        v.count
-    }));
-    let who = match tri!(session.try_principal()) {
+    let count = tri!(
+        session
+            .update(|v| {
+                v.count += 1;
+                v.count
+            })
+            .await
+    );
+    let who = match tri!(session.principal().await) {
         Some(user) => format!(
             "Logged in as <strong id=\"user\">{}</strong>. <a href=\"/protected\">Your page</a>.",
             escape(&user)
@@ -813,7 +813,7 @@ async fn login<S: DemoStore>(
         )
             .into_response();
     };
-    match session.try_login(user.to_owned()) {
+    match session.login(user.to_owned()).await {
         Ok(()) => Redirect::to("/protected").into_response(),
         Err(e) => unavailable(e),
     }
@@ -821,7 +821,7 @@ async fn login<S: DemoStore>(
 
 /// `GET /protected`: the user's page, or `303` to `/login`.
 async fn protected<S: DemoStore>(session: DemoSession<S>) -> Response {
-    let Some(user) = tri!(session.try_principal()) else {
+    let Some(user) = tri!(session.principal().await) else {
         return Redirect::to("/login").into_response();
     };
     page(
@@ -839,7 +839,7 @@ async fn protected<S: DemoStore>(session: DemoSession<S>) -> Response {
 
 /// `GET /api/me`: the user and the session's times, or `401`.
 async fn me<S: DemoStore>(session: DemoSession<S>) -> Response {
-    match tri!(session.try_info()) {
+    match tri!(session.info().await) {
         Some(info) if info.principal.is_some() => Json(json!({
             "user": info.principal,
             "session": info.handle.to_string(),
@@ -854,30 +854,30 @@ async fn me<S: DemoStore>(session: DemoSession<S>) -> Response {
 
 /// `POST /logout`: destroys the session, clears the cookie, `303` to `/`.
 async fn logout<S: DemoStore>(session: DemoSession<S>) -> Response {
-    tri!(session.try_logout());
+    tri!(session.logout().await);
     Redirect::to("/").into_response()
 }
 
 /// `POST /logout-all`: ends every session of the current user, `303` to
 /// `/`; `401` when not logged in.
 async fn logout_all<S: DemoStore>(session: DemoSession<S>) -> Response {
-    if tri!(session.try_principal()).is_none() {
+    if tri!(session.principal().await).is_none() {
         return unauthorized();
     }
-    let ended = tri!(session.try_logout_everywhere());
+    let ended = tri!(session.logout_everywhere().await);
     tracing::info!(ended, "logged out everywhere");
     Redirect::to("/").into_response()
 }
 
 /// `GET /api/sessions`: the current user's sessions (never tokens).
 async fn list_sessions<S: DemoStore>(session: DemoSession<S>) -> Response {
-    let Some(current) = tri!(session.try_info()) else {
+    let Some(current) = tri!(session.info().await) else {
         return unauthorized();
     };
     let Some(user) = current.principal.as_ref() else {
         return unauthorized();
     };
-    let list: Vec<_> = tri!(session.store().sessions_of(user))
+    let list: Vec<_> = tri!(session.store().sessions_of(user).await)
         .into_iter()
         .map(|s| {
             json!({
@@ -898,7 +898,7 @@ async fn end_session<S: DemoStore>(
     session: DemoSession<S>,
     Path(handle): Path<String>,
 ) -> Response {
-    let Some(current) = tri!(session.try_info()) else {
+    let Some(current) = tri!(session.info().await) else {
         return unauthorized();
     };
     let Some(user) = current.principal else {
@@ -908,9 +908,9 @@ async fn end_session<S: DemoStore>(
         return StatusCode::NOT_FOUND.into_response();
     };
     let ended = if handle == current.handle {
-        tri!(session.try_logout())
+        tri!(session.logout().await)
     } else {
-        tri!(session.store().revoke(&user, handle))
+        tri!(session.store().revoke(&user, handle).await)
     };
     if ended {
         StatusCode::NO_CONTENT.into_response()

@@ -32,6 +32,7 @@ async fn sesame_visit(session: Session<u64>) -> String {
             *n += 1;
             n.to_string()
         })
+        .await
         .unwrap_or_default()
 }
 

@@ -41,8 +41,8 @@ impl Error {
     }
 }
 
-/// For implementations of `sesame::tower::Store` (feature `tower`) and
-/// other backends outside this crate: an error of this kind.
+/// For implementations of [`crate::store::Store`] outside this crate: an
+/// error of this kind.
 ///
 /// ```
 /// use sesame::{Error, ErrorKind};
@@ -70,3 +70,83 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// How long a client is asked to wait before retrying a `503` (the
+/// `Retry-After` of [`Error`]'s response, in seconds): a remote store's
+/// reconnect backoff starts at 10 ms and caps at 1 s
+/// (`sesame::redis`), so one second covers it.
+#[cfg(feature = "axum")]
+pub const RETRY_AFTER_SECS: u32 = 1;
+
+/// The response for a session operation that failed (feature `axum`), so
+/// handlers can use `?` on [`crate::tower::Session`]'s methods. Bodies are
+/// short fixed texts: no token, no backend address, no detail.
+///
+/// | kind | status | why |
+/// |---|---|---|
+/// | [`ErrorKind::Unavailable`] | `503` + `Retry-After: 1` | the store cannot answer now; it fails closed |
+/// | [`ErrorKind::Full`] | `503` + `Retry-After: 1` | no room for a new session now (capacity, not the client's fault) |
+/// | [`ErrorKind::NotFound`] | `409` | the session ended or changed hands while the request ran (another request logged it out, or rotated it with a login) |
+/// | [`ErrorKind::Conflict`] | `409` | an update lost to concurrent writers; nothing was written, retrying may succeed |
+/// | [`ErrorKind::Encoding`] | `500` | the stored data does not fit the program's type: a deployment bug |
+///
+/// ```
+/// use axum_core::response::IntoResponse as _;
+/// use sesame::{Error, ErrorKind};
+///
+/// let response = Error::from(ErrorKind::Unavailable).into_response();
+/// assert_eq!(response.status(), 503);
+/// assert_eq!(response.headers()["retry-after"], "1");
+/// assert_eq!(Error::from(ErrorKind::NotFound).into_response().status(), 409);
+/// ```
+#[cfg(feature = "axum")]
+impl axum_core::response::IntoResponse for Error {
+    fn into_response(self) -> axum_core::response::Response {
+        use http::StatusCode;
+        use http::header::{CACHE_CONTROL, HeaderValue, RETRY_AFTER};
+
+        let (status, body) = match self.kind {
+            ErrorKind::Unavailable | ErrorKind::Full => {
+                (StatusCode::SERVICE_UNAVAILABLE, "service unavailable")
+            }
+            ErrorKind::NotFound => (StatusCode::CONFLICT, "session ended or changed"),
+            ErrorKind::Conflict => (StatusCode::CONFLICT, "conflict, try again"),
+            ErrorKind::Encoding => (StatusCode::INTERNAL_SERVER_ERROR, "internal server error"),
+        };
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        }
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
+}
+
+#[cfg(all(test, feature = "axum"))]
+mod tests {
+    use axum_core::response::IntoResponse as _;
+    use http::header::{CACHE_CONTROL, RETRY_AFTER};
+
+    use super::{Error, ErrorKind};
+
+    /// Every kind's status, `Retry-After` exactly on `503`, and a body
+    /// that is one of the fixed texts.
+    #[test]
+    fn each_kind_maps_to_its_status() {
+        let cases = [
+            (ErrorKind::Unavailable, 503, Some("1")),
+            (ErrorKind::Full, 503, Some("1")),
+            (ErrorKind::NotFound, 409, None),
+            (ErrorKind::Conflict, 409, None),
+            (ErrorKind::Encoding, 500, None),
+        ];
+        for (kind, status, retry) in cases {
+            let response = Error::from(kind).into_response();
+            assert_eq!(response.status(), status, "{kind:?}");
+            let retry_after = response.headers().get(RETRY_AFTER);
+            assert_eq!(retry_after.map(|v| v.to_str().unwrap()), retry, "{kind:?}");
+            assert_eq!(response.headers()[CACHE_CONTROL], "no-store");
+        }
+    }
+}

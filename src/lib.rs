@@ -84,8 +84,13 @@
 //!   `HttpOnly`, `Secure`, `SameSite=Lax`).
 //! - `tower`: `sesame::tower::SessionLayer`, which gives each request a lazily
 //!   created `sesame::tower::Session` and writes the cookie only when it changes.
-//! - `axum`: `sesame::tower::Session` as an axum extractor. The demo
-//!   server: `cargo run --example demo --features axum,snapshot`.
+//!   Both run on any [`store::Store`] (the in-process [`Sessions`], or Redis),
+//!   whose operations are futures: the handle's methods are `async` and return
+//!   `Result`, and no runtime worker ever blocks on a remote store's I/O.
+//! - `axum`: `sesame::tower::Session` as an axum extractor, and [`Error`] as a
+//!   response (`503` with `Retry-After` when the store cannot answer), so
+//!   handlers use `?`. The demo server:
+//!   `cargo run --example demo --features axum,snapshot`.
 //! - `snapshot`: `sesame::snapshot::SnapshotStore` saves every live session
 //!   to an encrypted file crash-safely (digests, never tokens) and restores
 //!   them after a restart, so users stay logged in, while a journal keeps

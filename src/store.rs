@@ -13,7 +13,7 @@
 //! The futures are `Send`, so handlers that await them can run on a
 //! multi-threaded runtime.
 
-use std::future::Future;
+use std::future::{Future, ready};
 
 use crate::error::Error;
 use crate::{Handle, Principal, SessionInfo, SessionToken};
@@ -102,4 +102,127 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         principal: &Self::Principal,
     ) -> impl Future<Output = Result<Vec<SessionInfo<Self::Principal>>, Error>> + Send;
+
+    /// A client presented a value that is not a well-formed token, so no
+    /// other method saw it: a store that keeps statistics counts it among
+    /// its rejected lookups (as [`crate::Stats::rejected`] does). Does
+    /// nothing by default. Synchronous: it must not do I/O.
+    fn note_malformed(&self) {}
+}
+
+/// The in-process engine: every future is [`std::future::ready`], built
+/// after the engine call returned. Nothing is boxed or allocated beyond
+/// what the engine call itself does (validation allocates nothing;
+/// `tests/hot_path.rs` counts it through this trait), and awaiting the
+/// future costs one poll. No engine lock is ever held across an `await`.
+impl<T, P> Store for crate::Sessions<T, P>
+where
+    T: Default + Send + 'static,
+    P: Principal,
+{
+    type Data = T;
+    type Principal = P;
+
+    #[inline]
+    fn validate(
+        &self,
+        token: &SessionToken,
+    ) -> impl Future<Output = Result<Option<Handle>, Error>> + Send {
+        ready(Ok(crate::Sessions::validate(self, token)))
+    }
+
+    #[inline]
+    fn is_current(&self, token: &SessionToken) -> impl Future<Output = Result<bool, Error>> + Send {
+        ready(Ok(crate::Sessions::is_current(self, token)))
+    }
+
+    #[inline]
+    fn info(
+        &self,
+        token: &SessionToken,
+    ) -> impl Future<Output = Result<Option<SessionInfo<P>>, Error>> + Send {
+        ready(Ok(crate::Sessions::info(self, token)))
+    }
+
+    #[inline]
+    fn with<R, F>(
+        &self,
+        token: &SessionToken,
+        f: F,
+    ) -> impl Future<Output = Result<Option<R>, Error>> + Send
+    where
+        R: Send,
+        F: FnOnce(&T) -> R + Send,
+    {
+        ready(Ok(crate::Sessions::with(self, token, f)))
+    }
+
+    #[inline]
+    fn update<R, F>(
+        &self,
+        token: &SessionToken,
+        f: F,
+    ) -> impl Future<Output = Result<R, Error>> + Send
+    where
+        R: Send,
+        F: FnMut(&mut T) -> R + Send,
+    {
+        ready(crate::Sessions::update(self, token, f))
+    }
+
+    #[inline]
+    fn create(&self, data: T) -> impl Future<Output = Result<SessionToken, Error>> + Send {
+        ready(crate::Sessions::create(self, data).map(|(token, _)| token))
+    }
+
+    #[inline]
+    fn rotate(
+        &self,
+        token: &SessionToken,
+    ) -> impl Future<Output = Result<SessionToken, Error>> + Send {
+        ready(crate::Sessions::rotate(self, token))
+    }
+
+    #[inline]
+    fn login(
+        &self,
+        token: &SessionToken,
+        principal: P,
+    ) -> impl Future<Output = Result<SessionToken, Error>> + Send {
+        ready(crate::Sessions::login(self, token, principal))
+    }
+
+    #[inline]
+    fn logout(&self, token: &SessionToken) -> impl Future<Output = Result<bool, Error>> + Send {
+        ready(Ok(crate::Sessions::logout(self, token)))
+    }
+
+    #[inline]
+    fn revoke_user(&self, principal: &P) -> impl Future<Output = Result<usize, Error>> + Send {
+        ready(Ok(crate::Sessions::revoke_user(self, principal)))
+    }
+
+    #[inline]
+    fn revoke(
+        &self,
+        principal: &P,
+        handle: Handle,
+    ) -> impl Future<Output = Result<bool, Error>> + Send {
+        ready(Ok(crate::Sessions::revoke(self, principal, handle)))
+    }
+
+    #[inline]
+    fn sessions_of(
+        &self,
+        principal: &P,
+    ) -> impl Future<Output = Result<Vec<SessionInfo<P>>, Error>> + Send {
+        ready(Ok(crate::Sessions::sessions_of(self, principal)))
+    }
+
+    #[inline]
+    fn note_malformed(&self) {
+        // The engine counts a malformed value when it is asked about one;
+        // an empty one is (no lock, no allocation).
+        let _ = crate::Sessions::validate(self, &b""[..]);
+    }
 }

@@ -6,8 +6,8 @@
 //! use sesame::tower::{Session, SessionLayer};
 //! use tower::ServiceExt as _;
 //!
-//! async fn visit(session: Session<u32>) -> String {
-//!     session.update(|n| { *n += 1; n.to_string() }).unwrap_or_default()
+//! async fn visit(session: Session<u32>) -> Result<String, sesame::Error> {
+//!     session.update(|n| { *n += 1; n.to_string() }).await
 //! }
 //!
 //! # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
@@ -97,10 +97,13 @@
 //!
 //! # Concurrency
 //!
-//! The engine is synchronous and in memory: every engine call the layer
-//! and the handle make returns before the next `await`, so no engine lock is
-//! ever held across an `await`. [`Session::update`] runs on the engine's
-//! atomic update: concurrent requests on one session each see the others'
+//! The layer and the handle reach the store through
+//! [`crate::store::Store`], whose operations are futures: the in-process
+//! engine answers with ready ones (its call is done, and its locks
+//! released, before the future is returned, so no engine lock is ever held
+//! across an `await`), a remote backend awaits its I/O. No runtime worker
+//! blocks on the network. [`Session::update`] runs on the store's atomic
+//! update: concurrent requests on one session each see the others'
 //! changes, none is lost.
 //!
 //! Rotation (login, renewal) invalidates the old token at once unless the
@@ -111,10 +114,9 @@
 //! arrived with a token another request rotates before the response never
 //! writes that token back with `rolling`: when the response is produced,
 //! the layer asks the store whether the token is still the session's current
-//! one ([`crate::Sessions::is_current`]; a grace alias is not).
+//! one ([`crate::store::Store::is_current`]; a grace alias is not).
 
 mod session;
-mod store;
 
 use std::future::Future;
 use std::marker::PhantomData;
@@ -129,10 +131,10 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::cookie::{CookieConfig, cookie_headers};
-use crate::{Principal, Sessions};
+use crate::store::Store;
+use crate::{Principal, SessionToken, Sessions};
 
 pub use session::Session;
-pub use store::Store;
 
 use session::{Finished, Outcome, Shared, State};
 
@@ -150,11 +152,14 @@ struct Options {
 /// default, or any other [`Store`] (with the `redis` feature,
 /// [`crate::redis::RedisSessions`]).
 ///
-/// When a remote store cannot say whether the presented cookie is live,
-/// the request goes on with a handle whose `try_*` methods all return the
-/// store's error ([`crate::ErrorKind::Unavailable`]: answer `503`), and the
-/// response leaves the cookie alone: never a session that was not checked,
-/// never a cookie cleared because the store was down.
+/// The layer awaits the store (ready futures for the in-process engine, I/O
+/// for a remote one): it never blocks a runtime worker. When a remote store
+/// cannot say whether the presented cookie is live, the request goes on
+/// with a handle whose methods all return the store's error
+/// ([`crate::ErrorKind::Unavailable`], which with the `axum` feature is a
+/// `503` response), and the response leaves the cookie alone: never a
+/// session that was not checked, never a cookie cleared because the store
+/// was down.
 pub struct SessionLayer<T, P = String, S = Sessions<T, P>> {
     sessions: S,
     options: Options,
@@ -189,6 +194,8 @@ where
     /// ([`CookieConfig::default`]), no rolling, no renewal and
     /// `Cache-Control: no-store` on the responses that used a session.
     pub fn new(sessions: S) -> Self {
+        #[cfg(feature = "axum")]
+        record_layer_type(std::any::type_name::<Session<T, P, S>>());
         Self {
             sessions,
             options: Options {
@@ -247,8 +254,8 @@ where
     /// use sesame::tower::{Session, SessionLayer};
     /// use tower::ServiceExt as _;
     ///
-    /// async fn read(session: Session<u32>) -> String {
-    ///     session.get().unwrap_or_default().to_string()
+    /// async fn read(session: Session<u32>) -> Result<String, sesame::Error> {
+    ///     Ok(session.get().await?.unwrap_or_default().to_string())
     /// }
     ///
     /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
@@ -323,83 +330,96 @@ impl<S, T, P, St> std::fmt::Debug for SessionService<S, T, P, St> {
 
 impl<S, T, P, St, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S, T, P, St>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Send + 'static,
     T: Send + 'static,
     P: Principal,
     St: Store<Data = T, Principal = P>,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, T, P, St>;
+    type Future = ResponseFuture<S::Future, St, Response<ResBody>, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let shared = Arc::new(self.open(req.headers()));
-        req.extensions_mut()
-            .insert(Session::new(Arc::clone(&shared)));
+        // No session cookie, and one the handler sets is written without
+        // the store (a browser-session cookie needs no `Max-Age`): neither
+        // side of the handler needs the store, so nothing is boxed.
+        let presented = self
+            .options
+            .cookie
+            .cookie_values(cookie_headers(req.headers()))
+            .next()
+            .is_some();
+        if !presented && !self.options.cookie.is_persistent() {
+            let state = State::new(false);
+            let shared = Arc::new(Shared::new(
+                self.sessions.clone(),
+                Arc::clone(&self.options),
+                state,
+            ));
+            req.extensions_mut()
+                .insert(Session::<T, P, St>::new(Arc::clone(&shared)));
+            return ResponseFuture {
+                direct: Some(self.inner.call(req)),
+                shared: Some(shared),
+                boxed: None,
+            };
+        }
+        // The service that was polled ready handles this request; a clone
+        // takes its place for the next one (tower's usual pattern).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let sessions = self.sessions.clone();
+        let options = Arc::clone(&self.options);
         ResponseFuture {
-            inner: self.inner.call(req),
-            shared: Some(shared),
-            types: PhantomData,
+            direct: None,
+            shared: None,
+            boxed: Some(Box::pin(async move {
+                let state = open(&sessions, &options, req.headers()).await;
+                let shared = Arc::new(Shared::new(sessions, options, state));
+                req.extensions_mut()
+                    .insert(Session::<T, P, St>::new(Arc::clone(&shared)));
+                let mut response = inner.call(req).await?;
+                finish(&shared, response.headers_mut()).await;
+                Ok(response)
+            })),
         }
     }
 }
 
-impl<S, T, P, St> SessionService<S, T, P, St>
-where
-    T: Send + 'static,
-    P: Principal,
-    St: Store<Data = T, Principal = P>,
-{
-    /// Finds the request's session and whether its token is due for
-    /// renewal. Changes nothing in the store (beyond the lookup's touch).
-    fn open(&self, headers: &http::HeaderMap) -> Shared<St> {
-        let options = &self.options;
-        let sessions = &self.sessions;
-        let presented = options
-            .cookie
-            .cookie_values(cookie_headers(headers))
-            .next()
-            .is_some();
-        // A store error on one cookie value is kept; a later value that
-        // validates still wins.
-        let mut failed = None;
-        let mut note = |r: Result<_, crate::Error>| match r {
-            Ok(found) => found,
-            Err(e) => {
-                failed = Some(e);
-                None
-            }
+/// Finds the request's session and whether its token is due for renewal.
+/// Changes nothing in the store (beyond the lookup's touch).
+///
+/// Each cookie value with our name is tried in order (see
+/// [`CookieConfig::cookie_values`]); one that is not a well-formed token
+/// never reaches the store. A store error on one value is kept; a later
+/// value that validates still wins.
+async fn open<St: Store>(sessions: &St, options: &Options, headers: &http::HeaderMap) -> State {
+    let mut state = State::new(false);
+    // The metadata costs a principal clone: read only when an option needs
+    // the token's issue time.
+    let needs_info = options.rolling || options.renew_after.is_some();
+    let mut failed = None;
+    for value in options.cookie.cookie_values(cookie_headers(headers)) {
+        state.presented = true;
+        let Ok(token) = SessionToken::parse_bytes(value) else {
+            sessions.note_malformed();
+            continue;
         };
-        // The metadata costs a principal clone: read only when an option
-        // needs the token's issue time.
-        let found = if options.rolling || options.renew_after.is_some() {
-            options.cookie.find_session(cookie_headers(headers), |v| {
-                note(sessions.info(v).map(|i| i.map(Some)))
-            })
+        let found = if needs_info {
+            sessions.info(&token).await.map(|i| i.map(Some))
         } else {
-            options.cookie.find_session(cookie_headers(headers), |v| {
-                note(sessions.validate(v).map(|h| h.map(|_| None)))
-            })
-        };
-        let mut state = State {
-            token: None,
-            presented,
-            outcome: Outcome::Unchanged,
-            renew_due: false,
-            used: false,
-            vanished: false,
-            failed: None,
+            sessions.validate(&token).await.map(|h| h.map(|_| None))
         };
         match found {
-            // The store could not check the cookie: neither a session nor
-            // proof that there is none.
-            None if failed.is_some() => state.failed = failed,
-            None => {}
-            Some((token, info)) => {
+            Ok(Some(info)) => {
                 if let Some(info) = info {
                     state.renew_due = options.renew_after.is_some_and(|every| {
                         info.last_seen
@@ -408,43 +428,87 @@ where
                     });
                 }
                 state.token = Some(token);
+                return state;
             }
+            Ok(None) => {}
+            Err(e) => failed = Some(e),
         }
-        Shared::new(sessions.clone(), Arc::clone(options), state)
     }
+    // The store could not check a cookie: neither a session nor proof that
+    // there is none.
+    state.failed = failed;
+    state
 }
 
 pin_project_lite::pin_project! {
     /// The future of [`SessionService`]: the inner response, with the
     /// session cookie set or cleared as needed.
-    pub struct ResponseFuture<F, T, P, St = Sessions<T, P>> {
+    ///
+    /// A request that presents no session cookie, under a browser-session
+    /// cookie, needs the store on neither side of the handler: the inner
+    /// future runs as it is. Any other request is one boxed future (the
+    /// store's futures have no nameable type): one allocation, next to the
+    /// request's shared state (`tests/layer_alloc.rs`, `benches/layer.rs`).
+    pub struct ResponseFuture<F, St, R, E> {
         #[pin]
-        inner: F,
+        direct: Option<F>,
         shared: Option<Arc<Shared<St>>>,
-        types: PhantomData<fn() -> (T, P)>,
+        boxed: Option<Pin<Box<dyn Future<Output = Result<R, E>> + Send>>>,
     }
 }
 
-impl<F, T, P, St, ResBody, E> Future for ResponseFuture<F, T, P, St>
+impl<F, St, R, E> std::fmt::Debug for ResponseFuture<F, St, R, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("boxed", &self.boxed.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, St, B, E> Future for ResponseFuture<F, St, Response<B>, E>
 where
-    F: Future<Output = Result<Response<ResBody>, E>>,
-    T: Send + 'static,
-    P: Principal,
-    St: Store<Data = T, Principal = P>,
+    F: Future<Output = Result<Response<B>, E>>,
+    St: Store,
 {
-    type Output = Result<Response<ResBody>, E>;
+    type Output = Result<Response<B>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let mut response = match this.inner.poll(cx) {
+        if let Some(boxed) = this.boxed {
+            return boxed.as_mut().poll(cx);
+        }
+        let Some(inner) = this.direct.as_pin_mut() else {
+            unreachable!("a ResponseFuture is direct or boxed");
+        };
+        let mut response = match inner.poll(cx) {
             Poll::Ready(Ok(response)) => response,
             other => return other,
         };
         if let Some(shared) = this.shared.take() {
-            finish(&shared, response.headers_mut());
+            let decided = decide(&shared);
+            debug_assert!(decided.is_some(), "a direct request needs no store");
+            apply(&shared, decided.flatten(), response.headers_mut());
         }
         Poll::Ready(Ok(response))
     }
+}
+
+/// The `Set-Cookie` for `token`, known live; `None` if it is gone or the
+/// store cannot say (a persistent cookie's `Max-Age` needs its metadata).
+async fn set_cookie<St: Store>(
+    sessions: &St,
+    cookie: &CookieConfig,
+    token: &SessionToken,
+    info: Option<crate::SessionInfo<St::Principal>>,
+) -> Option<HeaderValue> {
+    if !cookie.is_persistent() {
+        return Some(cookie.set_cookie(token, Duration::ZERO));
+    }
+    let info = match info {
+        Some(info) => info,
+        None => sessions.info(token).await.ok()??,
+    };
+    Some(cookie.set_cookie(token, crate::cookie::max_age(&info)))
 }
 
 /// Writes the cookie the request's outcome calls for, renewing the token
@@ -455,58 +519,104 @@ where
 /// persistent cookie) leaves the client's cookie as it is. So does a token
 /// that is no longer the session's current one: another request rotated it
 /// (its response carries the new cookie), or ended it.
-fn finish<St: Store>(shared: &Shared<St>, headers: &mut http::HeaderMap) {
+async fn finish<St: Store>(shared: &Shared<St>, headers: &mut http::HeaderMap) {
     if shared.failed() {
         return;
+    }
+    if let Some(value) = decide(shared) {
+        return apply(shared, value, headers);
     }
     let Finished {
         token,
         outcome,
-        presented,
         renew_due,
-        used,
+        ..
     } = shared.finished();
     let options = shared.options();
     let cookie = &options.cookie;
     let sessions = shared.sessions();
-    // The `Set-Cookie` for a token known live; `None` if it is gone or the
-    // store cannot say.
-    let set = |token: &crate::SessionToken, info: Option<crate::SessionInfo<_>>| {
-        if !cookie.is_persistent() {
-            return Some(cookie.set_cookie(token, Duration::ZERO));
-        }
-        let info = match info {
-            Some(info) => info,
-            None => sessions.info(token).ok()??,
-        };
-        Some(cookie.set_cookie(token, crate::cookie::max_age(&info)))
-    };
     let value = match (outcome, token) {
-        (Outcome::Ended, _) => presented.then(|| cookie.clear_cookie()),
-        (Outcome::Issued, Some(token)) => set(&token, None),
+        (Outcome::Issued, Some(token)) => set_cookie(sessions, cookie, &token, None).await,
         // Due for renewal and untouched by the handler: rotate now that
         // the response exists. Another request may have rotated or ended it
         // meanwhile: then its response has the say.
-        (Outcome::Unchanged, Some(token)) if renew_due => match sessions.rotate(&token) {
-            Ok(new) => set(&new, None),
+        (Outcome::Unchanged, Some(token)) if renew_due => match sessions.rotate(&token).await {
+            Ok(new) => set_cookie(sessions, cookie, &new, None).await,
             Err(_) => None,
         },
         // Only the session's current token is ever written back: not one
         // another request rotated away meanwhile, nor one that arrived in
         // its grace window.
-        (Outcome::Unchanged, Some(token)) if options.rolling => match sessions.is_current(&token) {
-            Ok(true) => match sessions.info(&token) {
-                Ok(Some(info)) => set(&token, Some(info)),
+        (Outcome::Unchanged, Some(token)) if options.rolling => {
+            match sessions.is_current(&token).await {
+                Ok(true) => match sessions.info(&token).await {
+                    Ok(Some(info)) => set_cookie(sessions, cookie, &token, Some(info)).await,
+                    _ => None,
+                },
                 _ => None,
-            },
-            _ => None,
-        },
+            }
+        }
         (_, _) => None,
     };
+    apply(shared, value, headers);
+}
+
+/// The response's `Set-Cookie` when the store is not needed to decide it:
+/// `Some(value)` (`Some(None)`: no cookie), or `None` when it is (a
+/// persistent cookie's `Max-Age`, a renewal, a rolling re-send).
+fn decide<St: Store>(shared: &Shared<St>) -> Option<Option<HeaderValue>> {
+    let Finished {
+        token,
+        outcome,
+        presented,
+        renew_due,
+        ..
+    } = shared.finished();
+    let options = shared.options();
+    let cookie = &options.cookie;
+    match (outcome, token) {
+        (Outcome::Ended, _) => Some(presented.then(|| cookie.clear_cookie())),
+        (Outcome::Issued, Some(token)) if !cookie.is_persistent() => {
+            Some(Some(cookie.set_cookie(&token, Duration::ZERO)))
+        }
+        (Outcome::Issued, Some(_)) => None,
+        (Outcome::Unchanged, Some(_)) if renew_due || options.rolling => None,
+        (_, _) => Some(None),
+    }
+}
+
+/// Writes `value` and `Cache-Control: no-store` where it belongs.
+fn apply<St>(shared: &Shared<St>, value: Option<HeaderValue>, headers: &mut http::HeaderMap) {
+    let options = shared.options();
     if let Some(value) = value {
         headers.append(SET_COOKIE, value);
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    } else if used && options.no_store && !headers.contains_key(CACHE_CONTROL) {
+    } else if shared.finished().used && options.no_store && !headers.contains_key(CACHE_CONTROL) {
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
+}
+
+/// The session types of the [`SessionLayer`]s built in this process (few:
+/// one per application, as a rule), recorded once per layer at
+/// construction, never per request. The axum extractor reads them when a
+/// request has no session of the handler's type, to tell a route without a
+/// layer from a layer with other types, and name both.
+#[cfg(feature = "axum")]
+static LAYER_TYPES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+
+#[cfg(feature = "axum")]
+fn record_layer_type(name: &'static str) {
+    let mut types = LAYER_TYPES.lock().unwrap_or_else(|e| e.into_inner());
+    if !types.contains(&name) {
+        types.push(name);
+    }
+}
+
+/// The session types of the layers built so far (see [`LAYER_TYPES`]).
+#[cfg(feature = "axum")]
+pub(crate) fn layer_types() -> Vec<&'static str> {
+    LAYER_TYPES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
 }

@@ -42,3 +42,35 @@ fn the_counter_does_count() {
     });
     assert!(info.count_total >= 1);
 }
+
+/// The adapters reach the engine through `sesame::store::Store`: its
+/// futures are ready ones, so the layer's validate path stays
+/// allocation-free (polled here once, as an executor would).
+#[test]
+fn store_trait_validate_allocates_nothing() {
+    use sesame::store::Store;
+    use std::future::Future as _;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    let s = Sessions::<Vec<u8>>::builder()
+        .reaper_interval(None)
+        .build()
+        .unwrap();
+    let (token, _) = s.create(vec![1, 2, 3]).unwrap();
+    let stranger = SessionToken::generate();
+    let mut cx = Context::from_waker(Waker::noop());
+    let info = allocation_counter::measure(|| {
+        for _ in 0..100 {
+            let hit = pin!(Store::validate(&s, &token)).poll(&mut cx);
+            assert!(matches!(hit, Poll::Ready(Ok(Some(_)))));
+            let miss = pin!(Store::validate(&s, &stranger)).poll(&mut cx);
+            assert!(matches!(miss, Poll::Ready(Ok(None))));
+            let len = pin!(Store::with(&s, &token, |v: &Vec<u8>| v.len())).poll(&mut cx);
+            assert!(matches!(len, Poll::Ready(Ok(Some(3)))));
+            let current = pin!(Store::is_current(&s, &token)).poll(&mut cx);
+            assert!(matches!(current, Poll::Ready(Ok(true))));
+        }
+    });
+    assert_eq!(info.count_total, 0, "the trait's path allocated: {info:?}");
+}

@@ -45,40 +45,49 @@ async fn debug(s: Counter) -> String {
 }
 
 async fn read(s: Counter) -> String {
-    s.get().map_or("none".to_owned(), |n| n.to_string())
+    match s.get().await {
+        Ok(n) => n.map_or("none".to_owned(), |n| n.to_string()),
+        Err(e) => e.to_string(),
+    }
 }
 
 async fn write(s: Counter) -> Response {
-    match s.update(|n| {
-        *n += 1;
-        *n
-    }) {
+    match s
+        .update(|n| {
+            *n += 1;
+            *n
+        })
+        .await
+    {
         Ok(n) => n.to_string().into_response(),
         Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
     }
 }
 
 async fn login(s: Counter) -> StatusCode {
-    match s.login("alice".to_owned()) {
+    match s.login("alice".to_owned()).await {
         Ok(()) => StatusCode::OK,
         Err(_) => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 
 async fn rotate(s: Counter) -> StatusCode {
-    match s.rotate() {
+    match s.rotate().await {
         Ok(()) => StatusCode::OK,
         Err(_) => StatusCode::NOT_FOUND,
     }
 }
 
 async fn logout(s: Counter) -> String {
-    s.logout().to_string()
+    s.logout()
+        .await
+        .map_or_else(|e| e.to_string(), |b| b.to_string())
 }
 
 async fn logout_then_write(s: Counter) -> String {
-    s.logout();
+    s.logout().await.expect("the in-process store answers");
     s.update(|n| *n = 100)
+        .await
         .map_or("full".to_owned(), |()| "ok".to_owned())
 }
 

@@ -11,10 +11,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode, header};
-use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use sesame::tower::{Session, SessionLayer, Store};
-use sesame::{Error, ErrorKind, Handle, SessionInfo, SessionToken, Sessions, TokenInput};
+use sesame::store::Store;
+use sesame::tower::{Session, SessionLayer};
+use sesame::{Error, ErrorKind, Handle, SessionInfo, SessionToken, Sessions};
 use tower::ServiceExt as _;
 
 /// `Sessions<u32>` behind a switch; counts the calls that reach it.
@@ -35,112 +35,102 @@ impl Flaky {
     }
 }
 
+/// Each call counts, fails when down, and otherwise awaits the engine's own
+/// (ready) future.
 impl Store for Flaky {
     type Data = u32;
     type Principal = String;
 
-    fn validate(&self, token: &(impl TokenInput + ?Sized)) -> Result<Option<Handle>, Error> {
+    async fn validate(&self, token: &SessionToken) -> Result<Option<Handle>, Error> {
         self.gate()?;
-        Ok(self.inner.validate(token))
+        Store::validate(&self.inner, token).await
     }
-    fn is_current(&self, token: &(impl TokenInput + ?Sized)) -> Result<bool, Error> {
+    async fn is_current(&self, token: &SessionToken) -> Result<bool, Error> {
         self.gate()?;
-        Ok(self.inner.is_current(token))
+        Store::is_current(&self.inner, token).await
     }
-    fn info(
+    async fn info(&self, token: &SessionToken) -> Result<Option<SessionInfo<String>>, Error> {
+        self.gate()?;
+        Store::info(&self.inner, token).await
+    }
+    async fn with<R: Send, F: FnOnce(&u32) -> R + Send>(
         &self,
-        token: &(impl TokenInput + ?Sized),
-    ) -> Result<Option<SessionInfo<String>>, Error> {
-        self.gate()?;
-        Ok(self.inner.info(token))
-    }
-    fn with<R>(
-        &self,
-        token: &(impl TokenInput + ?Sized),
-        f: impl FnOnce(&u32) -> R,
+        token: &SessionToken,
+        f: F,
     ) -> Result<Option<R>, Error> {
         self.gate()?;
-        Ok(self.inner.with(token, f))
+        Store::with(&self.inner, token, f).await
     }
-    fn update<R>(
+    async fn update<R: Send, F: FnMut(&mut u32) -> R + Send>(
         &self,
-        token: &(impl TokenInput + ?Sized),
-        f: impl FnMut(&mut u32) -> R,
+        token: &SessionToken,
+        f: F,
     ) -> Result<R, Error> {
         self.gate()?;
-        self.inner.update(token, f)
+        Store::update(&self.inner, token, f).await
     }
-    fn create(&self, data: u32) -> Result<SessionToken, Error> {
+    async fn create(&self, data: u32) -> Result<SessionToken, Error> {
         self.gate()?;
-        self.inner.create(data).map(|(t, _)| t)
+        Store::create(&self.inner, data).await
     }
-    fn rotate(&self, token: &(impl TokenInput + ?Sized)) -> Result<SessionToken, Error> {
+    async fn rotate(&self, token: &SessionToken) -> Result<SessionToken, Error> {
         self.gate()?;
-        self.inner.rotate(token)
+        Store::rotate(&self.inner, token).await
     }
-    fn login(
-        &self,
-        token: &(impl TokenInput + ?Sized),
-        principal: String,
-    ) -> Result<SessionToken, Error> {
+    async fn login(&self, token: &SessionToken, principal: String) -> Result<SessionToken, Error> {
         self.gate()?;
-        self.inner.login(token, principal)
+        Store::login(&self.inner, token, principal).await
     }
-    fn logout(&self, token: &(impl TokenInput + ?Sized)) -> Result<bool, Error> {
+    async fn logout(&self, token: &SessionToken) -> Result<bool, Error> {
         self.gate()?;
-        Ok(self.inner.logout(token))
+        Store::logout(&self.inner, token).await
     }
-    fn revoke_user(&self, principal: &String) -> Result<usize, Error> {
+    async fn revoke_user(&self, principal: &String) -> Result<usize, Error> {
         self.gate()?;
-        Ok(self.inner.revoke_user(principal))
+        Store::revoke_user(&self.inner, principal).await
     }
-    fn revoke(&self, principal: &String, handle: Handle) -> Result<bool, Error> {
+    async fn revoke(&self, principal: &String, handle: Handle) -> Result<bool, Error> {
         self.gate()?;
-        Ok(self.inner.revoke(principal, handle))
+        Store::revoke(&self.inner, principal, handle).await
     }
-    fn sessions_of(&self, principal: &String) -> Result<Vec<SessionInfo<String>>, Error> {
+    async fn sessions_of(&self, principal: &String) -> Result<Vec<SessionInfo<String>>, Error> {
         self.gate()?;
-        Ok(self.inner.sessions_of(principal))
+        Store::sessions_of(&self.inner, principal).await
     }
 }
 
 type S = Session<u32, String, Flaky>;
 
-fn answer<T: ToString>(r: Result<T, Error>) -> axum::response::Response {
-    match r {
-        Ok(v) => v.to_string().into_response(),
-        Err(e) if e.kind() == ErrorKind::Unavailable => {
-            StatusCode::SERVICE_UNAVAILABLE.into_response()
-        }
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    }
+/// Handlers answer with `?`: a store error is `sesame::Error`'s response.
+async fn count(s: S) -> Result<String, Error> {
+    let n = s
+        .update(|n| {
+            *n += 1;
+            *n
+        })
+        .await?;
+    Ok(n.to_string())
 }
 
-async fn count(s: S) -> axum::response::Response {
-    answer(s.try_update(|n| {
-        *n += 1;
-        *n
-    }))
+async fn read(s: S) -> Result<String, Error> {
+    Ok(format!("{:?}", s.get().await?))
 }
 
-async fn read(s: S) -> axum::response::Response {
-    answer(s.try_get().map(|v| format!("{v:?}")))
+async fn login(s: S) -> Result<&'static str, Error> {
+    s.login("alice".to_owned()).await?;
+    Ok("in")
 }
 
-async fn login(s: S) -> axum::response::Response {
-    answer(s.try_login("alice".to_owned()).map(|()| "in"))
+async fn who(s: S) -> Result<String, Error> {
+    Ok(format!("{:?}", s.principal().await?))
 }
 
-async fn who(s: S) -> axum::response::Response {
-    answer(s.try_principal().map(|p| format!("{p:?}")))
+async fn logout(s: S) -> Result<String, Error> {
+    Ok(s.logout().await?.to_string())
 }
 
-async fn logout(s: S) -> axum::response::Response {
-    answer(s.try_logout())
-}
-
-async fn everywhere(s: S) -> axum::response::Response {
-    answer(s.try_logout_everywhere())
+async fn everywhere(s: S) -> Result<String, Error> {
+    Ok(s.logout_everywhere().await?.to_string())
 }
 
 fn setup() -> (Router, Flaky) {
@@ -258,4 +248,109 @@ async fn an_outage_is_an_error_never_a_session_nor_a_cleared_cookie() {
     assert!(set_cookie(&r).is_none());
     assert_eq!(body(r).await, "Some(\"alice\")");
     assert_eq!(store.inner.len(), 1);
+}
+
+/// `sesame::Error` as a response: an unavailable store is `503` with
+/// `Retry-After: 1` and a fixed body; a session that vanished (here: no
+/// session to rotate) is `409`. Nothing in either names the token.
+#[tokio::test]
+async fn store_errors_answer_fixed_responses() {
+    async fn rotate(s: S) -> Result<&'static str, Error> {
+        s.rotate().await?;
+        Ok("rotated")
+    }
+    let (app, store) = setup();
+    let app = app.route(
+        "/rotate",
+        post(rotate).layer(SessionLayer::new(store.clone())),
+    );
+    let r = call(&app, "POST", "/rotate", None).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert!(r.headers().get(header::RETRY_AFTER).is_none());
+    assert_eq!(body(r).await, "session ended or changed");
+
+    let r = call(&app, "POST", "/login", None).await;
+    let token = token_of(&r);
+    store.down.store(true, Ordering::Relaxed);
+    let r = call(&app, "GET", "/read", Some(&token)).await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+    assert_eq!(r.headers()[header::CACHE_CONTROL], "no-store");
+    assert_eq!(body(r).await, "service unavailable");
+}
+
+/// A handler asking for `Session<u64>` under a layer of `Session<u32>`:
+/// before, a quiet `500` on every request saying only "no session". Now a
+/// debug build panics naming both types (a release build logs them once
+/// and answers `500`, tested below).
+#[cfg(debug_assertions)]
+#[tokio::test]
+#[should_panic(expected = "session type mismatch: the handler takes \
+    sesame::tower::session::Session<u64")]
+async fn a_handler_of_another_session_type_is_a_loud_error() {
+    let app = Router::new()
+        .route("/", get(|_: Session<u64>| async { "unreachable" }))
+        .layer(SessionLayer::new(Sessions::<u32>::new()));
+    let _ = call(&app, "GET", "/", None).await;
+}
+
+#[cfg(not(debug_assertions))]
+#[tokio::test]
+async fn a_handler_of_another_session_type_is_a_loud_error() {
+    let app = Router::new()
+        .route("/", get(|_: Session<u64>| async { "unreachable" }))
+        .layer(SessionLayer::new(Sessions::<u32>::new()));
+    let r = call(&app, "GET", "/", None).await;
+    assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let text = body(r).await;
+    assert!(
+        text.contains("type mismatch") && !text.contains("u64"),
+        "{text}"
+    );
+}
+
+/// The right type under the same layer is found (the check above is not
+/// "any session fails").
+#[tokio::test]
+async fn the_layers_own_session_type_is_extracted() {
+    let app = Router::new()
+        .route(
+            "/",
+            get(|s: Session<u32>| async move { s.is_active().map(|a| a.to_string()) }),
+        )
+        .layer(SessionLayer::new(Sessions::<u32>::new()));
+    let r = call(&app, "GET", "/", None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(body(r).await, "false");
+}
+
+/// Clones of one request's handle that create its session at once, from
+/// tasks on two workers: one session results (a loser hands its data back
+/// and ends its own), and no update is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clones_creating_at_once_make_one_session_and_lose_no_update() {
+    async fn race(s: Session<u32>) -> Result<String, Error> {
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let s = s.clone();
+                tokio::spawn(async move { s.update(|n| *n += 1).await })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("no panic")?;
+        }
+        Ok(format!("{:?}", s.get().await?))
+    }
+    for _ in 0..50 {
+        let sessions = Sessions::<u32>::new();
+        let app = Router::new()
+            .route("/", get(race))
+            .layer(SessionLayer::new(sessions.clone()));
+        let r = call(&app, "GET", "/", None).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let token = token_of(&r);
+        assert_eq!(body(r).await, "Some(8)");
+        assert_eq!(sessions.len(), 1, "one session for one request");
+        assert_eq!(sessions.get(token.as_str()), Some(8), "the cookie's");
+    }
 }

@@ -6,22 +6,27 @@
 //! behind a small mutex, held only for a few instructions and never while
 //! user code runs (the closures of [`Session::update`] and
 //! [`Session::with`], `T::default()`), nor across an `await`: clones of a
-//! handle can be used from several tasks. Of the engine's calls, only
-//! [`Store::create`] runs under it, so that two clones of one handle
-//! cannot create two sessions for one request.
+//! handle can be used from several tasks. No store call runs under it:
+//! two clones of one handle that both create the request's session race,
+//! and the loser hands its data back and ends its own (see
+//! `Session::create`), so one request never holds two sessions.
 //!
-//! The handle works on any [`Store`]. Its `try_*` methods return the
-//! backend's errors (a remote store may be unreachable); the methods
-//! without `try_` exist for the in-process [`Sessions`], which cannot be.
+//! The handle works on any [`Store`] and its methods are `async`: the
+//! in-process [`Sessions`] answers with ready futures, a remote backend
+//! awaits its I/O, so no runtime worker blocks on the network. Every
+//! method returns the backend's errors (a remote store may be
+//! unreachable); for the in-process engine only the ones its own
+//! operations can meet ([`ErrorKind::Full`], [`ErrorKind::NotFound`]).
 
+use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
 use super::Options;
-use super::store::Store;
 use crate::error::{Error, ErrorKind};
+use crate::store::Store;
 use crate::{Handle, Principal, SessionInfo, SessionToken, Sessions};
 
 /// What the request did to its session, for the response's cookie.
@@ -55,6 +60,21 @@ pub(super) struct State {
     /// session (a remote backend is down): every `try_*` call fails with
     /// this error, and the response leaves the cookie alone.
     pub(super) failed: Option<Error>,
+}
+
+impl State {
+    /// A request's state before the layer looked for its session.
+    pub(super) fn new(presented: bool) -> Self {
+        Self {
+            token: None,
+            presented,
+            outcome: Outcome::Unchanged,
+            renew_due: false,
+            used: false,
+            vanished: false,
+            failed: None,
+        }
+    }
 }
 
 /// What a request's handles share with the response future.
@@ -111,15 +131,20 @@ pub(super) struct Finished {
 /// a request extension, and with the `axum` feature as an extractor).
 ///
 /// The session is created lazily: reads of a request without a session
-/// return `None` and create nothing; the first write ([`Session::update`],
-/// [`Session::set`], [`Session::login`]) creates it, and the response then
-/// sets the cookie. Cloning is cheap; clones act on the same session.
+/// return `Ok(None)` and create nothing; the first write
+/// ([`Session::update`], [`Session::set`], [`Session::login`]) creates it,
+/// and the response then sets the cookie. Cloning is cheap; clones act on
+/// the same session.
 ///
-/// Methods are synchronous: the in-process engine never blocks on I/O, so
-/// no lock is held across an `await`. On a remote [`Store`] (Redis) a call
-/// may block for one round trip, bounded by the store's I/O timeout; the
-/// `try_*` methods then report [`ErrorKind::Unavailable`] when it cannot
-/// answer, including when the layer could not check the request's cookie.
+/// One API for every [`Store`]: the methods that reach the store are
+/// `async` and return `Result`. On the in-process [`Sessions`] the futures
+/// are ready ones (the engine call is done when the method is called) and
+/// the only errors are the engine's own ([`ErrorKind::Full`],
+/// [`ErrorKind::NotFound`]); on a remote store a call awaits its I/O, never
+/// blocking a runtime worker, and fails with [`ErrorKind::Unavailable`]
+/// when the store cannot answer, including when the layer could not check
+/// the request's cookie. With the `axum` feature, [`Error`] is a response
+/// (`503` for an unavailable store), so handlers can use `?`.
 pub struct Session<T, P = String, S = Sessions<T, P>> {
     shared: Arc<Shared<S>>,
     types: PhantomData<fn() -> (T, P)>,
@@ -165,7 +190,7 @@ where
         state.token.clone()
     }
 
-    /// The engine found no live session for `token` (ended by another
+    /// The store found no live session for `token` (ended by another
     /// request, expired, or rotated away by a concurrent login): forget it.
     /// The cookie is left alone: if another request rotated the token, its
     /// response carries the new cookie, which a clearing one must not
@@ -186,38 +211,6 @@ where
         state.renew_due = false;
     }
 
-    /// Runs `op` on the current token; `None` when there is no session or
-    /// it is gone (then forgotten).
-    fn on_token<R>(&self, op: impl FnOnce(&SessionToken) -> Option<R>) -> Option<R> {
-        let token = self.token()?;
-        let r = op(&token);
-        if r.is_none() {
-            self.lost(&token);
-        }
-        r
-    }
-
-    /// Creates a session holding `data` unless a clone of this handle
-    /// created one meanwhile, in which case `data` is given back.
-    ///
-    /// Refused (`NotFound`) when the request's session vanished under it,
-    /// unless `replace`: if a concurrent login rotated the token away, the
-    /// new session's cookie would overwrite the login's. A login replaces
-    /// it (the user just authenticated); a plain write does not.
-    fn create(&self, data: T, replace: bool) -> Result<Result<(), T>, Error> {
-        let mut state = self.shared.state.lock();
-        if state.token.is_some() {
-            return Ok(Err(data));
-        }
-        if state.vanished && !replace {
-            return Err(Error::new(ErrorKind::NotFound));
-        }
-        let token = self.shared.sessions.create(data)?;
-        state.token = Some(token);
-        state.outcome = Outcome::Issued;
-        Ok(Ok(()))
-    }
-
     /// The error the layer met checking the request's cookie, if any.
     fn check(&self) -> Result<(), Error> {
         match self.shared.state.lock().failed {
@@ -226,17 +219,62 @@ where
         }
     }
 
+    /// Creates a session holding `data` unless a clone of this handle
+    /// holds one, in which case `data` is given back.
+    ///
+    /// Refused (`NotFound`) when the request's session vanished under it,
+    /// unless `replace`: if a concurrent login rotated the token away, the
+    /// new session's cookie would overwrite the login's. A login replaces
+    /// it (the user just authenticated); a plain write does not.
+    ///
+    /// The store call runs without the state lock (it may await I/O). If a
+    /// clone created a session meanwhile, that one stays the request's:
+    /// ours gives its data back and ends, so the request never holds two.
+    async fn create(&self, data: T, replace: bool) -> Result<Result<(), T>, Error>
+    where
+        T: Default,
+    {
+        {
+            let state = self.shared.state.lock();
+            if state.token.is_some() {
+                return Ok(Err(data));
+            }
+            if state.vanished && !replace {
+                return Err(Error::new(ErrorKind::NotFound));
+            }
+        }
+        let token = self.shared.sessions.create(data).await?;
+        let orphan = {
+            let mut state = self.shared.state.lock();
+            if state.token.is_none() {
+                state.token = Some(token);
+                state.outcome = Outcome::Issued;
+                return Ok(Ok(()));
+            }
+            token
+        };
+        let data = self
+            .shared
+            .sessions
+            .update(&orphan, |data| std::mem::take(data))
+            .await;
+        // Anonymous and cookie-less: if this fails it expires at the idle
+        // timeout (or is evicted first).
+        let _ = self.shared.sessions.logout(&orphan).await;
+        Ok(Err(data?))
+    }
+
     /// Runs `op` on the current token; `Ok(None)` when there is no session
     /// or it is gone (then forgotten).
-    fn try_on_token<R>(
-        &self,
-        op: impl FnOnce(&SessionToken) -> Result<Option<R>, Error>,
-    ) -> Result<Option<R>, Error> {
+    async fn on_token<R, F>(&self, op: impl FnOnce(SessionToken) -> F) -> Result<Option<R>, Error>
+    where
+        F: Future<Output = Result<Option<R>, Error>>,
+    {
         self.check()?;
         let Some(token) = self.token() else {
             return Ok(None);
         };
-        let r = op(&token)?;
+        let r = op(token.clone()).await?;
         if r.is_none() {
             self.lost(&token);
         }
@@ -244,55 +282,195 @@ where
     }
 
     /// The store this session lives in: for [`Store::sessions_of`],
-    /// [`Store::revoke`] and the like.
+    /// [`Store::revoke`] and, on the in-process [`Sessions`], its stats
+    /// and the like.
+    ///
+    /// ```
+    /// # use axum::{Router, body::Body, http::Request, routing::get};
+    /// # use sesame::{Error, Sessions, tower::{Session, SessionLayer}};
+    /// # use tower::ServiceExt as _;
+    /// async fn handler(session: Session<u32>) -> Result<(), Error> {
+    ///     session.login("alice".to_owned()).await?;
+    ///     // `Sessions`' own (synchronous) method; generic code calls
+    ///     // `sesame::store::Store::sessions_of` and awaits it.
+    ///     let mine = session.store().sessions_of(&"alice".to_owned());
+    ///     assert_eq!(mine.len(), 1);
+    ///     assert_eq!(session.store().stats().live, 1);
+    ///     Ok(())
+    /// }
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// # let layer = SessionLayer::new(Sessions::<u32>::new());
+    /// # let app = Router::new().route("/", get(handler)).layer(layer);
+    /// # let response = app.oneshot(Request::get("/").body(Body::empty())?).await?;
+    /// # assert!(response.status().is_success(), "{}", response.status());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn store(&self) -> &S {
         &self.shared.sessions
     }
 
     /// Whether the request has a live session, as far as it knows (another
     /// request may end it at any moment; the next operation will tell).
-    pub fn is_active(&self) -> bool {
-        self.token().is_some()
+    /// Asks the store nothing: the layer already did.
+    ///
+    /// # Errors
+    ///
+    /// When the layer could not check the request's cookie (the store was
+    /// unavailable): whether there is a session is unknown.
+    ///
+    /// ```
+    /// # use axum::{Router, body::Body, http::Request, routing::get};
+    /// # use sesame::{Error, Sessions, tower::{Session, SessionLayer}};
+    /// # use tower::ServiceExt as _;
+    /// async fn handler(session: Session<u32>) -> Result<(), Error> {
+    ///     assert!(!session.is_active()?, "no cookie, no session");
+    ///     session.set(1).await?;
+    ///     assert!(session.is_active()?);
+    ///     Ok(())
+    /// }
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// # let layer = SessionLayer::new(Sessions::<u32>::new());
+    /// # let app = Router::new().route("/", get(handler)).layer(layer);
+    /// # let response = app.oneshot(Request::get("/").body(Body::empty())?).await?;
+    /// # assert!(response.status().is_success(), "{}", response.status());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn is_active(&self) -> Result<bool, Error> {
+        self.check()?;
+        Ok(self.token().is_some())
     }
 
     /// A copy of the session's data; `Ok(None)` without a session.
     ///
     /// # Errors
     ///
-    /// When the store cannot answer (see [`Store`]).
-    pub fn try_get(&self) -> Result<Option<T>, Error>
+    /// When the store cannot answer.
+    ///
+    /// ```
+    /// # use axum::{Router, body::Body, http::Request, routing::get};
+    /// # use sesame::{Error, Sessions, tower::{Session, SessionLayer}};
+    /// # use tower::ServiceExt as _;
+    /// async fn handler(session: Session<u32>) -> Result<(), Error> {
+    ///     assert_eq!(session.get().await?, None, "reads create nothing");
+    ///     session.set(7).await?;
+    ///     assert_eq!(session.get().await?, Some(7));
+    ///     Ok(())
+    /// }
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// # let layer = SessionLayer::new(Sessions::<u32>::new());
+    /// # let app = Router::new().route("/", get(handler)).layer(layer);
+    /// # let response = app.oneshot(Request::get("/").body(Body::empty())?).await?;
+    /// # assert!(response.status().is_success(), "{}", response.status());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn get(&self) -> Result<Option<T>, Error>
     where
         T: Clone,
     {
-        self.try_with(T::clone)
+        self.with(T::clone).await
     }
 
     /// Reads the session's data through `f`; `Ok(None)` without a session.
-    /// `f` must not use this session again.
+    /// `f` must not use this session again (on the in-process engine it
+    /// runs under the session's data lock).
     ///
     /// # Errors
     ///
     /// When the store cannot answer.
-    pub fn try_with<R>(&self, f: impl FnOnce(&T) -> R) -> Result<Option<R>, Error> {
-        self.try_on_token(|token| self.shared.sessions.with(token, f))
+    ///
+    /// ```
+    /// # use axum::{Router, body::Body, http::Request, routing::get};
+    /// # use sesame::{Error, Sessions, tower::{Session, SessionLayer}};
+    /// # use tower::ServiceExt as _;
+    /// async fn handler(session: Session<u32>) -> Result<(), Error> {
+    ///     session.set(20).await?;
+    ///     assert_eq!(session.with(|n| n * 2).await?, Some(40));
+    ///     Ok(())
+    /// }
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// # let layer = SessionLayer::new(Sessions::<u32>::new());
+    /// # let app = Router::new().route("/", get(handler)).layer(layer);
+    /// # let response = app.oneshot(Request::get("/").body(Body::empty())?).await?;
+    /// # assert!(response.status().is_success(), "{}", response.status());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn with<R: Send>(&self, f: impl FnOnce(&T) -> R + Send) -> Result<Option<R>, Error> {
+        let sessions = &self.shared.sessions;
+        self.on_token(|token| async move { sessions.with(&token, f).await })
+            .await
     }
 
-    /// The session's metadata; `Ok(None)` without a session.
+    /// The session's metadata (handle, principal, times); `Ok(None)`
+    /// without a session. Never holds the token.
     ///
     /// # Errors
     ///
     /// When the store cannot answer.
-    pub fn try_info(&self) -> Result<Option<SessionInfo<P>>, Error> {
-        self.try_on_token(|token| self.shared.sessions.info(token))
+    ///
+    /// ```
+    /// # use axum::{Router, body::Body, http::Request, routing::get};
+    /// # use sesame::{Error, Sessions, tower::{Session, SessionLayer}};
+    /// # use tower::ServiceExt as _;
+    /// async fn handler(session: Session<u32>) -> Result<(), Error> {
+    ///     assert!(session.info().await?.is_none());
+    ///     session.login("alice".to_owned()).await?;
+    ///     let info = session.info().await?.expect("logged in");
+    ///     assert_eq!(info.principal.as_deref(), Some("alice"));
+    ///     Ok(())
+    /// }
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// # let layer = SessionLayer::new(Sessions::<u32>::new());
+    /// # let app = Router::new().route("/", get(handler)).layer(layer);
+    /// # let response = app.oneshot(Request::get("/").body(Body::empty())?).await?;
+    /// # assert!(response.status().is_success(), "{}", response.status());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn info(&self) -> Result<Option<SessionInfo<P>>, Error> {
+        let sessions = &self.shared.sessions;
+        self.on_token(|token| async move { sessions.info(&token).await })
+            .await
     }
 
-    /// The session's public handle; `Ok(None)` without a session.
+    /// The session's public handle (safe to show, for "end this session"
+    /// buttons); `Ok(None)` without a session.
     ///
     /// # Errors
     ///
     /// When the store cannot answer.
-    pub fn try_handle(&self) -> Result<Option<Handle>, Error> {
-        self.try_on_token(|token| self.shared.sessions.validate(token))
+    ///
+    /// ```
+    /// # use axum::{Router, body::Body, http::Request, routing::get};
+    /// # use sesame::{Error, Sessions, tower::{Session, SessionLayer}};
+    /// # use tower::ServiceExt as _;
+    /// async fn handler(session: Session<u32>) -> Result<(), Error> {
+    ///     session.set(1).await?;
+    ///     let handle = session.handle().await?.expect("a session");
+    ///     assert_eq!(session.info().await?.map(|i| i.handle), Some(handle));
+    ///     Ok(())
+    /// }
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// # let layer = SessionLayer::new(Sessions::<u32>::new());
+    /// # let app = Router::new().route("/", get(handler)).layer(layer);
+    /// # let response = app.oneshot(Request::get("/").body(Body::empty())?).await?;
+    /// # assert!(response.status().is_success(), "{}", response.status());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn handle(&self) -> Result<Option<Handle>, Error> {
+        let sessions = &self.shared.sessions;
+        self.on_token(|token| async move { sessions.validate(&token).await })
+            .await
     }
 
     /// Who is logged in; `Ok(None)` when nobody is, or without a session.
@@ -300,62 +478,140 @@ where
     /// # Errors
     ///
     /// When the store cannot answer.
-    pub fn try_principal(&self) -> Result<Option<P>, Error> {
-        Ok(self.try_info()?.and_then(|info| info.principal))
+    ///
+    /// ```
+    /// # use axum::{Router, body::Body, http::Request, routing::get};
+    /// # use sesame::{Error, Sessions, tower::{Session, SessionLayer}};
+    /// # use tower::ServiceExt as _;
+    /// async fn handler(session: Session<u32>) -> Result<(), Error> {
+    ///     assert_eq!(session.principal().await?, None);
+    ///     session.login("alice".to_owned()).await?;
+    ///     assert_eq!(session.principal().await?.as_deref(), Some("alice"));
+    ///     Ok(())
+    /// }
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// # let layer = SessionLayer::new(Sessions::<u32>::new());
+    /// # let app = Router::new().route("/", get(handler)).layer(layer);
+    /// # let response = app.oneshot(Request::get("/").body(Body::empty())?).await?;
+    /// # assert!(response.status().is_success(), "{}", response.status());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn principal(&self) -> Result<Option<P>, Error> {
+        Ok(self.info().await?.and_then(|info| info.principal))
     }
 
-    /// [`Session::update`] on any store: changes the session's data
-    /// atomically and returns what `f` returns; without a session, creates
-    /// one from `T::default()` with `f` applied. `f` may run more than once
-    /// (a remote store retries it against concurrent writers): keep it free
-    /// of side effects beyond the data.
+    /// Changes the session's data in place, atomically (concurrent updates
+    /// of one session from several requests all apply), and returns what
+    /// `f` returns. Without a session, creates one from `T::default()`
+    /// with `f` applied. `f` must not use this session again, and may run
+    /// more than once (a remote store retries it against concurrent
+    /// writers; a clone of this handle may create the session first): keep
+    /// it free of side effects beyond the data.
+    ///
+    /// A session the request had that vanished while the handler ran
+    /// (another request logged it out, or rotated its token away with a
+    /// login) is not replaced by a new one: that one's cookie could land
+    /// after the login's and log the user out.
     ///
     /// # Errors
     ///
-    /// When the store is full or cannot answer; [`ErrorKind::NotFound`]
-    /// when the request's session vanished while the handler ran (see
-    /// [`Session::update`]).
-    pub fn try_update<R>(&self, mut f: impl FnMut(&mut T) -> R) -> Result<R, Error>
+    /// [`ErrorKind::Full`] when a session had to be created and the store
+    /// is full; [`ErrorKind::NotFound`] when the request's session vanished
+    /// while the handler ran; when the store cannot answer.
+    ///
+    /// ```
+    /// # use axum::{Router, body::Body, http::Request, routing::get};
+    /// # use sesame::{Error, Sessions, tower::{Session, SessionLayer}};
+    /// # use tower::ServiceExt as _;
+    /// async fn handler(session: Session<u32>) -> Result<String, Error> {
+    ///     let n = session.update(|n| { *n += 1; *n }).await?;
+    ///     assert_eq!(n, 1, "created from the default, then changed");
+    ///     assert_eq!(session.update(|n| { *n += 1; *n }).await?, 2);
+    ///     Ok(format!("visit {n}"))
+    /// }
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// # let layer = SessionLayer::new(Sessions::<u32>::new());
+    /// # let app = Router::new().route("/", get(handler)).layer(layer);
+    /// # let response = app.oneshot(Request::get("/").body(Body::empty())?).await?;
+    /// # assert!(response.status().is_success(), "{}", response.status());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn update<R: Send>(&self, mut f: impl FnMut(&mut T) -> R + Send) -> Result<R, Error>
     where
         T: Default,
     {
         self.check()?;
-        if let Some(token) = self.token() {
-            match self.shared.sessions.update(&token, &mut f) {
-                Ok(r) => return Ok(r),
-                Err(e) if e.kind() == ErrorKind::NotFound => self.lost(&token),
-                Err(e) => return Err(e),
-            }
-        }
-        let mut data = T::default();
-        let r = f(&mut data);
-        if let Err(data) = self.create(data, false)? {
-            // A clone of this handle created the session meanwhile: the
-            // fresh value replaces the clone's (as in `update`).
-            self.try_set(data)?;
-        }
-        Ok(r)
-    }
-
-    /// [`Session::set`] on any store.
-    ///
-    /// # Errors
-    ///
-    /// When the store is full or cannot answer; [`ErrorKind::NotFound`]
-    /// when the request's session vanished while the handler ran (see
-    /// [`Session::update`]).
-    pub fn try_set(&self, value: T) -> Result<(), Error> {
-        self.check()?;
-        let mut value = Some(value);
         // Bounded: each round either writes, or loses a race to a clone or
         // a concurrent logout.
         for _ in 0..3 {
             if let Some(token) = self.token() {
-                let r = self.shared.sessions.update(&token, |data| {
-                    if let Some(v) = value.take() {
-                        *data = v;
-                    }
-                });
+                match self.shared.sessions.update(&token, &mut f).await {
+                    Ok(r) => return Ok(r),
+                    Err(e) if e.kind() == ErrorKind::NotFound => self.lost(&token),
+                    Err(e) => return Err(e),
+                }
+            }
+            // No session (or it just ended): start one with the change
+            // applied, unless a clone of this handle started one meanwhile
+            // (then change that one).
+            let mut data = T::default();
+            let r = f(&mut data);
+            if self.create(data, false).await?.is_ok() {
+                return Ok(r);
+            }
+        }
+        Err(Error::new(ErrorKind::NotFound))
+    }
+
+    /// Replaces the session's data. Without a session, creates one holding
+    /// `value` (not in place of one that vanished while the handler ran:
+    /// see [`Session::update`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Session::update`].
+    ///
+    /// ```
+    /// # use axum::{Router, body::Body, http::Request, routing::get};
+    /// # use sesame::{Error, Sessions, tower::{Session, SessionLayer}};
+    /// # use tower::ServiceExt as _;
+    /// async fn handler(session: Session<u32>) -> Result<(), Error> {
+    ///     session.set(3).await?;
+    ///     session.set(4).await?;
+    ///     assert_eq!(session.get().await?, Some(4));
+    ///     assert_eq!(session.store().len(), 1, "one session");
+    ///     Ok(())
+    /// }
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// # let layer = SessionLayer::new(Sessions::<u32>::new());
+    /// # let app = Router::new().route("/", get(handler)).layer(layer);
+    /// # let response = app.oneshot(Request::get("/").body(Body::empty())?).await?;
+    /// # assert!(response.status().is_success(), "{}", response.status());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn set(&self, value: T) -> Result<(), Error>
+    where
+        T: Default,
+    {
+        self.check()?;
+        let mut value = Some(value);
+        for _ in 0..3 {
+            if let Some(token) = self.token() {
+                let r = self
+                    .shared
+                    .sessions
+                    .update(&token, |data| {
+                        if let Some(v) = value.take() {
+                            *data = v;
+                        }
+                    })
+                    .await;
                 match r {
                     Ok(()) => return Ok(()),
                     Err(e) if e.kind() == ErrorKind::NotFound => self.lost(&token),
@@ -363,9 +619,11 @@ where
                 }
             }
             let Some(v) = value.take() else {
-                return Ok(());
+                // A remote store took the value and then lost it to a
+                // concurrent logout.
+                return Err(Error::new(ErrorKind::NotFound));
             };
-            match self.create(v, false)? {
+            match self.create(v, false).await? {
                 Ok(()) => return Ok(()),
                 Err(v) => value = Some(v),
             }
@@ -373,13 +631,40 @@ where
         Err(Error::new(ErrorKind::NotFound))
     }
 
-    /// [`Session::login`] on any store.
+    /// Logs the session in as `principal`: rotates its token (the old one
+    /// stops working; the response sets the new cookie) and binds the
+    /// principal (see [`Sessions::login`]: a change of principal starts
+    /// from fresh data). Without a session, creates one from
+    /// `T::default()` first.
     ///
     /// # Errors
     ///
-    /// When the store is full or cannot answer; [`ErrorKind::NotFound`] if
-    /// the session keeps vanishing under concurrent logouts.
-    pub fn try_login(&self, principal: P) -> Result<(), Error>
+    /// [`ErrorKind::Full`] when a session had to be created and the store
+    /// is full; [`ErrorKind::NotFound`] if the session keeps vanishing
+    /// under concurrent logouts; when the store cannot answer.
+    ///
+    /// ```
+    /// # use axum::{Router, body::Body, http::Request, routing::get};
+    /// # use sesame::{Error, Sessions, tower::{Session, SessionLayer}};
+    /// # use tower::ServiceExt as _;
+    /// async fn handler(session: Session<u32>) -> Result<(), Error> {
+    ///     session.set(1).await?;
+    ///     let before = session.handle().await?;
+    ///     session.login("alice".to_owned()).await?;
+    ///     assert_eq!(session.principal().await?.as_deref(), Some("alice"));
+    ///     assert_eq!(session.handle().await?, before, "same session, new token");
+    ///     Ok(())
+    /// }
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// # let layer = SessionLayer::new(Sessions::<u32>::new());
+    /// # let app = Router::new().route("/", get(handler)).layer(layer);
+    /// # let response = app.oneshot(Request::get("/").body(Body::empty())?).await?;
+    /// # assert!(response.status().is_success(), "{}", response.status());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn login(&self, principal: P) -> Result<(), Error>
     where
         T: Default,
     {
@@ -390,14 +675,14 @@ where
             let token = match self.token() {
                 Some(token) => token,
                 None => {
-                    let _ = self.create(T::default(), true)?;
+                    let _ = self.create(T::default(), true).await?;
                     match self.token() {
                         Some(token) => token,
                         None => continue,
                     }
                 }
             };
-            match self.shared.sessions.login(&token, principal.clone()) {
+            match self.shared.sessions.login(&token, principal.clone()).await {
                 Ok(new) => {
                     self.issued(new);
                     return Ok(());
@@ -409,18 +694,44 @@ where
         Err(Error::new(ErrorKind::NotFound))
     }
 
-    /// [`Session::rotate`] on any store.
+    /// Gives the session a new token (the old one stops working; the
+    /// response sets the new cookie). Rotate when privilege changes;
+    /// [`Session::login`] already does.
     ///
     /// # Errors
     ///
     /// [`ErrorKind::NotFound`] without a live session; when the store
     /// cannot answer.
-    pub fn try_rotate(&self) -> Result<(), Error> {
+    ///
+    /// ```
+    /// # use axum::{Router, body::Body, http::Request, routing::get};
+    /// # use sesame::{Error, Sessions, tower::{Session, SessionLayer}};
+    /// # use tower::ServiceExt as _;
+    /// use sesame::ErrorKind;
+    ///
+    /// async fn handler(session: Session<u32>) -> Result<(), Error> {
+    ///     let none = session.rotate().await.unwrap_err();
+    ///     assert_eq!(none.kind(), ErrorKind::NotFound, "nothing to rotate");
+    ///     session.set(5).await?;
+    ///     session.rotate().await?;
+    ///     assert_eq!(session.get().await?, Some(5), "the data stays");
+    ///     Ok(())
+    /// }
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// # let layer = SessionLayer::new(Sessions::<u32>::new());
+    /// # let app = Router::new().route("/", get(handler)).layer(layer);
+    /// # let response = app.oneshot(Request::get("/").body(Body::empty())?).await?;
+    /// # assert!(response.status().is_success(), "{}", response.status());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn rotate(&self) -> Result<(), Error> {
         self.check()?;
         let Some(token) = self.token() else {
             return Err(Error::new(ErrorKind::NotFound));
         };
-        match self.shared.sessions.rotate(&token) {
+        match self.shared.sessions.rotate(&token).await {
             Ok(new) => {
                 self.issued(new);
                 Ok(())
@@ -434,14 +745,35 @@ where
         }
     }
 
-    /// [`Session::logout`] on any store: destroys the session; the response
-    /// clears the cookie. Returns whether a live session ended.
+    /// Destroys the session; the response clears the cookie. Returns
+    /// whether a live session ended.
     ///
     /// # Errors
     ///
     /// When the store cannot answer; the session may then live on, and the
     /// cookie is kept.
-    pub fn try_logout(&self) -> Result<bool, Error> {
+    ///
+    /// ```
+    /// # use axum::{Router, body::Body, http::Request, routing::get};
+    /// # use sesame::{Error, Sessions, tower::{Session, SessionLayer}};
+    /// # use tower::ServiceExt as _;
+    /// async fn handler(session: Session<u32>) -> Result<(), Error> {
+    ///     assert!(!session.logout().await?, "no session to end");
+    ///     session.set(1).await?;
+    ///     assert!(session.logout().await?);
+    ///     assert_eq!(session.get().await?, None);
+    ///     Ok(())
+    /// }
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// # let layer = SessionLayer::new(Sessions::<u32>::new());
+    /// # let app = Router::new().route("/", get(handler)).layer(layer);
+    /// # let response = app.oneshot(Request::get("/").body(Body::empty())?).await?;
+    /// # assert!(response.status().is_success(), "{}", response.status());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn logout(&self) -> Result<bool, Error> {
         self.check()?;
         let Some(token) = self.token() else {
             let mut state = self.shared.state.lock();
@@ -450,7 +782,7 @@ where
             }
             return Ok(false);
         };
-        let ended = self.shared.sessions.logout(&token)?;
+        let ended = self.shared.sessions.logout(&token).await?;
         let mut state = self.shared.state.lock();
         if state.token.as_ref() == Some(&token) {
             state.token = None;
@@ -459,183 +791,46 @@ where
         Ok(ended)
     }
 
-    /// [`Session::logout_everywhere`] on any store.
-    ///
-    /// # Errors
-    ///
-    /// When the store cannot answer (nothing is known to have ended).
-    pub fn try_logout_everywhere(&self) -> Result<usize, Error> {
-        let Some(principal) = self.try_principal()? else {
-            return Ok(0);
-        };
-        let n = self.shared.sessions.revoke_user(&principal)?;
-        let mut state = self.shared.state.lock();
-        state.token = None;
-        state.outcome = Outcome::Ended;
-        Ok(n)
-    }
-}
-
-/// The in-process engine's methods, which cannot meet a backend error.
-impl<T, P> Session<T, P, Sessions<T, P>>
-where
-    T: Default + Send + 'static,
-    P: Principal,
-{
-    /// The engine this session lives in: for [`Sessions::sessions_of`],
-    /// [`Sessions::revoke`], [`Sessions::stats`] and the like.
-    pub fn sessions(&self) -> &Sessions<T, P> {
-        &self.shared.sessions
-    }
-
-    /// A copy of the session's data; `None` without a session.
-    pub fn get(&self) -> Option<T>
-    where
-        T: Clone,
-    {
-        self.with(T::clone)
-    }
-
-    /// Reads the session's data through `f`; `None` without a session.
-    /// `f` runs under the session's data mutex: it must not use this
-    /// session again.
-    pub fn with<R>(&self, f: impl FnOnce(&T) -> R) -> Option<R> {
-        self.on_token(|token| self.shared.sessions.with(token, f))
-    }
-
-    /// The session's metadata (handle, principal, times); `None` without a
-    /// session. Never holds the token.
-    pub fn info(&self) -> Option<SessionInfo<P>> {
-        self.on_token(|token| self.shared.sessions.info(token))
-    }
-
-    /// The session's public handle; `None` without a session.
-    pub fn handle(&self) -> Option<Handle> {
-        self.on_token(|token| self.shared.sessions.validate(token))
-    }
-
-    /// Who is logged in; `None` when nobody is, or without a session.
-    pub fn principal(&self) -> Option<P> {
-        self.info().and_then(|info| info.principal)
-    }
-
-    /// Changes the session's data in place, atomically (concurrent updates
-    /// of one session from several requests all apply), and returns what
-    /// `f` returns. Without a session, creates one from `T::default()`
-    /// with `f` applied. `f` must not use this session again.
-    ///
-    /// A session the request had that vanished while the handler ran
-    /// (another request logged it out, or rotated its token away with a
-    /// login) is not replaced by a new one: that one's cookie could land
-    /// after the login's and log the user out.
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::Full`] when a session had to be created and the store
-    /// is full; [`ErrorKind::NotFound`] when the request's session vanished
-    /// while the handler ran.
-    pub fn update<R>(&self, f: impl FnOnce(&mut T) -> R) -> Result<R, Error>
-    where
-        T: Default,
-    {
-        let mut f = Some(f);
-        if let Some(token) = self.token() {
-            let r = self
-                .shared
-                .sessions
-                .update(&token, |data| f.take().map(|f| f(data)));
-            if let Ok(Some(r)) = r {
-                return Ok(r);
-            }
-            self.lost(&token);
-        }
-        // No session (or it just ended): start one with the change applied.
-        let Some(f) = f.take() else {
-            return Err(Error::new(ErrorKind::NotFound));
-        };
-        let mut data = T::default();
-        let r = f(&mut data);
-        if let Err(data) = self.create(data, false)? {
-            // A clone of this handle created the session meanwhile. The
-            // closure already ran, on a fresh value, and cannot run again:
-            // that value replaces the clone's.
-            self.set(data)?;
-        }
-        Ok(r)
-    }
-
-    /// Replaces the session's data. Without a session, creates one holding
-    /// `value` (not in place of one that vanished while the handler ran:
-    /// see [`Session::update`]).
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::Full`] when a session had to be created and the store
-    /// is full; [`ErrorKind::NotFound`] when the request's session vanished
-    /// while the handler ran.
-    pub fn set(&self, value: T) -> Result<(), Error> {
-        // The in-process engine never fails to answer: `try_set` is the
-        // whole behaviour.
-        self.try_set(value)
-    }
-
-    /// Logs the session in as `principal`: rotates its token (the old one
-    /// stops working; the response sets the new cookie) and binds the
-    /// principal (see [`Sessions::login`]). Without a session, creates one
-    /// from `T::default()` first.
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::Full`] when a session had to be created and the store
-    /// is full; [`ErrorKind::NotFound`] if the session keeps vanishing
-    /// under concurrent logouts.
-    pub fn login(&self, principal: P) -> Result<(), Error>
-    where
-        T: Default,
-    {
-        // The in-process engine never fails to answer: `try_login` is the
-        // whole behaviour.
-        self.try_login(principal)
-    }
-
-    /// Gives the session a new token (the old one stops working; the
-    /// response sets the new cookie). Rotate when privilege changes;
-    /// [`Session::login`] already does.
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::NotFound`] without a live session.
-    pub fn rotate(&self) -> Result<(), Error> {
-        self.try_rotate()
-    }
-
-    /// Destroys the session; the response clears the cookie. Returns
-    /// whether a live session ended.
-    pub fn logout(&self) -> bool {
-        let token = {
-            let mut state = self.shared.state.lock();
-            let token = state.token.take();
-            if token.is_some() || state.presented {
-                state.outcome = Outcome::Ended;
-            }
-            token
-        };
-        token.is_some_and(|t| self.shared.sessions.logout(&t))
-    }
-
     /// Ends every session of the logged-in principal, this one included
     /// ("log out everywhere"); the response clears the cookie. Returns how
     /// many sessions ended: 0 when nobody is logged in (then nothing
     /// changes).
-    pub fn logout_everywhere(&self) -> usize {
-        let Some(principal) = self.principal() else {
-            return 0;
+    ///
+    /// # Errors
+    ///
+    /// When the store cannot answer (nothing is known to have ended).
+    ///
+    /// ```
+    /// # use axum::{Router, body::Body, http::Request, routing::get};
+    /// # use sesame::{Error, Sessions, tower::{Session, SessionLayer}};
+    /// # use tower::ServiceExt as _;
+    /// async fn handler(session: Session<u32>) -> Result<(), Error> {
+    ///     assert_eq!(session.logout_everywhere().await?, 0, "nobody logged in");
+    ///     let elsewhere = session.store().create(0)?.0;
+    ///     session.store().login(&elsewhere, "alice".to_owned())?;
+    ///     session.login("alice".to_owned()).await?;
+    ///     assert_eq!(session.logout_everywhere().await?, 2);
+    ///     assert!(session.store().is_empty());
+    ///     Ok(())
+    /// }
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// # let layer = SessionLayer::new(Sessions::<u32>::new());
+    /// # let app = Router::new().route("/", get(handler)).layer(layer);
+    /// # let response = app.oneshot(Request::get("/").body(Body::empty())?).await?;
+    /// # assert!(response.status().is_success(), "{}", response.status());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn logout_everywhere(&self) -> Result<usize, Error> {
+        let Some(principal) = self.principal().await? else {
+            return Ok(0);
         };
-        let n = self.shared.sessions.revoke_user(&principal);
+        let n = self.shared.sessions.revoke_user(&principal).await?;
         let mut state = self.shared.state.lock();
         state.token = None;
         state.outcome = Outcome::Ended;
-        n
+        Ok(n)
     }
 }
 

@@ -142,6 +142,15 @@ impl RedisServer {
         self.child.as_ref().map(Child::id)
     }
 
+    /// SIGSTOP: the server keeps its sockets open (connections are still
+    /// accepted by the kernel) but answers nothing, as a hung host does.
+    /// The guard sends SIGCONT when dropped, also when a test fails.
+    pub fn freeze(&self) -> Frozen {
+        let pid = self.pid().expect("a running redis-server");
+        assert!(signal("-STOP", pid), "kill -STOP {pid}");
+        Frozen { pid }
+    }
+
     /// SIGKILL, and reap the process.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -162,6 +171,25 @@ impl RedisServer {
             }
         }
     }
+}
+
+/// A frozen server (see [`RedisServer::freeze`]); thawed on drop.
+pub struct Frozen {
+    pid: u32,
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        signal("-CONT", self.pid);
+    }
+}
+
+/// `kill <sig> <pid>`; whether it succeeded.
+fn signal(sig: &str, pid: u32) -> bool {
+    Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 impl Drop for RedisServer {
