@@ -8,11 +8,6 @@
 //! and invalidation subscriber, as two processes would have), driven over
 //! TCP by a real HTTP client.
 
-// Gated off on the `redisasync` branch: `RedisSessions` became async and no
-// longer implements the sync `sesame::tower::Store`; the demo's Redis mode
-// returns with the layer's move to the async `sesame::store::Store`.
-#![cfg(any())]
-
 #[allow(dead_code)] // `main` and the env helper are the binary's
 #[path = "../examples/demo.rs"]
 mod demo;
