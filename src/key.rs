@@ -1,8 +1,9 @@
 //! Keys at rest: the engine stores a blake3 keyed digest of each token, never
 //! the token.
 //!
-//! [`SessionKey`] is `blake3::keyed_hash(secret, token_bytes)`, where the
-//! secret is the engine's 32-byte [`SecretKey`]. This is the practice Rack
+//! The stored key of a token (its digest) is
+//! `blake3::keyed_hash(secret, token_bytes)`, where the secret is the
+//! engine's 32-byte [`SecretKey`]. This is the practice Rack
 //! adopted after CVE-2019-16782: a heap dump, a snapshot or a Redis `SCAN`
 //! yields digests, and a digest is no use to present as a cookie.
 //!
@@ -12,7 +13,7 @@
 //! tokens other than the one it presented.
 //!
 //! Constant time, in the data:
-//! - Token and key equality ([`SessionKey`]'s `PartialEq`, the token's, and
+//! - Token and key equality (the digest's `PartialEq`, the token's, and
 //!   [`SecretKey`]'s) go through [`subtle::ConstantTimeEq`]: the time does
 //!   not depend on where two values first differ.
 //! - The digest itself: blake3 is add-rotate-xor on 32-bit words, with no
@@ -121,16 +122,16 @@ impl Drop for SecretKey {
 /// is already uniformly random, so there is nothing to gain from hashing it
 /// again); the shard is picked from the next eight.
 #[derive(Clone, Copy)]
-pub struct SessionKey([u8; 32]);
+pub(crate) struct SessionKey([u8; 32]);
 
 impl SessionKey {
     /// The digest bytes.
-    pub fn as_bytes(&self) -> &[u8; 32] {
+    pub(crate) fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
 
     /// Rebuilds a key from digest bytes (for snapshots and remote backends).
-    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+    pub(crate) fn from_bytes(bytes: [u8; 32]) -> Self {
         Self(bytes)
     }
 
@@ -186,7 +187,7 @@ impl fmt::Debug for SessionKey {
 /// A hasher that passes a `u64` through: for keys that are already uniformly
 /// random digests.
 #[derive(Default, Clone, Copy)]
-pub struct IdentityHasher(u64);
+pub(crate) struct IdentityHasher(u64);
 
 impl Hasher for IdentityHasher {
     fn finish(&self) -> u64 {
@@ -207,7 +208,7 @@ impl Hasher for IdentityHasher {
 }
 
 /// `BuildHasher` for [`IdentityHasher`].
-pub type BuildIdentity = BuildHasherDefault<IdentityHasher>;
+pub(crate) type BuildIdentity = BuildHasherDefault<IdentityHasher>;
 
 #[cfg(test)]
 mod tests {

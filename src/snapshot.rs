@@ -210,7 +210,7 @@
 //!
 //! | bytes | field |
 //! |---|---|
-//! | 32 | token digest ([`SessionKey`]) |
+//! | 32 | token digest: `blake3::keyed_hash(secret key, token)` (see [`crate::key`]) |
 //! | 8 | handle |
 //! | 8 × 5 | unix ms: created, last seen, token issued, idle deadline, absolute deadline |
 //! | 1 | flags: bit 0 set when a principal follows; other bits zero |
