@@ -322,7 +322,7 @@ impl CookieConfig {
     /// use std::time::Duration;
     /// use sesame::{SessionToken, cookie::CookieConfig};
     ///
-    /// let token = SessionToken::from_bytes([0; 32]);
+    /// let token = SessionToken::generate();
     /// let value = CookieConfig::default().set_cookie(&token, Duration::from_secs(60));
     /// assert_eq!(
     ///     value.to_str()?,

@@ -62,9 +62,16 @@ impl SessionToken {
         Self::from_bytes(bytes)
     }
 
-    /// Builds a token from raw bytes. Useful for tests and for a caller that
-    /// draws its own randomness; never feed it anything but CSPRNG output.
-    pub fn from_bytes(bytes: [u8; TOKEN_LEN]) -> Self {
+    /// A token with chosen bytes, for tests, benches and fuzzing only (hidden
+    /// from the docs, not part of the API): a token that is not CSPRNG
+    /// output can be guessed. Use [`SessionToken::generate`].
+    #[doc(hidden)]
+    pub fn from_bytes_for_tests(bytes: [u8; TOKEN_LEN]) -> Self {
+        Self::from_bytes(bytes)
+    }
+
+    /// Builds a token from raw bytes: CSPRNG output or a parsed token.
+    pub(crate) fn from_bytes(bytes: [u8; TOKEN_LEN]) -> Self {
         let mut text = [0u8; TOKEN_TEXT_LEN];
         let written = URL_SAFE_NO_PAD
             .encode_slice(bytes, &mut text)
