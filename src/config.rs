@@ -54,8 +54,6 @@ pub enum BuildOption {
     MaxSessionsPerUser,
     /// [`Builder::shards`]
     Shards,
-    /// [`Builder::clock`]
-    Clock,
     /// [`Builder::secret_key`]
     SecretKey,
     /// [`Builder::rotation_grace`]
@@ -72,7 +70,6 @@ impl fmt::Display for BuildOption {
             Self::MaxSessions => "max_sessions",
             Self::MaxSessionsPerUser => "max_sessions_per_user",
             Self::Shards => "shards",
-            Self::Clock => "clock",
             Self::SecretKey => "secret_key",
             Self::RotationGrace => "rotation_grace",
             Self::ReaperInterval => "reaper_interval",

@@ -15,6 +15,7 @@ use crate::Handle;
 /// Something that happened to a session. Carries the session's public
 /// [`Handle`] and principal, never a token.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Event<P> {
     /// What happened.
     pub kind: EventKind,
@@ -46,6 +47,7 @@ pub enum EventKind {
 
 /// Why a session expired.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ExpiryReason {
     /// No use for longer than the idle timeout.
     Idle,
@@ -55,6 +57,7 @@ pub enum ExpiryReason {
 
 /// Why a session was evicted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum EvictionReason {
     /// The store was at `max_sessions`; this anonymous session was among the
     /// least recently seen.
