@@ -1,15 +1,26 @@
 //! Errors of engine operations.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// An engine operation failed.
 ///
 /// Opaque on purpose: a presented token that is malformed, forged, unknown,
 /// expired or revoked gives the same [`ErrorKind::NotFound`], so neither the
 /// caller nor an attacker learns which. The error never carries a token.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+///
+/// A failure of a lower layer keeps its cause, through
+/// [`std::error::Error::source`]: a Redis backend that refuses the password
+/// and one that is down are both [`ErrorKind::Unavailable`] (the engine
+/// fails closed either way), but the cause tells them apart
+/// (`sesame::redis::BackendError`). `Display` stays a short fixed text;
+/// causes never carry a token or a password.
+///
+/// Two errors are equal when their kinds are.
+#[derive(Clone, Debug)]
 pub struct Error {
     kind: ErrorKind,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 /// What went wrong.
@@ -32,7 +43,32 @@ pub enum ErrorKind {
 
 impl Error {
     pub(crate) const fn new(kind: ErrorKind) -> Self {
-        Self { kind }
+        Self { kind, source: None }
+    }
+
+    /// An error of `kind` caused by `source` (for implementations of
+    /// [`crate::store::Store`] outside this crate, and the backends here).
+    /// The source must not carry a token or a password: it is what
+    /// [`std::error::Error::source`] returns, and it may be logged.
+    ///
+    /// ```
+    /// use std::error::Error as _;
+    /// use sesame::{Error, ErrorKind};
+    ///
+    /// let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+    /// let e = Error::with_source(ErrorKind::Unavailable, io);
+    /// assert_eq!(e.to_string(), "session backend unavailable");
+    /// let cause = e.source().unwrap().downcast_ref::<std::io::Error>().unwrap();
+    /// assert_eq!(cause.kind(), std::io::ErrorKind::ConnectionRefused);
+    /// ```
+    pub fn with_source(
+        kind: ErrorKind,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self {
+            kind,
+            source: Some(Arc::from(source.into())),
+        }
     }
 
     /// What went wrong.
@@ -69,7 +105,21 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl PartialEq for Error {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind
+    }
+}
+
+impl Eq for Error {}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 /// How long a client is asked to wait before retrying a `503` (the
 /// `Retry-After` of [`Error`]'s response, in seconds): a remote store's

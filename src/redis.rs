@@ -118,6 +118,7 @@
 
 mod builder;
 mod cache;
+mod cause;
 mod conn;
 mod scripts;
 mod store;
@@ -136,6 +137,7 @@ pub use builder::{
     DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_FALLBACK_CACHE_TTL,
     DEFAULT_IO_TIMEOUT, DEFAULT_PREFIX, RedisBuildError, RedisBuilder, RedisOption,
 };
+pub use cause::{BackendError, BackendErrorKind};
 
 use crate::clock::{Clock, EngineClock};
 use crate::error::{Error, ErrorKind};
@@ -867,15 +869,15 @@ where
 }
 
 fn encode<V: Serialize>(v: &V) -> Result<Vec<u8>, Error> {
-    serde_json::to_vec(v).map_err(|_| Error::new(ErrorKind::Encoding))
+    serde_json::to_vec(v).map_err(|e| Error::with_source(ErrorKind::Encoding, e))
 }
 
 fn decode<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, Error> {
-    serde_json::from_slice(bytes).map_err(|_| Error::new(ErrorKind::Encoding))
+    serde_json::from_slice(bytes).map_err(|e| Error::with_source(ErrorKind::Encoding, e))
 }
 
 fn principal_json<P: Serialize>(p: &P) -> Result<String, Error> {
-    serde_json::to_string(p).map_err(|_| Error::new(ErrorKind::Encoding))
+    serde_json::to_string(p).map_err(|e| Error::with_source(ErrorKind::Encoding, e))
 }
 
 /// Redis ms minus local ms.

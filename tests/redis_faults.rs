@@ -7,7 +7,7 @@ mod redis_support;
 use std::time::{Duration, Instant};
 
 use redis_support::{RedisServer, eventually_async};
-use sesame::redis::RedisSessions;
+use sesame::redis::{BackendError, BackendErrorKind, RedisSessions};
 use sesame::{Error, ErrorKind, Handle, SecretKey, SessionToken};
 
 type Store = RedisSessions<u64, String>;
@@ -348,4 +348,69 @@ fn a_store_whose_subscriber_runtime_ended_serves_no_copies() {
         assert!(b.logout(&token).await.unwrap());
         assert_eq!(a.validate(&token).await.unwrap(), None, "read through");
     });
+}
+
+/// Every `Display` and `Debug` of an error and its causes, joined.
+fn chain(e: &Error) -> String {
+    let mut out = format!("{e} {e:?}");
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        out.push_str(&format!(" | {c} {c:?}"));
+        cause = c.source();
+    }
+    out
+}
+
+/// A wrong password and a refused connection are both
+/// `ErrorKind::Unavailable` (the engine fails closed either way), but the
+/// cause (`source()`) tells them apart, so an operator is not sent hunting
+/// for an outage when the password is wrong. No text of the error names the
+/// password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_failure_and_refusal_have_different_causes() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg("right-password")
+        .query(&mut server.connection())
+        .unwrap();
+    let key = SecretKey::generate();
+    let wrong = store(
+        &format!("redis://:hunter2-wrong@127.0.0.1:{}/", server.port()),
+        &key,
+    )
+    .await;
+    let auth = wrong.create(1).await.unwrap_err();
+    assert_eq!(auth.kind(), ErrorKind::Unavailable);
+    let auth_text = chain(&auth);
+    assert!(!auth_text.contains("hunter2"), "{auth_text}");
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let nobody = store(&format!("redis://:hunter2-wrong@127.0.0.1:{port}/"), &key).await;
+    let refused = nobody.create(1).await.unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::Unavailable);
+    let refused_text = chain(&refused);
+    assert!(!refused_text.contains("hunter2"), "{refused_text}");
+
+    let cause = |e: &Error| std::error::Error::source(e).map(|c| c.to_string());
+    assert!(
+        cause(&auth).is_some_and(|c| c.contains("authentication")),
+        "{auth_text}"
+    );
+    assert!(
+        cause(&refused).is_some_and(|c| c.contains("refused")),
+        "{refused_text}"
+    );
+    let kind = |e: &Error| {
+        std::error::Error::source(e)
+            .and_then(|c| c.downcast_ref::<BackendError>())
+            .map(BackendError::kind)
+    };
+    assert_eq!(kind(&auth), Some(BackendErrorKind::Auth));
+    assert_eq!(kind(&refused), Some(BackendErrorKind::Refused));
 }

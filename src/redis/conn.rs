@@ -38,6 +38,7 @@ use parking_lot::Mutex;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, FromRedisValue, RedisError, RedisResult, ScriptInvocation};
 
+use super::cause::BackendError;
 use crate::error::{Error, ErrorKind};
 
 /// Multiplexed connections per store.
@@ -86,6 +87,8 @@ pub(crate) struct Pool {
     connecting: Box<[tokio::sync::Mutex<()>]>,
     next: AtomicUsize,
     backoff: Mutex<Backoff>,
+    /// Why the last connect failed: the cause reported while backing off.
+    last: Mutex<Option<BackendError>>,
     pub(crate) connect_timeout: Duration,
     pub(crate) io_timeout: Duration,
 }
@@ -104,6 +107,7 @@ impl Pool {
                 .collect(),
             next: AtomicUsize::new(0),
             backoff: Mutex::new(Backoff::default()),
+            last: Mutex::new(None),
             connect_timeout,
             io_timeout,
         }
@@ -121,7 +125,12 @@ impl Pool {
             return Ok(c);
         }
         if !self.backoff.lock().ready(Instant::now()) {
-            return self.any();
+            return self.any(|| {
+                self.last
+                    .lock()
+                    .clone()
+                    .unwrap_or_else(BackendError::timeout)
+            });
         }
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(self.connect_timeout)
@@ -135,30 +144,38 @@ impl Pool {
         match opened {
             Ok(Ok(c)) => {
                 self.backoff.lock().succeed();
+                *self.last.lock() = None;
                 *self.slots[i].lock() = Some(c.clone());
                 Ok(c)
             }
             Ok(Err(e)) if !e.is_timeout() => {
                 // Refused (`maxclients`, say): others may still serve.
                 self.backoff.lock().fail(Instant::now());
-                self.any()
+                let cause = BackendError::from_redis(&e);
+                *self.last.lock() = Some(cause.clone());
+                self.any(|| cause)
             }
-            _ => {
+            opened => {
                 // No answer within the connect timeout: a frozen or
                 // unreachable server; do not wait on another connection too.
                 self.backoff.lock().fail(Instant::now());
-                Err(Error::new(ErrorKind::Unavailable))
+                let cause = match opened {
+                    Ok(Err(e)) => BackendError::from_redis(&e),
+                    _ => BackendError::timeout(),
+                };
+                *self.last.lock() = Some(cause.clone());
+                Err(Error::with_source(ErrorKind::Unavailable, cause))
             }
         }
     }
 
     /// Any open connection, when the slot's own cannot be opened (Redis at
     /// `maxclients`, say, or a backoff after such a refusal).
-    fn any(&self) -> Result<MultiplexedConnection, Error> {
+    fn any(&self, cause: impl FnOnce() -> BackendError) -> Result<MultiplexedConnection, Error> {
         self.slots
             .iter()
             .find_map(|slot| slot.lock().clone())
-            .ok_or(Error::new(ErrorKind::Unavailable))
+            .ok_or_else(|| Error::with_source(ErrorKind::Unavailable, cause()))
     }
 
     /// Runs a script. Any failure becomes [`ErrorKind::Unavailable`].
@@ -179,13 +196,20 @@ impl Pool {
     ) -> Result<R, Error> {
         match reply {
             Ok(Ok(r)) => Ok(r),
-            Ok(Err(e)) if !broken(&e) => Err(Error::new(ErrorKind::Unavailable)),
-            _ => {
+            Ok(Err(e)) if !broken(&e) => Err(Error::with_source(
+                ErrorKind::Unavailable,
+                BackendError::from_redis(&e),
+            )),
+            reply => {
                 for slot in self.slots.iter() {
                     drop(slot.lock().take());
                 }
                 self.backoff.lock().fail(Instant::now());
-                Err(Error::new(ErrorKind::Unavailable))
+                let cause = match reply {
+                    Ok(Err(e)) => BackendError::from_redis(&e),
+                    _ => BackendError::timeout(),
+                };
+                Err(Error::with_source(ErrorKind::Unavailable, cause))
             }
         }
     }

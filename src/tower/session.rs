@@ -213,7 +213,7 @@ where
 
     /// The error the layer met checking the request's cookie, if any.
     fn check(&self) -> Result<(), Error> {
-        match self.shared.state.lock().failed {
+        match self.shared.state.lock().failed.clone() {
             Some(e) => Err(e),
             None => Ok(()),
         }
