@@ -43,12 +43,16 @@
 //! fails on the first versus the last byte. Run it with
 //! `cargo bench --bench ct_validate`; it fails if |t| reaches 4.5.
 
+pub(crate) mod file;
+
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use subtle::ConstantTimeEq as _;
 
 use crate::token::TOKEN_LEN;
+
+pub use file::{KeyFileError, KeyFileErrorKind};
 
 /// The engine's 32-byte secret: the key of the digest that maps tokens to
 /// stored sessions.
@@ -124,6 +128,8 @@ impl Drop for SecretKey {
 #[derive(Clone, Copy)]
 pub(crate) struct SessionKey([u8; 32]);
 
+// The bytes go in and out only for the backends that store digests.
+#[cfg_attr(not(any(feature = "snapshot", feature = "redis")), allow(dead_code))]
 impl SessionKey {
     /// The digest bytes.
     pub(crate) fn as_bytes(&self) -> &[u8; 32] {

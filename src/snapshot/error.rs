@@ -95,6 +95,29 @@ impl SnapshotError {
     }
 }
 
+impl From<crate::key::KeyFileError> for SnapshotError {
+    fn from(e: crate::key::KeyFileError) -> Self {
+        use crate::key::KeyFileErrorKind as F;
+        let kind = match e.kind() {
+            F::Insecure => SnapshotErrorKind::InsecureKeyFile,
+            F::Malformed => SnapshotErrorKind::BadKeyFile,
+            // `Io` and any later kind: as the I/O error, if there is one.
+            _ if e
+                .io()
+                .is_some_and(|io| io.kind() == io::ErrorKind::NotFound) =>
+            {
+                SnapshotErrorKind::NotFound
+            }
+            _ => SnapshotErrorKind::Io,
+        };
+        Self {
+            kind,
+            version: 0,
+            source: e.io().cloned(),
+        }
+    }
+}
+
 impl From<io::Error> for SnapshotError {
     fn from(e: io::Error) -> Self {
         let kind = if e.kind() == io::ErrorKind::NotFound {
