@@ -123,6 +123,16 @@ where
     P: Principal,
 {
     /// A builder with the safe defaults (see [`Builder`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let sessions = sesame::Sessions::<u32>::builder()
+    ///     .idle_timeout(Duration::from_secs(15 * 60))
+    ///     .max_sessions(10_000)
+    ///     .build()?;
+    /// assert!(sessions.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn builder() -> Builder<T, P> {
         Builder::default()
     }
@@ -132,6 +142,13 @@ where
     /// # Panics
     ///
     /// Never: the defaults are valid.
+    ///
+    /// ```
+    /// let sessions = sesame::Sessions::<u32>::new();
+    /// let (token, _) = sessions.create(7)?;
+    /// assert_eq!(sessions.get(&token), Some(7));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new() -> Self {
         match Self::builder().build() {
             Ok(s) => s,
@@ -507,6 +524,15 @@ where
     /// (the reasons are not told apart).
     ///
     /// **Locking:** one shard read lock. Allocates nothing, does no wheel work.
+    ///
+    /// ```
+    /// let sessions = sesame::Sessions::<()>::new();
+    /// let (token, handle) = sessions.create(())?;
+    /// assert_eq!(sessions.validate(&token), Some(handle));
+    /// assert_eq!(sessions.validate(token.as_str()), Some(handle)); // the cookie's text
+    /// assert_eq!(sessions.validate("not a token"), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn validate(&self, token: &(impl TokenInput + ?Sized)) -> Option<Handle> {
         self.find(token, |e| e.handle)
     }
@@ -542,6 +568,17 @@ where
     }
 
     /// Validates a token and returns the session's metadata.
+    ///
+    /// ```
+    /// let sessions = sesame::Sessions::<()>::new();
+    /// let (token, handle) = sessions.create(())?;
+    /// let token = sessions.login(&token, "alice".to_string())?;
+    /// let info = sessions.info(&token).unwrap();
+    /// assert_eq!(info.handle, handle);
+    /// assert_eq!(info.principal.as_deref(), Some("alice"));
+    /// assert!(info.expires <= info.absolute_expires);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn info(&self, token: &(impl TokenInput + ?Sized)) -> Option<SessionInfo<P>> {
         self.find(token, |e| self.info_of(e))
     }
@@ -560,6 +597,15 @@ where
     }
 
     /// Validates a token and returns a copy of the session's data.
+    ///
+    /// ```
+    /// let sessions = sesame::Sessions::<Vec<u32>>::new();
+    /// let (token, _) = sessions.create(vec![1, 2])?;
+    /// assert_eq!(sessions.get(&token), Some(vec![1, 2]));
+    /// sessions.logout(&token);
+    /// assert_eq!(sessions.get(&token), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn get(&self, token: &(impl TokenInput + ?Sized)) -> Option<T>
     where
         T: Clone,
@@ -572,6 +618,14 @@ where
     /// **Locking:** the shard read lock only to find the session; `f` runs
     /// under the session's data mutex alone. `f` must not access the same
     /// session (it would deadlock).
+    ///
+    /// ```
+    /// let sessions = sesame::Sessions::<Vec<u32>>::new();
+    /// let (token, _) = sessions.create(vec![1, 2, 3])?;
+    /// // Reads in place, without cloning the data.
+    /// assert_eq!(sessions.with(&token, |items| items.len()), Some(3));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn with<R>(
         &self,
         token: &(impl TokenInput + ?Sized),
@@ -926,6 +980,15 @@ where
     /// Destroys the session (logout). Returns whether a live session ended.
     ///
     /// **Locking:** one shard read lock, then that shard's write lock.
+    ///
+    /// ```
+    /// let sessions = sesame::Sessions::<()>::new();
+    /// let (token, _) = sessions.create(())?;
+    /// assert!(sessions.logout(&token));
+    /// assert!(sessions.validate(&token).is_none());
+    /// assert!(!sessions.logout(&token)); // already ended
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn logout(&self, token: &(impl TokenInput + ?Sized)) -> bool {
         let inner = &*self.inner;
         let Some(bytes) = token.token_bytes() else {
@@ -947,6 +1010,18 @@ where
 
     /// Ends every session of `principal` ("log out everywhere"). Returns how
     /// many ended.
+    ///
+    /// ```
+    /// let sessions = sesame::Sessions::<()>::new();
+    /// let alice = "alice".to_string();
+    /// let (phone, _) = sessions.create(())?;
+    /// let phone = sessions.login(&phone, alice.clone())?;
+    /// let (laptop, _) = sessions.create(())?;
+    /// let laptop = sessions.login(&laptop, alice.clone())?;
+    /// assert_eq!(sessions.revoke_user(&alice), 2);
+    /// assert!(sessions.validate(&phone).is_none() && sessions.validate(&laptop).is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn revoke_user(&self, principal: &P) -> usize {
         let members = self.inner.users.take(principal);
         members
@@ -957,6 +1032,17 @@ where
 
     /// Ends one of `principal`'s sessions by its handle (an "end that
     /// session" button). False if the handle is not one of theirs.
+    ///
+    /// ```
+    /// let sessions = sesame::Sessions::<()>::new();
+    /// let alice = "alice".to_string();
+    /// let (token, handle) = sessions.create(())?;
+    /// let token = sessions.login(&token, alice.clone())?;
+    /// assert!(!sessions.revoke(&"bob".to_string(), handle)); // not bob's
+    /// assert!(sessions.revoke(&alice, handle));
+    /// assert!(sessions.validate(&token).is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn revoke(&self, principal: &P, handle: Handle) -> bool {
         self.inner
             .users
@@ -967,6 +1053,18 @@ where
     }
 
     /// The live sessions of `principal`, oldest first: metadata, never tokens.
+    ///
+    /// ```
+    /// let sessions = sesame::Sessions::<()>::new();
+    /// let alice = "alice".to_string();
+    /// let (first, a) = sessions.create(())?;
+    /// sessions.login(&first, alice.clone())?;
+    /// let (second, b) = sessions.create(())?;
+    /// sessions.login(&second, alice.clone())?;
+    /// let handles: Vec<_> = sessions.sessions_of(&alice).iter().map(|i| i.handle).collect();
+    /// assert_eq!(handles, [a, b]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn sessions_of(&self, principal: &P) -> Vec<SessionInfo<P>> {
         let now = self.inner.clock.now();
         let mut members = self.inner.users.members(principal);
@@ -978,6 +1076,16 @@ where
     /// Live sessions: created and not yet expired-and-reaped, destroyed,
     /// revoked or evicted. An expired session counts until the reaper takes
     /// it, though no lookup returns it.
+    ///
+    /// ```
+    /// let sessions = sesame::Sessions::<()>::new();
+    /// let (token, _) = sessions.create(())?;
+    /// sessions.create(())?;
+    /// assert_eq!(sessions.len(), 2);
+    /// sessions.logout(&token);
+    /// assert_eq!(sessions.len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.inner.live.load(Ordering::Acquire)
     }
@@ -990,11 +1098,30 @@ where
     }
 
     /// True when [`Sessions::len`] is zero.
+    ///
+    /// ```
+    /// let sessions = sesame::Sessions::<()>::new();
+    /// assert!(sessions.is_empty());
+    /// sessions.create(())?;
+    /// assert!(!sessions.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// The engine's counters.
+    ///
+    /// ```
+    /// let sessions = sesame::Sessions::<()>::new();
+    /// let (token, _) = sessions.create(())?;
+    /// sessions.validate("forged-or-malformed");
+    /// sessions.logout(&token);
+    /// let stats = sessions.stats();
+    /// assert_eq!((stats.created, stats.destroyed, stats.live), (1, 1, 0));
+    /// assert_eq!(stats.rejected, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn stats(&self) -> Stats {
         let inner = &*self.inner;
         let mut s = Stats {
@@ -1016,6 +1143,17 @@ where
     /// Subscribes to events through a channel of `capacity`. A full channel
     /// drops events (counted in [`Stats::events_dropped`]); the engine never
     /// waits for a subscriber.
+    ///
+    /// ```
+    /// use sesame::EventKind;
+    /// let sessions = sesame::Sessions::<()>::new();
+    /// let events = sessions.subscribe(16);
+    /// let (token, handle) = sessions.create(())?;
+    /// sessions.logout(&token);
+    /// let kinds: Vec<_> = events.try_iter().map(|e| (e.kind, e.handle)).collect();
+    /// assert_eq!(kinds, [(EventKind::Created, handle), (EventKind::Destroyed, handle)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn subscribe(&self, capacity: usize) -> Receiver<Event<P>> {
         self.inner.bus.subscribe(capacity)
     }
@@ -1027,6 +1165,24 @@ where
     /// background reaper calls this; call it yourself when built with
     /// `reaper_interval(None)`. Reaping is only about memory: an expired
     /// session is refused whether or not it has been reaped.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sesame::ManualClock;
+    /// let clock = ManualClock::new();
+    /// let sessions = sesame::Sessions::<()>::builder()
+    ///     .clock(clock.clone())
+    ///     .idle_timeout(Duration::from_secs(60))
+    ///     .reaper_interval(None)
+    ///     .build()?;
+    /// let (token, _) = sessions.create(())?;
+    /// clock.advance(Duration::from_secs(61));
+    /// assert!(sessions.validate(&token).is_none()); // refused at once
+    /// assert_eq!(sessions.len(), 1);                // still held...
+    /// assert_eq!(sessions.run_pending(), 1);        // ...until reaped
+    /// assert_eq!(sessions.len(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn run_pending(&self) -> usize {
         let inner = &*self.inner;
         let now = inner.clock.now();
