@@ -261,6 +261,21 @@ where
 {
     /// A builder for a store on the Redis at `url` (`redis://host:port/db`,
     /// with `rediss://` for TLS if the `redis` crate is built with it).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let sessions = sesame::redis::RedisSessions::<Vec<u32>>::builder("redis://127.0.0.1:6379/").build()?;
+    /// use std::time::Duration;
+    /// use sesame::{SecretKey, redis::RedisSessions};
+    /// // Inside a tokio runtime; building does not connect.
+    /// let sessions = RedisSessions::<Vec<u32>>::builder("redis://127.0.0.1:6379/")
+    ///     .secret_key(SecretKey::load_or_create("/etc/myapp/session.key")?)
+    ///     .idle_timeout(Duration::from_secs(30 * 60))
+    ///     .build()?;
+    /// assert!(sessions.wait_ready(Duration::from_secs(5)).await);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn builder(url: &str) -> RedisBuilder<T, P> {
         RedisBuilder::new(url)
     }
@@ -292,6 +307,17 @@ where
     /// after which reads are served from the near cache. Returns whether it
     /// is. Useful as a readiness check; the store works (reading through)
     /// before.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let sessions = sesame::redis::RedisSessions::<Vec<u32>>::builder("redis://127.0.0.1:6379/").build()?;
+    /// use std::time::Duration;
+    /// if !sessions.wait_ready(Duration::from_secs(5)).await {
+    ///     eprintln!("Redis not ready: reads go through to it meanwhile");
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn wait_ready(&self, timeout: Duration) -> bool {
         let until = Instant::now() + timeout;
         loop {
@@ -309,11 +335,35 @@ where
     /// expiry, eviction) through keyspace notifications: then a copy is
     /// served for at most [`RedisBuilder::cache_ttl`], else for at most
     /// [`RedisBuilder::fallback_cache_ttl`]. Known once the store is ready.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let sessions = sesame::redis::RedisSessions::<Vec<u32>>::builder("redis://127.0.0.1:6379/").build()?;
+    /// use std::time::Duration;
+    /// sessions.wait_ready(Duration::from_secs(5)).await;
+    /// if !sessions.keyspace_notifications() {
+    ///     eprintln!("enable `notify-keyspace-events Egx` to see removals made outside sesame");
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn keyspace_notifications(&self) -> bool {
         self.shared.notified.load(Ordering::Relaxed)
     }
 
     /// The store's counters.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let sessions = sesame::redis::RedisSessions::<Vec<u32>>::builder("redis://127.0.0.1:6379/").build()?;
+    /// let (token, _) = sessions.create(vec![1]).await?;
+    /// sessions.validate(&token).await?;
+    /// let stats = sessions.stats();
+    /// assert!(stats.cached >= 1);
+    /// println!("{} reads went to Redis", stats.fetches);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn stats(&self) -> RedisStats {
         let c = &self.shared.stats;
         RedisStats {
@@ -335,6 +385,16 @@ where
     ///
     /// [`ErrorKind::Unavailable`] when Redis cannot be reached,
     /// [`ErrorKind::Encoding`] when `data` does not serialize.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let sessions = sesame::redis::RedisSessions::<Vec<u32>>::builder("redis://127.0.0.1:6379/").build()?;
+    /// let (token, handle) = sessions.create(vec![7]).await?;
+    /// assert_eq!(sessions.validate(&token).await?, Some(handle));
+    /// // Send `token.as_str()` to the client in a cookie.
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn create(&self, data: T) -> Result<(SessionToken, Handle), Error> {
         let s = &*self.shared;
         let bytes = encode(&data)?;
@@ -389,6 +449,16 @@ where
     /// [`ErrorKind::Unavailable`] when the answer needs Redis and Redis
     /// cannot be reached (fail closed: never a session that was not
     /// checked); [`ErrorKind::Encoding`] when the stored data does not decode.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let sessions = sesame::redis::RedisSessions::<Vec<u32>>::builder("redis://127.0.0.1:6379/").build()?;
+    /// let (token, handle) = sessions.create(Vec::new()).await?;
+    /// assert_eq!(sessions.validate(token.as_str()).await?, Some(handle));
+    /// assert_eq!(sessions.validate("forged").await?, None);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn validate(
         &self,
         token: &(impl TokenInput + ?Sized),
@@ -414,6 +484,15 @@ where
     /// # Errors
     ///
     /// As [`RedisSessions::validate`].
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let sessions = sesame::redis::RedisSessions::<Vec<u32>>::builder("redis://127.0.0.1:6379/").build()?;
+    /// let (token, _) = sessions.create(vec![1, 2, 3]).await?;
+    /// assert_eq!(sessions.with(&token, |items| items.len()).await?, Some(3));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn with<R>(
         &self,
         token: &(impl TokenInput + ?Sized),
@@ -427,6 +506,15 @@ where
     /// # Errors
     ///
     /// As [`RedisSessions::validate`].
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let sessions = sesame::redis::RedisSessions::<Vec<u32>>::builder("redis://127.0.0.1:6379/").build()?;
+    /// let (token, _) = sessions.create(vec![1, 2]).await?;
+    /// assert_eq!(sessions.get(&token).await?, Some(vec![1, 2]));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn get(&self, token: &(impl TokenInput + ?Sized)) -> Result<Option<T>, Error>
     where
         T: Clone,
@@ -439,6 +527,17 @@ where
     /// # Errors
     ///
     /// As [`RedisSessions::validate`].
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let sessions = sesame::redis::RedisSessions::<Vec<u32>>::builder("redis://127.0.0.1:6379/").build()?;
+    /// let (token, handle) = sessions.create(Vec::new()).await?;
+    /// let token = sessions.login(&token, "alice".to_string()).await?;
+    /// let info = sessions.info(&token).await?.unwrap();
+    /// assert_eq!((info.handle, info.principal.as_deref()), (handle, Some("alice")));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn info(
         &self,
         token: &(impl TokenInput + ?Sized),
@@ -487,6 +586,17 @@ where
     /// everything of this update was written: a reply lost after the write
     /// looks the same), [`ErrorKind::Conflict`] after 256 lost attempts,
     /// [`ErrorKind::Encoding`] when the data does not (de)serialize.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let sessions = sesame::redis::RedisSessions::<Vec<u32>>::builder("redis://127.0.0.1:6379/").build()?;
+    /// let (token, _) = sessions.create(Vec::new()).await?;
+    /// let len = sessions.update(&token, |items| { items.push(7); items.len() }).await?;
+    /// assert_eq!(len, 1);
+    /// assert_eq!(sessions.get(&token).await?, Some(vec![7]));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn update<R>(
         &self,
         token: &(impl TokenInput + ?Sized),
@@ -553,6 +663,17 @@ where
     ///
     /// [`ErrorKind::NotFound`] when no live session answers to the token,
     /// [`ErrorKind::Unavailable`] when Redis cannot be reached.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let sessions = sesame::redis::RedisSessions::<Vec<u32>>::builder("redis://127.0.0.1:6379/").build()?;
+    /// let (old, handle) = sessions.create(Vec::new()).await?;
+    /// let new = sessions.rotate(&old).await?;
+    /// assert_eq!(sessions.validate(&old).await?, None);
+    /// assert_eq!(sessions.validate(&new).await?, Some(handle));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn rotate(&self, token: &(impl TokenInput + ?Sized)) -> Result<SessionToken, Error> {
         self.rotate_inner(token, None).await
     }
@@ -567,6 +688,17 @@ where
     ///
     /// As [`RedisSessions::rotate`], and [`ErrorKind::Encoding`] when the
     /// principal does not serialize.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let sessions = sesame::redis::RedisSessions::<Vec<u32>>::builder("redis://127.0.0.1:6379/").build()?;
+    /// let (anonymous, _) = sessions.create(vec![7]).await?; // the cart
+    /// let token = sessions.login(&anonymous, "alice".to_string()).await?;
+    /// assert_eq!(sessions.validate(&anonymous).await?, None); // fixation defeated
+    /// assert_eq!(sessions.get(&token).await?, Some(vec![7])); // the cart survives
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn login(
         &self,
         token: &(impl TokenInput + ?Sized),
@@ -635,6 +767,17 @@ where
     /// # Errors
     ///
     /// [`ErrorKind::Unavailable`] when Redis cannot be reached.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let sessions = sesame::redis::RedisSessions::<Vec<u32>>::builder("redis://127.0.0.1:6379/").build()?;
+    /// let (token, _) = sessions.create(Vec::new()).await?;
+    /// assert!(sessions.logout(&token).await?);
+    /// assert!(!sessions.logout(&token).await?); // already ended
+    /// assert_eq!(sessions.validate(&token).await?, None);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn logout(&self, token: &(impl TokenInput + ?Sized)) -> Result<bool, Error> {
         let s = &*self.shared;
         let Some(bytes) = token.token_bytes() else {
@@ -661,6 +804,18 @@ where
     ///
     /// [`ErrorKind::Unavailable`] when Redis cannot be reached,
     /// [`ErrorKind::Encoding`] when the principal does not serialize.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let sessions = sesame::redis::RedisSessions::<Vec<u32>>::builder("redis://127.0.0.1:6379/").build()?;
+    /// let alice = "alice".to_string();
+    /// let (phone, _) = sessions.create(Vec::new()).await?;
+    /// let phone = sessions.login(&phone, alice.clone()).await?;
+    /// assert_eq!(sessions.revoke_user(&alice).await?, 1);
+    /// assert_eq!(sessions.validate(&phone).await?, None);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn revoke_user(&self, principal: &P) -> Result<usize, Error> {
         self.revoke_inner(principal, None).await
     }
@@ -671,6 +826,19 @@ where
     /// # Errors
     ///
     /// As [`RedisSessions::revoke_user`].
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let sessions = sesame::redis::RedisSessions::<Vec<u32>>::builder("redis://127.0.0.1:6379/").build()?;
+    /// let alice = "alice".to_string();
+    /// let (token, handle) = sessions.create(Vec::new()).await?;
+    /// let token = sessions.login(&token, alice.clone()).await?;
+    /// assert!(!sessions.revoke(&"bob".to_string(), handle).await?); // not bob's
+    /// assert!(sessions.revoke(&alice, handle).await?);
+    /// assert_eq!(sessions.validate(&token).await?, None);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn revoke(&self, principal: &P, handle: Handle) -> Result<bool, Error> {
         Ok(self.revoke_inner(principal, Some(handle)).await? > 0)
     }
@@ -700,6 +868,18 @@ where
     /// # Errors
     ///
     /// As [`RedisSessions::revoke_user`].
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let sessions = sesame::redis::RedisSessions::<Vec<u32>>::builder("redis://127.0.0.1:6379/").build()?;
+    /// let alice = "alice".to_string();
+    /// let (token, handle) = sessions.create(Vec::new()).await?;
+    /// sessions.login(&token, alice.clone()).await?;
+    /// let listed: Vec<_> = sessions.sessions_of(&alice).await?.iter().map(|i| i.handle).collect();
+    /// assert!(listed.contains(&handle));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn sessions_of(&self, principal: &P) -> Result<Vec<SessionInfo<P>>, Error> {
         let s = &*self.shared;
         let set = s.user_key(principal)?;
