@@ -203,6 +203,20 @@ where
 
     /// The secret key of the token digests. **Required**, and the same on
     /// every server: a token is found by its keyed digest.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sesame::{SecretKey, redis::{RedisOption, RedisSessions}};
+    /// # let url = "redis://127.0.0.1:6379/";
+    /// let e = RedisSessions::<()>::builder(url).build().unwrap_err(); // no key
+    /// assert_eq!(e.option(), RedisOption::SecretKey);
+    /// let e = RedisSessions::<()>::builder(url)
+    ///     .secret_key(SecretKey::from_bytes([0; 32]))
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(e.option(), RedisOption::SecretKey);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn secret_key(mut self, key: SecretKey) -> Self {
         self.secret = Some(key);
         self
@@ -210,6 +224,20 @@ where
 
     /// How long a session may go unused (default 30 minutes, as
     /// [`crate::Builder::idle_timeout`]). At least 1 s.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sesame::{SecretKey, redis::{RedisOption, RedisSessions}};
+    /// # let url = "redis://127.0.0.1:6379/";
+    /// // Options are checked before anything else: no runtime, no Redis needed.
+    /// let e = RedisSessions::<()>::builder(url)
+    ///     .secret_key(SecretKey::generate())
+    ///     .idle_timeout(Duration::from_millis(10))
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(e.option(), RedisOption::IdleTimeout);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn idle_timeout(mut self, idle: Duration) -> Self {
         self.idle = idle;
         self
@@ -217,6 +245,20 @@ where
 
     /// How long a session may live from creation or its last login (default
     /// 12 hours, as [`crate::Builder::absolute_timeout`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sesame::{SecretKey, redis::{RedisOption, RedisSessions}};
+    /// # let url = "redis://127.0.0.1:6379/";
+    /// // Options are checked before anything else: no runtime, no Redis needed.
+    /// let e = RedisSessions::<()>::builder(url)
+    ///     .secret_key(SecretKey::generate())
+    ///     .absolute_timeout(Duration::from_secs(20 * 365 * 24 * 3600))
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(e.option(), RedisOption::AbsoluteTimeout);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn absolute_timeout(mut self, absolute: Duration) -> Self {
         self.absolute = absolute;
         self
@@ -224,6 +266,20 @@ where
 
     /// Sessions this server keeps local copies of (default 100,000). Beyond
     /// it an arbitrary copy is dropped; Redis still holds the session.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sesame::{SecretKey, redis::{RedisOption, RedisSessions}};
+    /// # let url = "redis://127.0.0.1:6379/";
+    /// // Options are checked before anything else: no runtime, no Redis needed.
+    /// let e = RedisSessions::<()>::builder(url)
+    ///     .secret_key(SecretKey::generate())
+    ///     .cache_capacity(0)
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(e.option(), RedisOption::CacheCapacity);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn cache_capacity(mut self, capacity: usize) -> Self {
         self.cache_capacity = capacity;
         self
@@ -232,6 +288,20 @@ where
     /// The longest a local copy is served without reading Redis (default
     /// 60 s): a bound on staleness should an invalidation be lost without
     /// the connection noticing. At least 1 ms, at most the absolute timeout.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sesame::{SecretKey, redis::{RedisOption, RedisSessions}};
+    /// # let url = "redis://127.0.0.1:6379/";
+    /// // Options are checked before anything else: no runtime, no Redis needed.
+    /// let e = RedisSessions::<()>::builder(url)
+    ///     .secret_key(SecretKey::generate())
+    ///     .cache_ttl(Duration::ZERO)
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(e.option(), RedisOption::CacheTtl);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn cache_ttl(mut self, ttl: Duration) -> Self {
         self.cache_ttl = ttl;
         self
@@ -242,6 +312,20 @@ where
     /// report removals through keyspace notifications (default 1 s): the
     /// bound on serving a session deleted, evicted or expired in Redis
     /// without a message from sesame. At least 1 ms.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sesame::{SecretKey, redis::{RedisOption, RedisSessions}};
+    /// # let url = "redis://127.0.0.1:6379/";
+    /// // Options are checked before anything else: no runtime, no Redis needed.
+    /// let e = RedisSessions::<()>::builder(url)
+    ///     .secret_key(SecretKey::generate())
+    ///     .fallback_cache_ttl(Duration::ZERO)
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(e.option(), RedisOption::FallbackCacheTtl);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn fallback_cache_ttl(mut self, ttl: Duration) -> Self {
         self.fallback_cache_ttl = ttl;
         self
@@ -252,6 +336,26 @@ where
     /// Should that runtime shut down while the store lives on, the store
     /// stops serving local copies (every read goes to Redis): nobody would
     /// apply invalidations any more.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sesame::{SecretKey, redis::{RedisOption, RedisSessions}};
+    /// # let url = "redis://127.0.0.1:6379/";
+    /// // Outside a runtime, build() needs one named.
+    /// let e = RedisSessions::<()>::builder(url)
+    ///     .secret_key(SecretKey::generate())
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(e.option(), RedisOption::Runtime);
+    /// let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    /// let sessions = RedisSessions::<()>::builder(url)
+    ///     .secret_key(SecretKey::generate())
+    ///     .connect_timeout(Duration::from_millis(50))
+    ///     .runtime(runtime.handle().clone())
+    ///     .build()?;
+    /// assert_eq!(sessions.stats().cached, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn runtime(mut self, handle: tokio::runtime::Handle) -> Self {
         self.runtime = Some(handle);
         self
@@ -260,6 +364,22 @@ where
     /// The clock of the near cache (local deadlines and touch rate limits).
     /// Deadlines in Redis are on Redis's clock, shared by all servers.
     /// Default: [`SystemClock`].
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use sesame::{SecretKey, redis::{RedisOption, RedisSessions}};
+    /// # let url = "redis://127.0.0.1:6379/";
+    /// use sesame::ManualClock;
+    /// # async fn run(url: &str) -> Result<(), Box<dyn std::error::Error>> {
+    /// let clock = ManualClock::new();
+    /// let sessions = RedisSessions::<()>::builder(url)
+    ///     .secret_key(SecretKey::generate())
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// # Ok(())
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Some(Arc::new(clock));
         self
@@ -268,12 +388,40 @@ where
     /// Prefix of every key and of the invalidation channel (default
     /// `sesame`): several applications can share one Redis. Non-empty, at
     /// most 64 bytes, no whitespace.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sesame::{SecretKey, redis::{RedisOption, RedisSessions}};
+    /// # let url = "redis://127.0.0.1:6379/";
+    /// // Options are checked before anything else: no runtime, no Redis needed.
+    /// let e = RedisSessions::<()>::builder(url)
+    ///     .secret_key(SecretKey::generate())
+    ///     .key_prefix("my app")
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(e.option(), RedisOption::KeyPrefix);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn key_prefix(mut self, prefix: &str) -> Self {
         self.prefix = prefix.to_owned();
         self
     }
 
     /// Connect timeout (default 1 s; 1 ms to 60 s).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sesame::{SecretKey, redis::{RedisOption, RedisSessions}};
+    /// # let url = "redis://127.0.0.1:6379/";
+    /// // Options are checked before anything else: no runtime, no Redis needed.
+    /// let e = RedisSessions::<()>::builder(url)
+    ///     .secret_key(SecretKey::generate())
+    ///     .connect_timeout(Duration::from_secs(120))
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(e.option(), RedisOption::ConnectTimeout);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
@@ -281,6 +429,20 @@ where
 
     /// Read and write timeout of each Redis command (default 1 s; 1 ms to
     /// 60 s): the longest a call blocks when Redis stops answering.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sesame::{SecretKey, redis::{RedisOption, RedisSessions}};
+    /// # let url = "redis://127.0.0.1:6379/";
+    /// // Options are checked before anything else: no runtime, no Redis needed.
+    /// let e = RedisSessions::<()>::builder(url)
+    ///     .secret_key(SecretKey::generate())
+    ///     .io_timeout(Duration::ZERO)
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(e.option(), RedisOption::IoTimeout);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn io_timeout(mut self, timeout: Duration) -> Self {
         self.io_timeout = timeout;
         self
@@ -293,6 +455,20 @@ where
     /// # Errors
     ///
     /// A [`RedisBuildError`] naming the first option out of range.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use sesame::{SecretKey, redis::{RedisOption, RedisSessions}};
+    /// # let url = "redis://127.0.0.1:6379/";
+    /// # async fn run(url: &str) -> Result<(), Box<dyn std::error::Error>> {
+    /// let sessions = RedisSessions::<Vec<u32>>::builder(url)
+    ///     .secret_key(SecretKey::generate())
+    ///     .build()?; // inside a tokio runtime; does not connect
+    /// assert!(sessions.wait_ready(Duration::from_secs(5)).await);
+    /// # Ok(())
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn build(self) -> Result<RedisSessions<T, P>, RedisBuildError> {
         use RedisOption as O;
         let Some(secret) = self.secret else {
