@@ -193,6 +193,28 @@ where
     /// A layer over `sessions` with the secure cookie defaults
     /// ([`CookieConfig::default`]), no rolling, no renewal and
     /// `Cache-Control: no-store` on the responses that used a session.
+    ///
+    /// ```
+    /// use axum::{Router, body::Body, http::{Request, header}, routing::get};
+    /// use sesame::Sessions;
+    /// use sesame::tower::{Session, SessionLayer};
+    /// use tower::ServiceExt as _;
+    ///
+    /// async fn visit(session: Session<u32>) -> Result<String, sesame::Error> {
+    ///     Ok(session.update(|n| { *n += 1; *n }).await?.to_string())
+    /// }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let sessions = Sessions::<u32>::new();
+    /// let app = Router::new().route("/", get(visit)).layer(SessionLayer::new(sessions.clone()));
+    /// let response = app.oneshot(Request::get("/").body(Body::empty())?).await?;
+    /// let cookie = response.headers()[header::SET_COOKIE].to_str()?;
+    /// assert!(cookie.starts_with("__Host-id="), "{cookie}");
+    /// assert_eq!(sessions.len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(sessions: S) -> Self {
         #[cfg(feature = "axum")]
         record_layer_type(std::any::type_name::<Session<T, P, S>>());
@@ -209,6 +231,29 @@ where
     }
 
     /// The cookie's name and attributes (see [`crate::cookie`]).
+    ///
+    /// ```
+    /// use axum::{Router, body::Body, http::{Request, header}, routing::get};
+    /// use sesame::Sessions;
+    /// use sesame::tower::{Session, SessionLayer};
+    /// use tower::ServiceExt as _;
+    /// use sesame::cookie::CookieConfig;
+    ///
+    /// async fn visit(session: Session<u32>) -> Result<(), sesame::Error> {
+    ///     session.set(1).await
+    /// }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let config = CookieConfig::builder().name("__Host-shop").build()?;
+    /// let layer = SessionLayer::new(Sessions::<u32>::new()).cookie(config);
+    /// let app = Router::new().route("/", get(visit)).layer(layer);
+    /// let response = app.oneshot(Request::get("/").body(Body::empty())?).await?;
+    /// let cookie = response.headers()[header::SET_COOKIE].to_str()?;
+    /// assert!(cookie.starts_with("__Host-shop="), "{cookie}");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn cookie(mut self, config: CookieConfig) -> Self {
         self.options.cookie = config;
         self
@@ -221,6 +266,32 @@ where
     /// `Cache-Control: no-store`) and one more store lookup on every such
     /// response. A token that another request rotated away meanwhile is
     /// not re-sent (see the [module docs](self)).
+    ///
+    /// ```
+    /// use axum::{Router, body::Body, http::{Request, header}, routing::get};
+    /// use sesame::Sessions;
+    /// use sesame::tower::{Session, SessionLayer};
+    /// use tower::ServiceExt as _;
+    ///
+    /// async fn read(session: Session<u32>) -> Result<String, sesame::Error> {
+    ///     Ok(session.get().await?.unwrap_or_default().to_string())
+    /// }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let sessions = Sessions::<u32>::new();
+    /// let (token, _) = sessions.create(7)?;
+    /// let cookie = format!("__Host-id={}", token.as_str());
+    /// for (rolling, resent) in [(false, false), (true, true)] {
+    ///     let layer = SessionLayer::new(sessions.clone()).rolling(rolling);
+    ///     let app = Router::new().route("/", get(read)).layer(layer);
+    ///     let request = Request::get("/").header(header::COOKIE, &cookie);
+    ///     let response = app.oneshot(request.body(Body::empty())?).await?;
+    ///     assert_eq!(response.headers().contains_key(header::SET_COOKIE), resent);
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn rolling(mut self, rolling: bool) -> Self {
         self.options.rolling = rolling;
         self
@@ -237,6 +308,34 @@ where
     ///
     /// Pair it with a short [`crate::Builder::rotation_grace`] (see the
     /// [module docs](self)).
+    ///
+    /// ```
+    /// use axum::{Router, body::Body, http::{Request, header}, routing::get};
+    /// use sesame::Sessions;
+    /// use sesame::tower::{Session, SessionLayer};
+    /// use tower::ServiceExt as _;
+    /// use std::time::Duration;
+    /// use sesame::ManualClock;
+    ///
+    /// async fn read(session: Session<u32>) -> Result<String, sesame::Error> {
+    ///     Ok(session.get().await?.unwrap_or_default().to_string())
+    /// }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let clock = ManualClock::new();
+    /// let sessions = Sessions::<u32>::builder().clock(clock.clone()).build()?;
+    /// let (token, _) = sessions.create(7)?;
+    /// let layer = SessionLayer::new(sessions.clone()).renew_after(Duration::from_secs(300));
+    /// let app = Router::new().route("/", get(read)).layer(layer);
+    /// clock.advance(Duration::from_secs(301)); // the token is older than 5 minutes
+    /// let request = Request::get("/").header(header::COOKIE, format!("__Host-id={}", token.as_str()));
+    /// let response = app.oneshot(request.body(Body::empty())?).await?;
+    /// assert!(response.headers().contains_key(header::SET_COOKIE)); // a new token
+    /// assert!(sessions.validate(&token).is_none());                // the old one is dead
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn renew_after(mut self, every: Duration) -> Self {
         self.options.renew_after = Some(every);
         self
