@@ -4,50 +4,17 @@
 //! to this user, a killed save's temporary file is cleaned up, and of two
 //! concurrent saves the newer one wins.
 
-use std::path::PathBuf;
+mod tempdir;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
+use tempdir::TempDir;
 
 use serde::{Deserialize, Serialize, Serializer};
 use sesame::snapshot::SnapshotErrorKind as K;
 use sesame::{SecretKey, Sessions};
 
 const KEY: [u8; 32] = [0x17; 32];
-
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!(
-            "sesame-durability-{tag}-{}-{:016x}",
-            std::process::id(),
-            rand::random::<u64>()
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
-    fn names(&self) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(&self.0)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn engine<T: Send + 'static>() -> Sessions<T> {
     Sessions::builder()

@@ -7,39 +7,15 @@
 //! `with_plain_snapshots_an_ended_session_comes_back` records the behaviour
 //! of `save_snapshot`/`load_snapshot` alone (what the store fixes).
 
-use std::path::PathBuf;
+mod tempdir;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
+use tempdir::TempDir;
 
 use sesame::snapshot::{SnapshotErrorKind as K, SnapshotStore};
 use sesame::{SecretKey, SessionToken, Sessions};
 
 const KEY: [u8; 32] = [0x33; 32];
-
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!(
-            "sesame-revocation-{tag}-{}-{:016x}",
-            std::process::id(),
-            rand::random::<u64>()
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn engine() -> Sessions<u32> {
     Sessions::builder()

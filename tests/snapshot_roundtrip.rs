@@ -2,10 +2,11 @@
 //! a new engine with the same secret key; data, principals, handles and
 //! times survive; deadlines hold across the restart.
 
+mod tempdir;
+use tempdir::TempDir;
 mod guard;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
@@ -23,31 +24,6 @@ struct Cart {
 
 fn key() -> SecretKey {
     SecretKey::from_bytes([0x5e; 32])
-}
-
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!(
-            "sesame-{tag}-{}-{:016x}",
-            std::process::id(),
-            rand::random::<u64>()
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn engine(clock: &ManualClock) -> Sessions<Cart> {
