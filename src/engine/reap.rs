@@ -1,0 +1,174 @@
+//! Reaping: what the wheel hands out is expired or re-scheduled, in
+//! bounded batches.
+
+use super::*;
+use crate::events::{EventKind, ExpiryReason};
+use crate::key::SessionKey;
+use crate::shard::{Entry, Shard, Slot, TICK_MS, tick_of};
+use crate::{Handle, Principal};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+impl<T, P> Sessions<T, P>
+where
+    T: Send + 'static,
+    P: Principal,
+{
+    /// Reaps what is due at the clock's current time: expired sessions and
+    /// lapsed grace aliases. Returns how many sessions expired.
+    ///
+    /// Works in bounded batches, shard by shard, so no lock is held long. The
+    /// background reaper calls this; call it yourself when built with
+    /// `reaper_interval(None)`. Reaping is only about memory: an expired
+    /// session is refused whether or not it has been reaped.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sesame::ManualClock;
+    /// let clock = ManualClock::new();
+    /// let sessions = sesame::Sessions::<()>::builder()
+    ///     .clock(clock.clone())
+    ///     .idle_timeout(Duration::from_secs(60))
+    ///     .reaper_interval(None)
+    ///     .build()?;
+    /// let (token, _) = sessions.create(())?;
+    /// clock.advance(Duration::from_secs(61));
+    /// assert!(sessions.validate(&token).is_none()); // refused at once
+    /// assert_eq!(sessions.len(), 1);                // still held...
+    /// assert_eq!(sessions.run_pending(), 1);        // ...until reaped
+    /// assert_eq!(sessions.len(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn run_pending(&self) -> usize {
+        let inner = &*self.inner;
+        let now = inner.clock.now();
+        let tick = now / TICK_MS;
+        inner.reaped_tick.fetch_max(tick, Ordering::AcqRel);
+        let mut due = Vec::with_capacity(REAP_BATCH);
+        let mut expired = 0;
+        for shard in inner.shards.iter() {
+            loop {
+                due.clear();
+                let done = shard.wheel.lock().poll(tick, REAP_BATCH, &mut due);
+                expired += self.reap(shard, &due, now);
+                if done {
+                    break;
+                }
+            }
+        }
+        expired
+    }
+
+    pub(super) fn reap(&self, shard: &Shard<T, P>, keys: &[SessionKey], now: u64) -> usize {
+        let idle = self.idle_ms();
+        let mut again: Vec<(SessionKey, u64)> = Vec::new();
+        let mut killed: Vec<(Arc<Entry<T, P>>, ExpiryReason)> = Vec::new();
+        // Grace aliases whose window ended (or whose session died).
+        let mut lapsed: Vec<(Handle, SessionKey)> = Vec::new();
+        // What to do with each key of a chunk: `None` keep (or gone),
+        // `Some(None)` drop a dead or lapsed slot, `Some(Some(r))` expire.
+        let mut verdicts: Vec<Option<Option<ExpiryReason>>> = Vec::with_capacity(REAP_LOCK_CHUNK);
+        for chunk in keys.chunks(REAP_LOCK_CHUNK) {
+            let mut map = shard.map.write();
+            // Pass 1, plain loads only: with no atomic read-modify-write in
+            // the loop (each is a full fence on x86), the cache misses of
+            // the chunk's slots and entries overlap instead of queueing.
+            verdicts.clear();
+            verdicts.extend(chunk.iter().map(|key| match map.get(key) {
+                None => None,
+                Some(Slot::Live(e)) if !e.is_alive() => Some(None),
+                Some(Slot::Live(e)) => {
+                    let idle_at = e.idle_deadline(idle);
+                    let abs_at = e.abs_deadline.load(Ordering::Relaxed);
+                    if now < idle_at.min(abs_at) {
+                        again.push((*key, idle_at.min(abs_at)));
+                        return None;
+                    }
+                    Some(Some(if abs_at <= idle_at {
+                        ExpiryReason::Absolute
+                    } else {
+                        ExpiryReason::Idle
+                    }))
+                }
+                Some(Slot::Grace { entry, until }) => {
+                    if now < *until && entry.is_alive() {
+                        again.push((*key, *until));
+                        return None;
+                    }
+                    Some(None)
+                }
+            }));
+            // Pass 2: remove and kill, on lines now in cache. The slot's own
+            // reference moves into `killed`: no extra count traffic.
+            for (key, verdict) in chunk.iter().zip(&verdicts) {
+                let Some(expiry) = verdict else { continue };
+                match (map.remove(key), expiry) {
+                    (Some(Slot::Live(e)), Some(reason)) if e.try_kill() => {
+                        killed.push((e, *reason));
+                    }
+                    (Some(Slot::Grace { entry, .. }), _) => lapsed.push((entry.handle, *key)),
+                    _ => {}
+                }
+            }
+        }
+        for (handle, key) in &lapsed {
+            self.forget_alias(*handle, key);
+        }
+        if !again.is_empty() {
+            let mut wheel = shard.wheel.lock();
+            for (key, at) in again {
+                wheel.insert(tick_of(at), key);
+            }
+        }
+        self.retire_expired(&killed);
+        killed.len()
+    }
+
+    /// [`Sessions::retire`] for a batch of expired entries: the shared
+    /// counters move once per batch, not once per session (each atomic
+    /// read-modify-write also stalls the reaper's cache misses).
+    pub(super) fn retire_expired(&self, killed: &[(Arc<Entry<T, P>>, ExpiryReason)]) {
+        if killed.is_empty() {
+            return;
+        }
+        let inner = &*self.inner;
+        // Counters first, from plain reads; user code (the principal's
+        // `Hash`/`Eq`/`Clone`) only afterwards, so a panic there cannot
+        // leave them wrong.
+        let anonymous = killed
+            .iter()
+            .filter(|(e, _)| e.principal.read().is_none())
+            .count();
+        let absolute = killed
+            .iter()
+            .filter(|(_, r)| *r == ExpiryReason::Absolute)
+            .count() as u64;
+        inner.live.fetch_sub(killed.len(), Ordering::AcqRel);
+        if anonymous > 0 {
+            inner.anonymous.fetch_sub(anonymous, Ordering::AcqRel);
+        }
+        let c = &inner.counters;
+        if absolute > 0 {
+            c.expired_absolute.fetch_add(absolute, Ordering::Relaxed);
+        }
+        if killed.len() as u64 > absolute {
+            c.expired_idle
+                .fetch_add(killed.len() as u64 - absolute, Ordering::Relaxed);
+        }
+        let events = inner.bus.active();
+        for (entry, reason) in killed {
+            self.drop_alias(entry);
+            let principal = entry.principal.read();
+            if let Some(p) = &*principal {
+                inner.users.remove(p, entry);
+            }
+            if events {
+                inner.bus.emit(
+                    EventKind::Expired(*reason),
+                    entry.handle,
+                    principal.as_ref(),
+                );
+            }
+        }
+    }
+}
