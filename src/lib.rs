@@ -110,34 +110,42 @@
 // fork handler), measured as needed there.
 #![deny(unsafe_code)]
 
-#[cfg(feature = "axum")]
-pub mod axum;
+// The crate's layout shows its architecture. At the root, the core types
+// (token, key, clock, config, error, events, stats, session) and the
+// backend seam (`store`); `engine/` the in-process engine and its parts
+// (shard, wheel, principal index, reaper); `redis/` the remote backend;
+// `http/` the HTTP adapters; `snapshot/` persistence; `model/` the test
+// model. Dependencies point down: adapters → store → engine → core.
 pub mod clock;
 pub mod config;
-#[cfg(feature = "cookie")]
-pub mod cookie;
 mod engine;
 pub mod error;
 pub mod events;
+#[cfg(feature = "cookie")]
+mod http;
 pub mod key;
 #[cfg(feature = "model")]
 #[doc(hidden)]
 pub mod model;
-mod reaper;
 #[cfg(feature = "redis")]
 pub mod redis;
 mod rng;
 mod session;
-mod shard;
 #[cfg(feature = "snapshot")]
 pub mod snapshot;
 pub mod stats;
 pub mod store;
 pub mod token;
+
+// The HTTP adapters keep their public paths (`sesame::cookie`, …).
+#[cfg(feature = "axum")]
+pub use http::axum;
+#[cfg(feature = "cookie")]
+pub use http::cookie;
 #[cfg(feature = "tower")]
-pub mod tower;
-mod users;
-mod wheel;
+pub use http::tower;
+// The engine's parts, by their short paths inside the crate.
+use engine::{reaper, shard, users, wheel};
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{BuildError, BuildOption, Builder};

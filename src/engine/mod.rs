@@ -36,10 +36,14 @@ use crate::{Handle, Principal, SessionInfo};
 
 mod create;
 mod reap;
+pub(crate) mod reaper;
 #[cfg(feature = "snapshot")]
 mod restore;
 mod revoke;
 mod rotate;
+pub(crate) mod shard;
+pub(crate) mod users;
+pub(crate) mod wheel;
 #[cfg(feature = "snapshot")]
 pub(crate) use restore::Restored;
 
