@@ -285,8 +285,8 @@ async fn store_errors_answer_fixed_responses() {
 /// and answers `500`, tested below).
 #[cfg(debug_assertions)]
 #[tokio::test]
-#[should_panic(expected = "session type mismatch: the handler takes \
-    sesame::tower::session::Session<u64")]
+// The message names the handler's type by its full path (`type_name`).
+#[should_panic(expected = "::tower::session::Session<u64")]
 async fn a_handler_of_another_session_type_is_a_loud_error() {
     let app = Router::new()
         .route("/", get(|_: Session<u64>| async { "unreachable" }))
