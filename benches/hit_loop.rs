@@ -1,0 +1,87 @@
+//! A plain loop of validate hits, for profilers: no criterion, a fixed
+//! number of calls inside one `#[inline(never)]` function ([`hits`]) that a
+//! profiler can select, on the same stores and access orders as
+//! `benches/sessions.rs`.
+//!
+//! ```text
+//! cargo bench --bench hit_loop -- [STORE] [SIZE] [ORDER] [CALLS]
+//! cargo bench --bench hit_loop -- sesame 1000000 random 2000000
+//! ```
+//!
+//! STORE is `sesame`, `floor`, `moka`, `rwlock` or `tower_sessions`
+//! (default: sesame then floor); ORDER is `random` (default), `zipf` or
+//! `seq`. One pass over the sequence runs untimed first, so the timed calls
+//! meet caches in their steady state. Prints ns per call in the thread's
+//! CPU time. Under callgrind, collect only the loop:
+//!
+//! ```text
+//! valgrind --tool=callgrind --cache-sim=yes --collect-atstart=no \
+//!     --toggle-collect='hit_loop::hits*' target/release/deps/hit_loop-HASH sesame 1000000 random 200000
+//! ```
+
+mod common;
+
+use std::hint::black_box;
+
+use common::{
+    Floor, Moka, RwMap, SEED, Seq, Sesame, Store, TowerSessions, populated, shuffled, thread_cpu,
+    zipf,
+};
+
+/// `calls` validations of the tokens `seq` presents, from its start.
+#[inline(never)]
+fn hits<S: Store>(s: &S, seq: &Seq, calls: usize) -> u64 {
+    let mut cur = seq.cursor(0);
+    let mut sum = 0u64;
+    for _ in 0..calls {
+        let v = s.validate(black_box(cur.next())).expect("live session");
+        sum = sum.wrapping_add(v);
+    }
+    sum
+}
+
+fn run<S: Store>(n: usize, order: &str, calls: usize) {
+    let (s, tokens) = populated::<S>(n);
+    let seq = match order {
+        "random" => shuffled(&tokens, SEED),
+        "zipf" => zipf(&tokens, SEED),
+        "seq" => Seq::new(tokens.iter().map(String::as_str)),
+        other => panic!("unknown order {other:?}: random, zipf or seq"),
+    };
+    drop(tokens);
+    black_box(hits(&s, &seq, seq.count)); // warm-up pass
+    let start = thread_cpu();
+    black_box(hits(&s, &seq, calls));
+    let took = thread_cpu() - start;
+    println!(
+        "validate_hit {order} {}/{n}: {:.0} ns per call ({calls} calls)",
+        S::NAME,
+        took.as_nanos() as f64 / calls as f64
+    );
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; positional arguments are ours.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let store = args.first().map_or("sesame+floor", String::as_str);
+    let n = args
+        .get(1)
+        .map_or(1_000_000, |a| a.parse().expect("SIZE: a number"));
+    let order = args.get(2).map_or("random", String::as_str);
+    let calls = args
+        .get(3)
+        .map_or(2_000_000, |a| a.parse().expect("CALLS: a number"));
+    for name in store.split('+') {
+        match name {
+            "sesame" => run::<Sesame>(n, order, calls),
+            "floor" => run::<Floor>(n, order, calls),
+            "moka" => run::<Moka>(n, order, calls),
+            "rwlock" => run::<RwMap>(n, order, calls),
+            "tower_sessions" => run::<TowerSessions>(n, order, calls),
+            other => panic!("unknown store {other:?}"),
+        }
+    }
+}
