@@ -9,7 +9,10 @@
 //! ```
 //!
 //! STORE is `sesame`, `floor`, `moka`, `rwlock` or `tower_sessions`
-//! (default: sesame then floor); ORDER is `random` (default), `zipf` or
+//! (default: sesame then floor), or `sesame_frozen`: sesame on a
+//! `ManualClock` that never moves, so a hit never writes its entry (the
+//! touch stores only when time has moved): the difference to `sesame` is the
+//! touch's write (and the clock read); ORDER is `random` (default), `zipf` or
 //! `seq`. One pass over the sequence runs untimed first, so the timed calls
 //! meet caches in their steady state. Prints ns per call in the thread's
 //! CPU time. Under callgrind, collect only the loop:
@@ -23,10 +26,49 @@ mod common;
 
 use std::hint::black_box;
 
+use sesame::{ManualClock, Sessions};
+
 use common::{
-    Floor, Moka, RwMap, SEED, Seq, Sesame, Store, TowerSessions, populated, shuffled, thread_cpu,
-    zipf,
+    Floor, IDLE, Moka, RwMap, SEED, Seq, Sesame, Store, TowerSessions, populated, shuffled,
+    thread_cpu, zipf,
 };
+
+/// sesame on a clock that never moves: every hit finds its session touched
+/// at the current time already and skips the store.
+struct Frozen(Sesame);
+
+impl Store for Frozen {
+    const NAME: &'static str = "sesame_frozen";
+    fn with_capacity(n: usize) -> Self {
+        Self(Sesame(
+            Sessions::<u64, u64>::builder()
+                .idle_timeout(IDLE)
+                .max_sessions(n.max(1 << 20) * 2)
+                .reaper_interval(None)
+                .clock(ManualClock::new())
+                .build()
+                .expect("valid bench config"),
+        ))
+    }
+    fn create(&self) -> String {
+        self.0.create()
+    }
+    fn validate(&self, token: &str) -> Option<u64> {
+        self.0.validate(token)
+    }
+    fn update(&self, token: &str) -> bool {
+        self.0.update(token)
+    }
+    fn rotate(&self, token: &str) -> Option<String> {
+        self.0.rotate(token)
+    }
+    fn login(&self, token: &str, user: u64) -> Option<String> {
+        self.0.login(token, user)
+    }
+    fn logout(&self, token: &str) -> bool {
+        self.0.logout(token)
+    }
+}
 
 /// `calls` validations of the tokens `seq` presents, from its start.
 #[inline(never)]
@@ -77,6 +119,7 @@ fn main() {
     for name in store.split('+') {
         match name {
             "sesame" => run::<Sesame>(n, order, calls),
+            "sesame_frozen" => run::<Frozen>(n, order, calls),
             "floor" => run::<Floor>(n, order, calls),
             "moka" => run::<Moka>(n, order, calls),
             "rwlock" => run::<RwMap>(n, order, calls),
