@@ -9,13 +9,21 @@
 //! ```
 //!
 //! STORE is `sesame`, `floor`, `moka`, `rwlock` or `tower_sessions`
-//! (default: sesame then floor), or `sesame_frozen`: sesame on a
+//! (default: sesame then floor; `+` runs several one after the other), or
+//! `sesame_frozen`: sesame on a
 //! `ManualClock` that never moves, so a hit never writes its entry (the
 //! touch stores only when time has moved): the difference to `sesame` is the
 //! touch's write (and the clock read); ORDER is `random` (default), `zipf` or
 //! `seq`. One pass over the sequence runs untimed first, so the timed calls
 //! meet caches in their steady state. Prints ns per call in the thread's
-//! CPU time. Under callgrind, collect only the loop:
+//! CPU time.
+//!
+//! `A/B` (`sesame/sesame_frozen`, `sesame/floor`, `floor/sesame_frozen`)
+//! fills both stores and times them in alternating blocks of 20k calls, so
+//! that load from other processes falls on both alike: for differences too
+//! small to see across separate runs on a shared machine.
+//!
+//! Under callgrind, collect only the loop:
 //!
 //! ```text
 //! valgrind --tool=callgrind --cache-sim=yes --collect-atstart=no \
@@ -29,7 +37,7 @@ use std::hint::black_box;
 use sesame::{ManualClock, Sessions};
 
 use common::{
-    Floor, IDLE, Moka, RwMap, SEED, Seq, Sesame, Store, TowerSessions, populated, shuffled,
+    Cursor, Floor, IDLE, Moka, RwMap, SEED, Seq, Sesame, Store, TowerSessions, populated, shuffled,
     thread_cpu, zipf,
 };
 
@@ -70,10 +78,9 @@ impl Store for Frozen {
     }
 }
 
-/// `calls` validations of the tokens `seq` presents, from its start.
+/// `calls` validations of the tokens `cur` presents.
 #[inline(never)]
-fn hits<S: Store>(s: &S, seq: &Seq, calls: usize) -> u64 {
-    let mut cur = seq.cursor(0);
+fn hits<S: Store>(s: &S, cur: &mut Cursor<'_>, calls: usize) -> u64 {
     let mut sum = 0u64;
     for _ in 0..calls {
         let v = s.validate(black_box(cur.next())).expect("live session");
@@ -82,7 +89,8 @@ fn hits<S: Store>(s: &S, seq: &Seq, calls: usize) -> u64 {
     sum
 }
 
-fn run<S: Store>(n: usize, order: &str, calls: usize) {
+/// A filled store and its tokens in `order`.
+fn prepared<S: Store>(n: usize, order: &str) -> (S, Seq) {
     let (s, tokens) = populated::<S>(n);
     let seq = match order {
         "random" => shuffled(&tokens, SEED),
@@ -90,15 +98,64 @@ fn run<S: Store>(n: usize, order: &str, calls: usize) {
         "seq" => Seq::new(tokens.iter().map(String::as_str)),
         other => panic!("unknown order {other:?}: random, zipf or seq"),
     };
-    drop(tokens);
-    black_box(hits(&s, &seq, seq.count)); // warm-up pass
+    (s, seq)
+}
+
+fn run<S: Store>(n: usize, order: &str, calls: usize) {
+    let (s, seq) = prepared::<S>(n, order);
+    let mut cur = seq.cursor(0);
+    black_box(hits(&s, &mut cur, seq.count)); // warm-up pass
     let start = thread_cpu();
-    black_box(hits(&s, &seq, calls));
+    black_box(hits(&s, &mut cur, calls));
     let took = thread_cpu() - start;
     println!(
         "validate_hit {order} {}/{n}: {:.0} ns per call ({calls} calls)",
         S::NAME,
         took.as_nanos() as f64 / calls as f64
+    );
+}
+
+/// Calls per block in the A/B mode.
+const BLOCK: usize = 20_000;
+
+fn ab<A: Store, B: Store>(n: usize, order: &str, calls: usize) {
+    let (a, seq_a) = prepared::<A>(n, order);
+    let (b, seq_b) = prepared::<B>(n, order);
+    let (mut cur_a, mut cur_b) = (seq_a.cursor(0), seq_b.cursor(0));
+    black_box(hits(&a, &mut cur_a, seq_a.count)); // warm-up passes
+    black_box(hits(&b, &mut cur_b, seq_b.count));
+    let block = |timed: &mut dyn FnMut()| {
+        let start = thread_cpu();
+        timed();
+        (thread_cpu() - start).as_nanos() as f64 / BLOCK as f64
+    };
+    let (mut ta, mut tb, mut diffs) = (0.0, 0.0, Vec::new());
+    for _ in 0..calls.div_ceil(BLOCK) {
+        let x = block(&mut || {
+            black_box(hits(&a, &mut cur_a, BLOCK));
+        });
+        let y = block(&mut || {
+            black_box(hits(&b, &mut cur_b, BLOCK));
+        });
+        ta += x;
+        tb += y;
+        diffs.push(y - x);
+    }
+    let blocks = diffs.len() as f64;
+    diffs.sort_by(f64::total_cmp);
+    println!(
+        "validate_hit {order} {n}: {} {:.0} ns, {} {:.0} ns per call; \
+         per block, {} minus {}: median {:.0} ns, quartiles {:.0} / {:.0} ({} blocks of {BLOCK})",
+        A::NAME,
+        ta / blocks,
+        B::NAME,
+        tb / blocks,
+        B::NAME,
+        A::NAME,
+        diffs[diffs.len() / 2],
+        diffs[diffs.len() / 4],
+        diffs[diffs.len() * 3 / 4],
+        diffs.len()
     );
 }
 
@@ -116,6 +173,12 @@ fn main() {
     let calls = args
         .get(3)
         .map_or(2_000_000, |a| a.parse().expect("CALLS: a number"));
+    match store {
+        "sesame/sesame_frozen" => return ab::<Sesame, Frozen>(n, order, calls),
+        "sesame/floor" => return ab::<Sesame, Floor>(n, order, calls),
+        "floor/sesame_frozen" => return ab::<Floor, Frozen>(n, order, calls),
+        _ => {}
+    }
     for name in store.split('+') {
         match name {
             "sesame" => run::<Sesame>(n, order, calls),
