@@ -14,25 +14,25 @@
 //! their heap objects (sesame's `Arc<Entry>`, moka's entries and keys, the
 //! peers' `Arc<PeerEntry>`) are met in allocation order, where the hardware
 //! prefetcher hides their cache misses, or scattered, as real users come
-//! back. Every order is fixed by `common::SEED`, so runs present the same sequence
-//! of creation indices:
+//! back. Every order is fixed by `common::SEED`, so runs present the same
+//! sequence of creation indices:
 //!
 //! - random (the plain ids: `validate_hit`, `update`, `rotate`, `login`,
 //!   `logout`, `mix_1t`, `mix_2t`): every session once per pass, in one
 //!   shuffled order. Uniform traffic over a population much larger than
 //!   the caches: the worst case, and the one the targets are judged on.
 //! - `_zipf` (`validate_hit_zipf`, `mix_1t_zipf`, `mix_2t_zipf`): draws from
-//!   a Zipf distribution with exponent `common::ZIPF_S` (YCSB's default) over the
-//!   sessions, the hottest ones picked at random: a few hot sessions and a
-//!   long tail, as real sites see. At 1M the hottest 1% take about 2/3 of
+//!   a Zipf distribution with exponent `common::ZIPF_S` (YCSB's default)
+//!   over the sessions, the hottest ones picked at random: a few hot
+//!   sessions and a long tail, as real sites see. At 1M the hottest 1% take about 2/3 of
 //!   the requests, so part of the working set stays in cache.
 //! - `_seq` (`validate_hit_seq`): creation order, as these benches walked
 //!   before: the best case for every store, kept to show what the
 //!   prefetcher hides (it is not a traffic pattern).
 //!
 //! The tokens themselves are laid end to end in the order they are
-//! presented (`common::Seq`), so reading the next one costs what reading it from
-//! a request buffer does, whatever the order of the sessions.
+//! presented (`common::Seq`), so reading the next one costs what reading it
+//! from a request buffer does, whatever the order of the sessions.
 //!
 //! Timing: single-thread operations are timed in the bench thread's CPU
 //! time (`CLOCK_THREAD_CPUTIME_ID`), so that other processes on a shared
@@ -40,7 +40,7 @@
 //! timed in wall time, since parallel scaling is what they measure.
 //!
 //! ```text
-//! cargo bench --bench sessions                      # everything (~5 min on 2 cores)
+//! cargo bench --bench sessions                      # everything (~10 min on 2 cores)
 //! cargo bench --bench sessions -- validate_hit      # every validate_hit* group
 //! SESAME_BENCH_10M=1 cargo bench --bench sessions -- 10M
 //! ```
@@ -62,6 +62,7 @@ type Criterion = criterion::Criterion<ThreadCpu>;
 const UNKNOWN: usize = 4096;
 /// One create for this many operations in the mixed workload.
 const CREATE_EVERY: usize = 20; // 5%
+
 /// Whether the command line's filter (the first argument that is not a
 /// flag) can match this store and size: filling a 1M store takes seconds,
 /// so `cargo bench --bench sessions -- validate_hit/sesame/1M` fills only
