@@ -8,14 +8,40 @@
 //! Each store is filled once per size and dropped before the next, so only
 //! one large map is in memory at a time.
 //!
+//! # Access orders
+//!
+//! The order in which a loop presents the live sessions decides whether
+//! their heap objects (sesame's `Arc<Entry>`, moka's entries and keys, the
+//! peers' `Arc<PeerEntry>`) are met in allocation order, where the hardware
+//! prefetcher hides their cache misses, or scattered, as real users come
+//! back. Every order is fixed by `common::SEED`, so runs present the same
+//! sequence of creation indices:
+//!
+//! - random (the plain ids: `validate_hit`, `update`, `rotate`, `login`,
+//!   `logout`, `mix_1t`, `mix_2t`): every session once per pass, in one
+//!   shuffled order. Uniform traffic over a population much larger than
+//!   the caches: the worst case, and the one the targets are judged on.
+//! - `_zipf` (`validate_hit_zipf`, `mix_1t_zipf`, `mix_2t_zipf`): draws from
+//!   a Zipf distribution with exponent `common::ZIPF_S` (YCSB's default)
+//!   over the sessions, the hottest ones picked at random: a few hot
+//!   sessions and a long tail, as real sites see. At 1M the hottest 1% take about 2/3 of
+//!   the requests, so part of the working set stays in cache.
+//! - `_seq` (`validate_hit_seq`): creation order, as these benches walked
+//!   before: the best case for every store, kept to show what the
+//!   prefetcher hides (it is not a traffic pattern).
+//!
+//! The tokens themselves are laid end to end in the order they are
+//! presented (`common::Seq`), so reading the next one costs what reading it
+//! from a request buffer does, whatever the order of the sessions.
+//!
 //! Timing: single-thread operations are timed in the bench thread's CPU
 //! time (`CLOCK_THREAD_CPUTIME_ID`), so that other processes on a shared
 //! machine do not inflate them; the `mix_1t`/`mix_2t` throughput groups are
 //! timed in wall time, since parallel scaling is what they measure.
 //!
 //! ```text
-//! cargo bench --bench sessions                      # everything (~5 min on 2 cores)
-//! cargo bench --bench sessions -- validate_hit      # one operation
+//! cargo bench --bench sessions                      # everything (~10 min on 2 cores)
+//! cargo bench --bench sessions -- validate_hit      # every validate_hit* group
 //! SESAME_BENCH_10M=1 cargo bench --bench sessions -- 10M
 //! ```
 
@@ -25,8 +51,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use common::{
-    Floor, MALFORMED, Moka, RwMap, Sesame, Store, ThreadCpu, TowerSessions, populated, size_label,
-    thread_cpu,
+    Floor, MALFORMED, Moka, RwMap, SEED, Seq, Sesame, Store, ThreadCpu, TowerSessions, populated,
+    shuffled, size_label, thread_cpu, zipf,
 };
 use criterion::{BenchmarkId, Throughput, criterion_group, criterion_main};
 
@@ -60,6 +86,16 @@ fn bench_store<S: Store>(c: &mut Criterion, n: usize, full: bool) {
     }
     let (s, tokens) = populated::<S>(n);
     let s = &s;
+    let random = shuffled(&tokens, SEED);
+    let (created, skewed) = if full {
+        (
+            Some(Seq::new(tokens.iter().map(String::as_str))),
+            Some(zipf(&tokens, SEED)),
+        )
+    } else {
+        (None, None)
+    };
+    drop(tokens);
     // Well-formed tokens of this store's own shape that it no longer knows.
     let unknown: Vec<String> = (0..UNKNOWN)
         .map(|_| {
@@ -68,47 +104,38 @@ fn bench_store<S: Store>(c: &mut Criterion, n: usize, full: bool) {
             t
         })
         .collect();
+    let unknown = Seq::new(unknown.iter().map(String::as_str));
     let id = || BenchmarkId::new(S::NAME, &label);
+    let hits = |c: &mut Criterion, group: &str, seq: &Seq| {
+        c.benchmark_group(group).bench_function(id(), |b| {
+            let mut cur = seq.cursor(0);
+            b.iter(|| black_box(s.validate(black_box(cur.next()))).expect("live session"))
+        });
+    };
 
-    c.benchmark_group("validate_hit").bench_function(id(), |b| {
-        let mut i = 0;
-        b.iter(|| {
-            let t = &tokens[i];
-            i += 1;
-            if i == tokens.len() {
-                i = 0;
-            }
-            assert!(s.validate(black_box(t)));
-        })
-    });
+    hits(c, "validate_hit", &random);
+    if let (Some(created), Some(skewed)) = (&created, &skewed) {
+        hits(c, "validate_hit_zipf", skewed);
+        hits(c, "validate_hit_seq", created);
+    }
     c.benchmark_group("validate_miss")
         .bench_function(id(), |b| {
-            let mut i = 0;
-            b.iter(|| {
-                let t = &unknown[i];
-                i = (i + 1) % UNKNOWN;
-                assert!(!s.validate(black_box(t)));
-            })
+            let mut cur = unknown.cursor(0);
+            b.iter(|| assert!(black_box(s.validate(black_box(cur.next()))).is_none()))
         });
-    if !full {
-        return;
-    }
+    let Some(skewed) = &skewed else {
+        return; // not `full`
+    };
     c.benchmark_group("malformed").bench_function(id(), |b| {
-        b.iter(|| assert!(!s.validate(black_box(MALFORMED))))
+        b.iter(|| assert!(black_box(s.validate(black_box(MALFORMED))).is_none()))
     });
     c.benchmark_group("update").bench_function(id(), |b| {
-        let mut i = 0;
-        b.iter(|| {
-            let t = &tokens[i];
-            i += 1;
-            if i == tokens.len() {
-                i = 0;
-            }
-            assert!(s.update(black_box(t)));
-        })
+        let mut cur = random.cursor(0);
+        b.iter(|| assert!(s.update(black_box(cur.next()))))
     });
     // Mutating operations: what they make or consume is set up and cleaned
-    // up outside the timed loop, so the store stays at its size.
+    // up outside the timed loop, so the store stays at its size. Sessions
+    // made for them are consumed in a shuffled order.
     c.benchmark_group("create").bench_function(id(), |b| {
         b.iter_custom(|iters| {
             let mut made = Vec::with_capacity(iters as usize);
@@ -123,17 +150,19 @@ fn bench_store<S: Store>(c: &mut Criterion, n: usize, full: bool) {
             took
         })
     });
+    let fresh = |iters: u64| {
+        let made: Vec<String> = (0..iters).map(|_| s.create()).collect();
+        shuffled(&made, SEED ^ iters)
+    };
     let rotating = |login: bool| {
         move |iters: u64| {
-            let fresh: Vec<String> = (0..iters).map(|_| s.create()).collect();
+            let fresh = fresh(iters);
+            let mut cur = fresh.cursor(0);
             let mut made = Vec::with_capacity(iters as usize);
             let start = thread_cpu();
-            for (i, t) in fresh.iter().enumerate() {
-                let new = if login {
-                    s.login(t, i as u64)
-                } else {
-                    s.rotate(t)
-                };
+            for i in 0..iters {
+                let t = cur.next();
+                let new = if login { s.login(t, i) } else { s.rotate(t) };
                 made.push(new.expect("live session"));
             }
             let took = thread_cpu() - start;
@@ -149,27 +178,28 @@ fn bench_store<S: Store>(c: &mut Criterion, n: usize, full: bool) {
         .bench_function(id(), |b| b.iter_custom(rotating(true)));
     c.benchmark_group("logout").bench_function(id(), |b| {
         b.iter_custom(|iters| {
-            let fresh: Vec<String> = (0..iters).map(|_| s.create()).collect();
+            let fresh = fresh(iters);
+            let mut cur = fresh.cursor(0);
             let start = thread_cpu();
-            for t in &fresh {
-                assert!(s.logout(t));
+            for _ in 0..iters {
+                assert!(s.logout(cur.next()));
             }
             thread_cpu() - start
         })
     });
-    for threads in [1, 2] {
-        let mut g = c.benchmark_group(format!("mix_{threads}t"));
-        g.throughput(Throughput::Elements(1));
-        g.bench_function(id(), |b| {
-            b.iter_custom(|iters| mix(s, &tokens, threads, iters))
-        });
+    for (suffix, seq) in [("", &random), ("_zipf", skewed)] {
+        for threads in [1, 2] {
+            let mut g = c.benchmark_group(format!("mix_{threads}t{suffix}"));
+            g.throughput(Throughput::Elements(1));
+            g.bench_function(id(), |b| b.iter_custom(|iters| mix(s, seq, threads, iters)));
+        }
     }
 }
 
 /// 95% validate / 5% create on `threads` threads; returns the wall time of
 /// `iters` operations in all. Sessions created are logged out afterwards,
 /// untimed.
-fn mix<S: Store>(s: &S, tokens: &[String], threads: usize, iters: u64) -> Duration {
+fn mix<S: Store>(s: &S, seq: &Seq, threads: usize, iters: u64) -> Duration {
     let per = (iters as usize).div_ceil(threads);
     let start = Instant::now();
     let made: Vec<Vec<String>> = std::thread::scope(|scope| {
@@ -177,16 +207,13 @@ fn mix<S: Store>(s: &S, tokens: &[String], threads: usize, iters: u64) -> Durati
             .map(|t| {
                 scope.spawn(move || {
                     let mut made = Vec::with_capacity(per / CREATE_EVERY + 1);
-                    let mut i = t * tokens.len() / threads;
+                    // Each thread starts at its own part of the sequence.
+                    let mut cur = seq.cursor(t * seq.count / threads);
                     for k in 0..per {
                         if k % CREATE_EVERY == 0 {
                             made.push(s.create());
                         } else {
-                            assert!(s.validate(black_box(&tokens[i])));
-                            i += 1;
-                            if i == tokens.len() {
-                                i = 0;
-                            }
+                            black_box(s.validate(black_box(cur.next()))).expect("live session");
                         }
                     }
                     made

@@ -14,8 +14,9 @@ import os
 import sys
 
 PEERS = ["floor", "moka", "rwlock", "tower_sessions"]
-OPS = ["validate_hit", "validate_miss", "malformed", "create", "update",
-       "rotate", "login", "logout", "mix_1t", "mix_2t"]
+OPS = ["validate_hit", "validate_hit_zipf", "validate_hit_seq", "validate_miss",
+       "malformed", "create", "update", "rotate", "login", "logout",
+       "mix_1t", "mix_2t", "mix_1t_zipf", "mix_2t_zipf"]
 SIZES = ["10k", "1M", "10M"]
 
 

@@ -15,6 +15,12 @@
 //!   runtime.
 //!
 //! Session data is a `u64` counter: `update` increments it in place.
+//!
+//! A hit reads the session, as a request does: every store's `validate`
+//! returns a `u64` read from the session's own heap object (sesame's, the
+//! floor's and the `String`-keyed peers' per-session handle; tower-sessions'
+//! record is cloned out whole and its expiry read), so no store's figure
+//! leaves out the cache miss on its session.
 
 #![allow(dead_code)] // each bench binary uses part of this module
 
@@ -31,6 +37,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use dashmap::DashMap;
 use parking_lot::{Mutex, RwLock};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand_distr::{Distribution, Zipf};
 use sesame::{SecretKey, SessionToken, Sessions};
 use tower_sessions::session::{Id, Record};
 use tower_sessions::{MemoryStore, SessionStore};
@@ -46,8 +56,9 @@ pub trait Store: Send + Sync {
     fn with_capacity(n: usize) -> Self;
     /// Creates a session; returns its token text.
     fn create(&self) -> String;
-    /// Validate-and-touch; true on a live session.
-    fn validate(&self, token: &str) -> bool;
+    /// Validate-and-touch: on a live session, a `u64` read from it (see the
+    /// module docs); `None` otherwise.
+    fn validate(&self, token: &str) -> Option<u64>;
     /// Increments the session's counter; false if there is no session.
     fn update(&self, token: &str) -> bool;
     /// Gives the session a new token; the old one stops working.
@@ -76,6 +87,88 @@ pub fn unknown_tokens(n: usize) -> Vec<String> {
 /// 43 characters, but not base64url: every store must reject it.
 pub const MALFORMED: &str = "AAAAAAAAAAAAAAAAAAAAA*AAAAAAAAAAAAAAAAAAAAA";
 
+// ---------------------------------------------------------------- access orders
+
+/// Seed of every access order (see `benches/sessions.rs`).
+pub const SEED: u64 = 0x5e5a_3e16;
+/// Exponent of the skewed workload's Zipf distribution: YCSB's default.
+pub const ZIPF_S: f64 = 0.99;
+/// Draws in the skewed access sequence; loops cycle through it.
+pub const ZIPF_DRAWS: usize = 1 << 20;
+
+/// Token texts laid end to end in the order a loop presents them (all of a
+/// store's tokens have one length).
+pub struct Seq {
+    text: String,
+    len: usize,
+    /// Tokens in the sequence.
+    pub count: usize,
+}
+
+impl Seq {
+    pub fn new<'a>(tokens: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut text = String::new();
+        let mut len = 0;
+        let mut count = 0;
+        for t in tokens {
+            if count == 0 {
+                len = t.len();
+            }
+            assert_eq!(t.len(), len, "one token length per store");
+            text.push_str(t);
+            count += 1;
+        }
+        assert!(count > 0, "an empty sequence");
+        Self { text, len, count }
+    }
+
+    /// A cursor that cycles through the sequence from position `from`.
+    pub fn cursor(&self, from: usize) -> Cursor<'_> {
+        Cursor {
+            seq: self,
+            i: from % self.count,
+        }
+    }
+}
+
+/// Walks a [`Seq`], starting over at its end.
+pub struct Cursor<'a> {
+    seq: &'a Seq,
+    i: usize,
+}
+
+impl<'a> Cursor<'a> {
+    /// The next token text.
+    #[inline]
+    pub fn next(&mut self) -> &'a str {
+        let at = self.i * self.seq.len;
+        self.i += 1;
+        if self.i == self.seq.count {
+            self.i = 0;
+        }
+        &self.seq.text[at..at + self.seq.len]
+    }
+}
+
+/// `tokens` in one shuffled order fixed by `seed`.
+pub fn shuffled(tokens: &[String], seed: u64) -> Seq {
+    let mut order: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    order.shuffle(&mut StdRng::seed_from_u64(seed));
+    Seq::new(order)
+}
+
+/// [`ZIPF_DRAWS`] draws over `tokens`: rank `r` of the Zipf distribution is
+/// the `r`-th token of a shuffled order, so the hot sessions are spread over
+/// the creation order (and over the heap).
+pub fn zipf(tokens: &[String], seed: u64) -> Seq {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut by_rank: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    by_rank.shuffle(&mut rng);
+    let dist = Zipf::new(tokens.len() as f64, ZIPF_S).expect("valid Zipf parameters");
+    // Draws are ranks in 1..=n.
+    Seq::new((0..ZIPF_DRAWS).map(|_| by_rank[dist.sample(&mut rng) as usize - 1]))
+}
+
 // ---------------------------------------------------------------- sesame
 
 /// The engine as benched: no background reaper, room for everything.
@@ -99,8 +192,8 @@ impl Store for Sesame {
         let (t, _) = self.0.create(0).expect("room");
         t.as_str().to_owned()
     }
-    fn validate(&self, token: &str) -> bool {
-        self.0.validate(token).is_some()
+    fn validate(&self, token: &str) -> Option<u64> {
+        self.0.validate(token).map(sesame::Handle::as_u64)
     }
     fn update(&self, token: &str) -> bool {
         self.0.update(token, |n| *n += 1).is_ok()
@@ -187,11 +280,9 @@ impl Store for Floor {
         }))
     }
     #[inline]
-    fn validate(&self, token: &str) -> bool {
-        let Some(k) = self.key(token) else {
-            return false;
-        };
-        self.map.get(&k).map(|e| e.handle).is_some()
+    fn validate(&self, token: &str) -> Option<u64> {
+        let k = self.key(token)?;
+        self.map.get(&k).map(|e| e.handle)
     }
     fn update(&self, token: &str) -> bool {
         let Some(k) = self.key(token) else {
@@ -222,14 +313,16 @@ impl Store for Floor {
 
 // ---------------------------------------------------------------- moka
 
-/// What the `String`-keyed peers store per session.
+/// What the `String`-keyed peers store per session (the floor's entry).
 pub struct PeerEntry {
+    pub handle: u64,
     pub user: Mutex<Option<u64>>,
     pub data: Mutex<u64>,
 }
 
 fn peer_entry() -> Arc<PeerEntry> {
     Arc::new(PeerEntry {
+        handle: rand::random(),
         user: Mutex::new(None),
         data: Mutex::new(0),
     })
@@ -259,8 +352,9 @@ impl Store for Moka {
         t
     }
     #[inline]
-    fn validate(&self, token: &str) -> bool {
-        self.0.get(token).is_some()
+    fn validate(&self, token: &str) -> Option<u64> {
+        // `get` clones the `Arc` out (moka's values are returned by value).
+        self.0.get(token).map(|e| e.handle)
     }
     fn update(&self, token: &str) -> bool {
         self.0.get(token).map(|e| *e.data.lock() += 1).is_some()
@@ -299,8 +393,9 @@ impl Store for RwMap {
         t
     }
     #[inline]
-    fn validate(&self, token: &str) -> bool {
-        self.0.read().get(token).map(Arc::clone).is_some()
+    fn validate(&self, token: &str) -> Option<u64> {
+        // Read under the lock, as the floor reads under its shard guard.
+        self.0.read().get(token).map(|e| e.handle)
     }
     fn update(&self, token: &str) -> bool {
         let e = self.0.read().get(token).map(Arc::clone);
@@ -376,12 +471,12 @@ impl Store for TowerSessions {
         r.id.to_string()
     }
     #[inline]
-    fn validate(&self, token: &str) -> bool {
-        parse_id(token).is_some_and(|id| {
-            self.run(self.store.load(&id))
-                .expect("memory store")
-                .is_some()
-        })
+    fn validate(&self, token: &str) -> Option<u64> {
+        let id = parse_id(token)?;
+        // `load` clones the record out of the store's map.
+        self.run(self.store.load(&id))
+            .expect("memory store")
+            .map(|r| r.expiry_date.unix_timestamp() as u64)
     }
     fn update(&self, token: &str) -> bool {
         let Some(id) = parse_id(token) else {
