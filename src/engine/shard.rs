@@ -28,33 +28,24 @@ const ALIVE: u32 = 1;
 
 /// One session's state, shared by its map slots (live key, grace aliases)
 /// and the principal index.
-///
-/// `repr(C)`, hot fields first: a validation reads `state`, `last_seen`,
-/// `abs_deadline` and `handle`, and with this order they share the first 32
-/// bytes of the entry (behind the `Arc`'s two counters) instead of spanning
-/// two cache lines. Measured with callgrind and an A/B timing at 1M random
-/// hits (issue 16's profile): main-memory misses per hit 4.10 → 3.33, about
-/// 80 ns faster. The entry grows from 80 to 88 bytes, but `Arc<Entry>`
-/// (16 + 88) stays in the same 112-byte malloc chunk as before (16 + 80),
-/// so memory per session does not change (`cargo bench --bench memory`).
-#[repr(C)]
 pub(crate) struct Entry<T, P> {
+    pub(crate) handle: Handle,
+    /// Engine ms at creation.
+    pub(crate) created: u64,
+    /// Engine ms of the last successful lookup (lazy touch: a plain store).
+    pub(crate) last_seen: AtomicU64,
+    /// Engine ms when the current token was issued (creation or rotation).
+    pub(crate) issued: AtomicU64,
+    /// Engine ms of the absolute deadline (restarted by login).
+    pub(crate) abs_deadline: AtomicU64,
     /// Bit 0: alive. Bits 1..: the epoch, bumped when the session changes
     /// hands (login as another principal). A lookup notes the epoch;
     /// `update`/`with` refuse to run when it moved in between, so a request
     /// of the previous principal that was already in flight can neither read
-    /// nor write the new principal's data (31 bits of epoch: a lookup would
-    /// have to straddle 2^31 logins of one session to miss one).
+    /// nor write the new principal's data. One word for both keeps the entry
+    /// at its size (31 bits of epoch: a lookup would have to straddle 2^31
+    /// logins of one session to miss one).
     state: AtomicU32,
-    /// Engine ms of the last successful lookup (lazy touch: a plain store).
-    pub(crate) last_seen: AtomicU64,
-    /// Engine ms of the absolute deadline (restarted by login).
-    pub(crate) abs_deadline: AtomicU64,
-    pub(crate) handle: Handle,
-    /// Engine ms at creation.
-    pub(crate) created: u64,
-    /// Engine ms when the current token was issued (creation or rotation).
-    pub(crate) issued: AtomicU64,
     /// Leaf lock: nothing is locked while holding it except the principal
     /// index (login adds the entry there under it).
     pub(crate) principal: RwLock<Option<P>>,
@@ -218,30 +209,10 @@ mod tests {
     use super::*;
 
     /// The lifecycle fixes (epoch, one alias per session) cost no memory
-    /// per session, and the hot-first layout keeps `Arc<Entry>` within the
-    /// 112-byte malloc chunk it had at 80 bytes (see [`Entry`]).
+    /// per session: the entry stays at its size before them.
     #[test]
-    fn an_entry_fits_its_malloc_chunk() {
-        let size = std::mem::size_of::<Entry<(), String>>();
-        assert_eq!(size, 88);
-        // glibc: request + 8 bytes of header, rounded up to 16.
-        let chunk = |n: usize| (n + 8).div_ceil(16) * 16;
-        assert_eq!(chunk(16 + size), chunk(16 + 80));
-    }
-
-    /// What a validation reads sits in the entry's first 32 bytes.
-    #[test]
-    fn hot_fields_come_first() {
-        let e = Entry::<(), String>::new(Handle::from_u64(1), 0, 10, ());
-        let base = std::ptr::addr_of!(e) as usize;
-        for field in [
-            std::ptr::addr_of!(e.state) as usize,
-            std::ptr::addr_of!(e.last_seen) as usize,
-            std::ptr::addr_of!(e.abs_deadline) as usize,
-            std::ptr::addr_of!(e.handle) as usize,
-        ] {
-            assert!(field - base < 32);
-        }
+    fn an_entry_stays_at_80_bytes() {
+        assert_eq!(std::mem::size_of::<Entry<(), String>>(), 80);
     }
 
     #[test]
