@@ -24,8 +24,9 @@ pub const DEFAULT_MAX_SESSIONS: usize = 1_000_000;
 /// A person needs a handful (a phone, a laptop, a few browsers); a hundred
 /// leaves room for API clients. The point is that one account — a shared
 /// login, a script, an attacker with one password — cannot fill the store
-/// with sessions that are never evicted and lock every new visitor out: at
-/// the default it takes ten accounts to fill it. OWASP's session management
+/// with sessions that are never evicted and lock every new visitor out: it
+/// takes at least ten accounts to fill a store (10,000 at the default
+/// capacity of one million). OWASP's session management
 /// cheat sheet leaves the number to the application; NIST SP 800-63B sets
 /// none. Raise it with [`Builder::max_sessions_per_user`], or lift it with
 /// [`Builder::unlimited_sessions_per_user`].
