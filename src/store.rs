@@ -19,7 +19,7 @@ use crate::error::Error;
 use crate::{Handle, Principal, SessionInfo, SessionToken};
 
 /// A session store: the in-process [`crate::Sessions`] or, with the
-/// `redis` feature, [`crate::redis::RedisSessions`].
+/// `redis` feature, `sesame::redis::RedisSessions`.
 pub trait Store: Clone + Send + Sync + 'static {
     /// The session data.
     type Data: Send + 'static;

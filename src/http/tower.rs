@@ -150,7 +150,7 @@ struct Options {
 /// The tower layer: wraps a service so that each request gets a
 /// [`Session`] backed by `sessions`: the in-process [`Sessions`] by
 /// default, or any other [`Store`] (with the `redis` feature,
-/// [`crate::redis::RedisSessions`]).
+/// `sesame::redis::RedisSessions`).
 ///
 /// The layer awaits the store (ready futures for the in-process engine, I/O
 /// for a remote one): it never blocks a runtime worker. When a remote store
