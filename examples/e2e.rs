@@ -20,6 +20,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use sesame::Sessions;
+use sesame::axum::SessionRouterExt as _;
 use sesame::tower::{Session, SessionLayer};
 use tower_sessions::session::{Id, Record};
 use tower_sessions::{MemoryStore, SessionManagerLayer, SessionStore};
@@ -78,7 +79,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .collect();
             let app = Router::new()
                 .route("/", get(sesame_visit))
-                .layer(SessionLayer::new(sessions));
+                .session_layer(SessionLayer::new(sessions.clone()))
+                .with_state(sessions);
             (app, cookies)
         }
         "tower_sessions" => {

@@ -89,7 +89,9 @@
 //!   `Result`, and no runtime worker ever blocks on a remote store's I/O.
 //! - `axum`: `sesame::tower::Session` as an axum extractor, and [`Error`] as a
 //!   response (`503` with `Retry-After` when the store cannot answer), so
-//!   handlers use `?`. The demo server:
+//!   handlers use `?`. The extractor takes its store type from the router's
+//!   state, so a handler whose session type does not match the store's is a
+//!   compile-time error (`sesame::axum::SessionRouterExt`). The demo server:
 //!   `cargo run --example demo --features axum,snapshot`.
 //! - `snapshot`: `sesame::snapshot::SnapshotStore` saves every live session
 //!   to an encrypted file crash-safely (digests, never tokens) and restores

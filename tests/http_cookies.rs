@@ -25,7 +25,9 @@ use tokio::sync::futures::Notified;
 
 type Counter = Session<u32>;
 
-fn routes() -> Router<()> {
+/// The routes; the state is the store, whose type every handler's
+/// `Session` must name (checked when the test compiles).
+fn routes(sessions: Sessions<u32>) -> Router<()> {
     Router::new()
         .route("/read", get(read))
         .route("/write", get(write))
@@ -38,6 +40,7 @@ fn routes() -> Router<()> {
         .route("/own-cookie", get(own_cookie))
         .route("/debug", get(debug))
         .route("/plain", get(|| async { "plain" }))
+        .with_state(sessions)
 }
 
 async fn debug(s: Counter) -> String {
@@ -121,8 +124,8 @@ async fn start(
     sessions: Sessions<u32>,
     layer: impl FnOnce(SessionLayer<u32>) -> SessionLayer<u32>,
 ) -> Http {
-    let layer = layer(SessionLayer::new(sessions));
-    serve(routes().layer(layer)).await
+    let layer = layer(SessionLayer::new(sessions.clone()));
+    serve(routes(sessions).layer(layer)).await
 }
 
 fn manual(clock: &ManualClock, idle: u64, absolute: u64) -> Sessions<u32> {
@@ -374,7 +377,12 @@ async fn a_full_store_refuses_creation_without_a_cookie() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handler_without_the_layer_gets_a_500() {
-    let http = serve(Router::new().route("/read", get(read))).await;
+    let http = serve(
+        Router::new()
+            .route("/read", get(read))
+            .with_state(Sessions::<u32>::new()),
+    )
+    .await;
     let r = http.get("/read", None).await;
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(r.body.contains("SessionLayer"));
@@ -382,8 +390,9 @@ async fn a_handler_without_the_layer_gets_a_500() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn debug_output_never_shows_the_token() {
-    let layer = SessionLayer::new(Sessions::<u32>::new());
-    let http = serve(routes().layer(layer.clone())).await;
+    let sessions = Sessions::<u32>::new();
+    let layer = SessionLayer::new(sessions.clone());
+    let http = serve(routes(sessions).layer(layer.clone())).await;
     let t = http.get("/write", None).await.token().unwrap();
     let r = http.get("/debug", Some(&t)).await;
     assert!(r.body.starts_with("Session {"), "{}", r.body);
@@ -447,9 +456,13 @@ async fn start_gated(
     outer: impl FnOnce(Router) -> Router,
 ) -> (Http, SocketAddr, Arc<Gate>) {
     let gate = Arc::new(Gate::default());
-    let app = routes()
-        .route("/slow", get(slow))
-        .route("/slow-write", get(slow_write))
+    let app = routes(sessions.clone())
+        .merge(
+            Router::new()
+                .route("/slow", get(slow))
+                .route("/slow-write", get(slow_write))
+                .with_state(sessions.clone()),
+        )
         .layer(layer(SessionLayer::new(sessions)))
         .layer(Extension(Arc::clone(&gate)));
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))

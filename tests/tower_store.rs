@@ -12,6 +12,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode, header};
 use axum::routing::{get, post};
+use sesame::axum::SessionRouterExt as _;
 use sesame::store::Store;
 use sesame::tower::{Session, SessionLayer};
 use sesame::{Error, ErrorKind, Handle, SessionInfo, SessionToken, Sessions};
@@ -146,7 +147,8 @@ fn setup() -> (Router, Flaky) {
         .route("/who", get(who))
         .route("/logout", post(logout))
         .route("/everywhere", post(everywhere))
-        .layer(SessionLayer::new(store.clone()));
+        .session_layer(SessionLayer::new(store.clone()))
+        .with_state(store.clone());
     (app, store)
 }
 
@@ -260,9 +262,13 @@ async fn store_errors_answer_fixed_responses() {
         Ok("rotated")
     }
     let (app, store) = setup();
-    let app = app.route(
-        "/rotate",
-        post(rotate).layer(SessionLayer::new(store.clone())),
+    let app = app.merge(
+        Router::new()
+            .route(
+                "/rotate",
+                post(rotate).layer(SessionLayer::new(store.clone())),
+            )
+            .with_state(store.clone()),
     );
     let r = call(&app, "POST", "/rotate", None).await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
@@ -279,10 +285,13 @@ async fn store_errors_answer_fixed_responses() {
     assert_eq!(body(r).await, "service unavailable");
 }
 
-/// A handler asking for `Session<u64>` under a layer of `Session<u32>`:
-/// before, a quiet `500` on every request saying only "no session". Now a
-/// debug build panics naming both types (a release build logs them once
-/// and answers `500`, tested below).
+/// A handler asking for `Session<u64>` under a layer of `Session<u32>`
+/// does not compile when the router's state is the `Sessions<u32>` store or
+/// the layer is added with `session_layer` (the `compile_fail` examples of
+/// `sesame::axum`). What the compiler cannot see is a layer added with
+/// axum's plain `layer` over another store than the state's: a debug build
+/// panics naming both types (a release build logs them once and answers
+/// `500`, tested below).
 #[cfg(debug_assertions)]
 #[tokio::test]
 // The message names the handler's type by its full path (`type_name`).
@@ -290,6 +299,7 @@ async fn store_errors_answer_fixed_responses() {
 async fn a_handler_of_another_session_type_is_a_loud_error() {
     let app = Router::new()
         .route("/", get(|_: Session<u64>| async { "unreachable" }))
+        .with_state(Sessions::<u64>::new())
         .layer(SessionLayer::new(Sessions::<u32>::new()));
     let _ = call(&app, "GET", "/", None).await;
 }
@@ -299,6 +309,7 @@ async fn a_handler_of_another_session_type_is_a_loud_error() {
 async fn a_handler_of_another_session_type_is_a_loud_error() {
     let app = Router::new()
         .route("/", get(|_: Session<u64>| async { "unreachable" }))
+        .with_state(Sessions::<u64>::new())
         .layer(SessionLayer::new(Sessions::<u32>::new()));
     let r = call(&app, "GET", "/", None).await;
     assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
@@ -313,12 +324,14 @@ async fn a_handler_of_another_session_type_is_a_loud_error() {
 /// "any session fails").
 #[tokio::test]
 async fn the_layers_own_session_type_is_extracted() {
+    let sessions = Sessions::<u32>::new();
     let app = Router::new()
         .route(
             "/",
             get(|s: Session<u32>| async move { s.is_active().map(|a| a.to_string()) }),
         )
-        .layer(SessionLayer::new(Sessions::<u32>::new()));
+        .session_layer(SessionLayer::new(sessions.clone()))
+        .with_state(sessions);
     let r = call(&app, "GET", "/", None).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(body(r).await, "false");
@@ -345,7 +358,8 @@ async fn clones_creating_at_once_make_one_session_and_lose_no_update() {
         let sessions = Sessions::<u32>::new();
         let app = Router::new()
             .route("/", get(race))
-            .layer(SessionLayer::new(sessions.clone()));
+            .session_layer(SessionLayer::new(sessions.clone()))
+            .with_state(sessions.clone());
         let r = call(&app, "GET", "/", None).await;
         assert_eq!(r.status(), StatusCode::OK);
         let token = token_of(&r);

@@ -3,6 +3,7 @@
 //! ```
 //! use axum::{Router, routing::get};
 //! use sesame::{Error, Sessions};
+//! use sesame::axum::SessionRouterExt as _;
 //! use sesame::tower::{Session, SessionLayer};
 //!
 //! async fn visit(session: Session<u32>) -> Result<String, Error> {
@@ -13,7 +14,8 @@
 //! let sessions = Sessions::<u32>::new();
 //! let app: Router = Router::new()
 //!     .route("/", get(visit))
-//!     .layer(SessionLayer::new(sessions));
+//!     .session_layer(SessionLayer::new(sessions.clone()))
+//!     .with_state(sessions);
 //! # let _ = app;
 //! ```
 //!
@@ -21,39 +23,59 @@
 //! cannot answer gives `503 Service Unavailable` with `Retry-After`, so
 //! handlers use `?`.
 //!
-//! # Wiring errors
+//! # The session type is checked when the program compiles
 //!
-//! The extractor only reads the handle the [`crate::tower::SessionLayer`]
-//! put in the request's extensions; axum cannot tie a handler's argument
-//! type to a layer's at compile time. Two wiring bugs are told apart, at
-//! no cost per request (each layer records its session type once, when it
-//! is built):
+//! A handler's `Session<T, P, St>` is extracted only from a router whose
+//! state gives the store type `St` (axum's [`FromRef`], the way
+//! axum-extra's private cookie jar asks for its `Key`): the store itself
+//! as the state (`.with_state(sessions)`), or a field of the application's
+//! state with `#[derive(FromRef)]`. A handler that asks for another
+//! session type than the state's store does not compile:
 //!
-//! - a handler whose session type no layer in the process was built with
-//!   (say `Session<Cart>` while the only layer is a `SessionLayer<User>`,
-//!   or the store types differ): [`SessionRejection::TypeMismatch`],
-//!   naming both types;
-//! - otherwise (no layer on the route): [`SessionRejection::MissingLayer`].
+//! ```compile_fail
+//! use axum::{Router, routing::get};
+//! use sesame::Sessions;
+//! use sesame::tower::Session;
 //!
-//! Both are bugs of the program, not of the request. Each prints its
-//! message to stderr once per process and answers `500 Internal Server
-//! Error` with a fixed body that names no type. A type mismatch is also a
-//! failed debug assertion: in a debug build the first request that meets it
-//! panics with both types named, so it shows in development, not in
-//! production. Declare the session type once (`type AppSession =
-//! Session<Data, User, Store>;`) and use the alias in every handler and in
-//! the layer's construction to rule the mismatch out.
+//! async fn visit(session: Session<u64>) {}   // the state holds Sessions<u32>
+//!
+//! let sessions = Sessions::<u32>::new();
+//! let app: Router = Router::new().route("/", get(visit)).with_state(sessions);
+//! ```
+//!
+//! [`SessionRouterExt::session_layer`] adds the layer and asks the same of
+//! it, so handler, state and layer cannot disagree:
+//!
+//! ```compile_fail
+//! use axum::{Router, routing::get};
+//! use sesame::Sessions;
+//! use sesame::axum::SessionRouterExt as _;
+//! use sesame::tower::{Session, SessionLayer};
+//!
+//! async fn visit(session: Session<u32>) {}
+//!
+//! let sessions = Sessions::<u32>::new();
+//! let app: Router = Router::new()
+//!     .route("/", get(visit))
+//!     .session_layer(SessionLayer::new(Sessions::<u64>::new())) // not the state's store
+//!     .with_state(sessions);
+//! ```
+//!
+//! What is left to the running program is a route the layer does not
+//! cover (or a layer added with axum's plain `Router::layer` over another
+//! store type): [`SessionRejection::MissingLayer`], printed to stderr once
+//! per process and answered `500 Internal Server Error` with a fixed body.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use axum_core::extract::FromRequestParts;
+use axum_core::extract::{FromRef, FromRequestParts};
 use axum_core::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::request::Parts;
 
 use crate::Principal;
 use crate::store::Store;
-use crate::tower::{Session, layer_types};
+use crate::tower::{Session, SessionLayer, layer_types};
 
 /// A handler takes a [`Session`] the request's layers did not provide.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,7 +149,7 @@ where
     S: Send + Sync,
     T: Send + 'static,
     P: Principal,
-    St: Store<Data = T, Principal = P>,
+    St: Store<Data = T, Principal = P> + FromRef<S>,
 {
     type Rejection = SessionRejection;
 
@@ -146,6 +168,53 @@ where
             }
             _ => SessionRejection::MissingLayer,
         }))
+    }
+}
+
+/// Adds a [`SessionLayer`] to an axum router whose state gives the
+/// layer's store type, so that the layer, the state and every handler's
+/// [`Session`] agree on one session type when the program compiles (see
+/// the [module docs](self)).
+pub trait SessionRouterExt<S> {
+    /// [`axum::Router::layer`] for a [`SessionLayer`] over the store type
+    /// the router's state gives.
+    ///
+    /// ```
+    /// use axum::{Router, routing::get};
+    /// use sesame::Sessions;
+    /// use sesame::axum::SessionRouterExt as _;
+    /// use sesame::tower::{Session, SessionLayer};
+    ///
+    /// async fn visit(session: Session<u32>) -> Result<String, sesame::Error> {
+    ///     Ok(session.update(|n| { *n += 1; *n }).await?.to_string())
+    /// }
+    ///
+    /// let sessions = Sessions::<u32>::new();
+    /// let app: Router = Router::new()
+    ///     .route("/", get(visit))
+    ///     .session_layer(SessionLayer::new(sessions.clone()))
+    ///     .with_state(sessions);
+    /// # let _ = app;
+    /// ```
+    #[must_use]
+    fn session_layer<T, P, St>(self, layer: SessionLayer<T, P, St>) -> Self
+    where
+        T: Send + 'static,
+        P: Principal,
+        St: Store<Data = T, Principal = P> + FromRef<S>;
+}
+
+impl<S> SessionRouterExt<S> for axum::Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    fn session_layer<T, P, St>(self, layer: SessionLayer<T, P, St>) -> Self
+    where
+        T: Send + 'static,
+        P: Principal,
+        St: Store<Data = T, Principal = P> + FromRef<S>,
+    {
+        self.layer(layer)
     }
 }
 

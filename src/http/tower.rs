@@ -14,7 +14,8 @@
 //! let sessions = Sessions::<u32>::new();
 //! let app = Router::new()
 //!     .route("/", get(visit))
-//!     .layer(SessionLayer::new(sessions.clone()));
+//!     .layer(SessionLayer::new(sessions.clone()))
+//!     .with_state(sessions.clone()); // the handlers' store type (see `sesame::axum`)
 //!
 //! // The first write creates the session and sets the cookie.
 //! let first = app.clone().oneshot(Request::get("/").body(Body::empty())?).await?;
@@ -206,7 +207,10 @@ where
     ///
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
     /// let sessions = Sessions::<u32>::new();
-    /// let app = Router::new().route("/", get(visit)).layer(SessionLayer::new(sessions.clone()));
+    /// let app = Router::new()
+    ///     .route("/", get(visit))
+    ///     .layer(SessionLayer::new(sessions.clone()))
+    ///     .with_state(sessions.clone());
     /// let response = app.oneshot(Request::get("/").body(Body::empty())?).await?;
     /// let cookie = response.headers()[header::SET_COOKIE].to_str()?;
     /// assert!(cookie.starts_with("__Host-id="), "{cookie}");
@@ -245,8 +249,9 @@ where
     ///
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
     /// let config = CookieConfig::builder().name("__Host-shop").build()?;
-    /// let layer = SessionLayer::new(Sessions::<u32>::new()).cookie(config);
-    /// let app = Router::new().route("/", get(visit)).layer(layer);
+    /// let sessions = Sessions::<u32>::new();
+    /// let layer = SessionLayer::new(sessions.clone()).cookie(config);
+    /// let app = Router::new().route("/", get(visit)).with_state(sessions).layer(layer);
     /// let response = app.oneshot(Request::get("/").body(Body::empty())?).await?;
     /// let cookie = response.headers()[header::SET_COOKIE].to_str()?;
     /// assert!(cookie.starts_with("__Host-shop="), "{cookie}");
@@ -283,7 +288,7 @@ where
     /// let cookie = format!("__Host-id={}", token.as_str());
     /// for (rolling, resent) in [(false, false), (true, true)] {
     ///     let layer = SessionLayer::new(sessions.clone()).rolling(rolling);
-    ///     let app = Router::new().route("/", get(read)).layer(layer);
+    ///     let app = Router::new().route("/", get(read)).with_state(sessions.clone()).layer(layer);
     ///     let request = Request::get("/").header(header::COOKIE, &cookie);
     ///     let response = app.oneshot(request.body(Body::empty())?).await?;
     ///     assert_eq!(response.headers().contains_key(header::SET_COOKIE), resent);
@@ -326,7 +331,7 @@ where
     /// let sessions = Sessions::<u32>::builder().clock(clock.clone()).build()?;
     /// let (token, _) = sessions.create(7)?;
     /// let layer = SessionLayer::new(sessions.clone()).renew_after(Duration::from_secs(300));
-    /// let app = Router::new().route("/", get(read)).layer(layer);
+    /// let app = Router::new().route("/", get(read)).with_state(sessions.clone()).layer(layer);
     /// clock.advance(Duration::from_secs(301)); // the token is older than 5 minutes
     /// let request = Request::get("/").header(header::COOKIE, format!("__Host-id={}", token.as_str()));
     /// let response = app.oneshot(request.body(Body::empty())?).await?;
@@ -363,7 +368,7 @@ where
     /// let cookie = format!("__Host-id={}", token.as_str());
     /// for (on, expected) in [(true, Some("no-store")), (false, None)] {
     ///     let layer = SessionLayer::new(sessions.clone()).no_store(on);
-    ///     let app = Router::new().route("/", get(read)).layer(layer);
+    ///     let app = Router::new().route("/", get(read)).with_state(sessions.clone()).layer(layer);
     ///     let request = Request::get("/").header(header::COOKIE, &cookie);
     ///     let response = app.oneshot(request.body(Body::empty())?).await?;
     ///     assert!(response.headers().get(header::SET_COOKIE).is_none());

@@ -299,8 +299,9 @@ where
     ///     Ok(())
     /// }
     /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
-    /// # let layer = SessionLayer::new(Sessions::<u32>::new());
-    /// # let app = Router::new().route("/", get(handler)).layer(layer);
+    /// # let sessions = Sessions::<u32>::new();
+    /// # let layer = SessionLayer::new(sessions.clone());
+    /// # let app = Router::new().route("/", get(handler)).with_state(sessions).layer(layer);
     /// # let response = app.oneshot(Request::get("/").body(Body::empty())?).await?;
     /// # assert!(response.status().is_success(), "{}", response.status());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -331,8 +332,9 @@ where
     ///     Ok(())
     /// }
     /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
-    /// # let layer = SessionLayer::new(Sessions::<u32>::new());
-    /// # let app = Router::new().route("/", get(handler)).layer(layer);
+    /// # let sessions = Sessions::<u32>::new();
+    /// # let layer = SessionLayer::new(sessions.clone());
+    /// # let app = Router::new().route("/", get(handler)).with_state(sessions).layer(layer);
     /// # let response = app.oneshot(Request::get("/").body(Body::empty())?).await?;
     /// # assert!(response.status().is_success(), "{}", response.status());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -361,8 +363,9 @@ where
     ///     Ok(())
     /// }
     /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
-    /// # let layer = SessionLayer::new(Sessions::<u32>::new());
-    /// # let app = Router::new().route("/", get(handler)).layer(layer);
+    /// # let sessions = Sessions::<u32>::new();
+    /// # let layer = SessionLayer::new(sessions.clone());
+    /// # let app = Router::new().route("/", get(handler)).with_state(sessions).layer(layer);
     /// # let response = app.oneshot(Request::get("/").body(Body::empty())?).await?;
     /// # assert!(response.status().is_success(), "{}", response.status());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -394,8 +397,9 @@ where
     ///     Ok(())
     /// }
     /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
-    /// # let layer = SessionLayer::new(Sessions::<u32>::new());
-    /// # let app = Router::new().route("/", get(handler)).layer(layer);
+    /// # let sessions = Sessions::<u32>::new();
+    /// # let layer = SessionLayer::new(sessions.clone());
+    /// # let app = Router::new().route("/", get(handler)).with_state(sessions).layer(layer);
     /// # let response = app.oneshot(Request::get("/").body(Body::empty())?).await?;
     /// # assert!(response.status().is_success(), "{}", response.status());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -427,8 +431,9 @@ where
     ///     Ok(())
     /// }
     /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
-    /// # let layer = SessionLayer::new(Sessions::<u32>::new());
-    /// # let app = Router::new().route("/", get(handler)).layer(layer);
+    /// # let sessions = Sessions::<u32>::new();
+    /// # let layer = SessionLayer::new(sessions.clone());
+    /// # let app = Router::new().route("/", get(handler)).with_state(sessions).layer(layer);
     /// # let response = app.oneshot(Request::get("/").body(Body::empty())?).await?;
     /// # assert!(response.status().is_success(), "{}", response.status());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -459,8 +464,9 @@ where
     ///     Ok(())
     /// }
     /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
-    /// # let layer = SessionLayer::new(Sessions::<u32>::new());
-    /// # let app = Router::new().route("/", get(handler)).layer(layer);
+    /// # let sessions = Sessions::<u32>::new();
+    /// # let layer = SessionLayer::new(sessions.clone());
+    /// # let app = Router::new().route("/", get(handler)).with_state(sessions).layer(layer);
     /// # let response = app.oneshot(Request::get("/").body(Body::empty())?).await?;
     /// # assert!(response.status().is_success(), "{}", response.status());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -490,8 +496,9 @@ where
     ///     Ok(())
     /// }
     /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
-    /// # let layer = SessionLayer::new(Sessions::<u32>::new());
-    /// # let app = Router::new().route("/", get(handler)).layer(layer);
+    /// # let sessions = Sessions::<u32>::new();
+    /// # let layer = SessionLayer::new(sessions.clone());
+    /// # let app = Router::new().route("/", get(handler)).with_state(sessions).layer(layer);
     /// # let response = app.oneshot(Request::get("/").body(Body::empty())?).await?;
     /// # assert!(response.status().is_success(), "{}", response.status());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -532,8 +539,9 @@ where
     ///     Ok(format!("visit {n}"))
     /// }
     /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
-    /// # let layer = SessionLayer::new(Sessions::<u32>::new());
-    /// # let app = Router::new().route("/", get(handler)).layer(layer);
+    /// # let sessions = Sessions::<u32>::new();
+    /// # let layer = SessionLayer::new(sessions.clone());
+    /// # let app = Router::new().route("/", get(handler)).with_state(sessions).layer(layer);
     /// # let response = app.oneshot(Request::get("/").body(Body::empty())?).await?;
     /// # assert!(response.status().is_success(), "{}", response.status());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -587,8 +595,9 @@ where
     ///     Ok(())
     /// }
     /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
-    /// # let layer = SessionLayer::new(Sessions::<u32>::new());
-    /// # let app = Router::new().route("/", get(handler)).layer(layer);
+    /// # let sessions = Sessions::<u32>::new();
+    /// # let layer = SessionLayer::new(sessions.clone());
+    /// # let app = Router::new().route("/", get(handler)).with_state(sessions).layer(layer);
     /// # let response = app.oneshot(Request::get("/").body(Body::empty())?).await?;
     /// # assert!(response.status().is_success(), "{}", response.status());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -656,8 +665,9 @@ where
     ///     Ok(())
     /// }
     /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
-    /// # let layer = SessionLayer::new(Sessions::<u32>::new());
-    /// # let app = Router::new().route("/", get(handler)).layer(layer);
+    /// # let sessions = Sessions::<u32>::new();
+    /// # let layer = SessionLayer::new(sessions.clone());
+    /// # let app = Router::new().route("/", get(handler)).with_state(sessions).layer(layer);
     /// # let response = app.oneshot(Request::get("/").body(Body::empty())?).await?;
     /// # assert!(response.status().is_success(), "{}", response.status());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -718,8 +728,9 @@ where
     ///     Ok(())
     /// }
     /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
-    /// # let layer = SessionLayer::new(Sessions::<u32>::new());
-    /// # let app = Router::new().route("/", get(handler)).layer(layer);
+    /// # let sessions = Sessions::<u32>::new();
+    /// # let layer = SessionLayer::new(sessions.clone());
+    /// # let app = Router::new().route("/", get(handler)).with_state(sessions).layer(layer);
     /// # let response = app.oneshot(Request::get("/").body(Body::empty())?).await?;
     /// # assert!(response.status().is_success(), "{}", response.status());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -765,8 +776,9 @@ where
     ///     Ok(())
     /// }
     /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
-    /// # let layer = SessionLayer::new(Sessions::<u32>::new());
-    /// # let app = Router::new().route("/", get(handler)).layer(layer);
+    /// # let sessions = Sessions::<u32>::new();
+    /// # let layer = SessionLayer::new(sessions.clone());
+    /// # let app = Router::new().route("/", get(handler)).with_state(sessions).layer(layer);
     /// # let response = app.oneshot(Request::get("/").body(Body::empty())?).await?;
     /// # assert!(response.status().is_success(), "{}", response.status());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -814,8 +826,9 @@ where
     ///     Ok(())
     /// }
     /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
-    /// # let layer = SessionLayer::new(Sessions::<u32>::new());
-    /// # let app = Router::new().route("/", get(handler)).layer(layer);
+    /// # let sessions = Sessions::<u32>::new();
+    /// # let layer = SessionLayer::new(sessions.clone());
+    /// # let app = Router::new().route("/", get(handler)).with_state(sessions).layer(layer);
     /// # let response = app.oneshot(Request::get("/").body(Body::empty())?).await?;
     /// # assert!(response.status().is_success(), "{}", response.status());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
