@@ -64,6 +64,36 @@ fn expired_but_not_reaped_is_never_returned() {
     assert_eq!(s.stats().expired_idle, 1);
 }
 
+/// `revoke_user` and `revoke` count what they revoked: a session already
+/// past its deadline, not yet reaped, granted nothing and ends as expired.
+/// Before: `revoke` returned true for a session that had expired a
+/// minute earlier, and `revoke_user` counted the expired ones too.
+#[test]
+fn revoking_counts_no_session_that_had_expired() {
+    let clock = ManualClock::new();
+    let s = manual::<u32>(&clock).build().unwrap();
+    let alice = "alice".to_string();
+    let mut handles = Vec::new();
+    for _ in 0..3 {
+        let (t, h) = s.create(1).unwrap();
+        s.login(&t, alice.clone()).unwrap();
+        handles.push(h);
+    }
+    clock.advance(secs(60)); // past the idle timeout, not reaped
+    let (t, live) = s.create(1).unwrap();
+    s.login(&t, alice.clone()).unwrap();
+    let events = s.subscribe(16);
+    assert!(!s.revoke(&alice, handles[0]), "an expired session is not revoked");
+    assert_eq!(s.revoke_user(&alice), 1, "only the live one");
+    let stats = s.stats();
+    assert_eq!((stats.revoked, stats.expired_idle), (1, 3));
+    assert_eq!(stats.live, 0);
+    let kinds: Vec<_> = events.try_iter().map(|e| (e.handle, e.kind)).collect();
+    assert_eq!(kinds.len(), 4, "{kinds:?}");
+    assert!(kinds.contains(&(live, EventKind::Revoked)), "{kinds:?}");
+    assert!(kinds.contains(&(handles[0], EventKind::Expired(ExpiryReason::Idle))));
+}
+
 #[test]
 fn reaper_leaves_touched_sessions_alone() {
     let clock = ManualClock::new();

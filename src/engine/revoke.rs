@@ -109,11 +109,31 @@ where
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn revoke_user(&self, principal: &P) -> usize {
+        let now = self.inner.clock.now();
         let members = self.inner.users.take(principal);
         members
             .iter()
-            .filter(|m| self.end_member(m, EventKind::Revoked))
+            .filter(|m| self.revoke_member(m, now))
             .count()
+    }
+
+    /// Ends a member for `revoke`/`revoke_user`; whether a live session was
+    /// revoked. One already past a deadline at `now` (the reaper had not
+    /// reached it yet) ends as expired, the way the reaper would end it,
+    /// and does not count: it granted nothing, so nothing was revoked.
+    fn revoke_member(&self, m: &Member<T, P>, now: u64) -> bool {
+        let idle_at = m.entry.idle_deadline(self.idle_ms());
+        let abs_at = m.entry.abs_deadline.load(Ordering::Relaxed);
+        if now < idle_at.min(abs_at) {
+            return self.end_member(m, EventKind::Revoked);
+        }
+        let reason = if abs_at <= idle_at {
+            ExpiryReason::Absolute
+        } else {
+            ExpiryReason::Idle
+        };
+        self.end_member(m, EventKind::Expired(reason));
+        false
     }
 
     /// Ends one of `principal`'s sessions by its handle (an "end that
@@ -130,12 +150,13 @@ where
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn revoke(&self, principal: &P, handle: Handle) -> bool {
+        let now = self.inner.clock.now();
         self.inner
             .users
             .members(principal)
             .iter()
             .find(|m| m.entry.handle == handle)
-            .is_some_and(|m| self.end_member(m, EventKind::Revoked))
+            .is_some_and(|m| self.revoke_member(m, now))
     }
 
     /// The live sessions of `principal`, oldest first: metadata, never tokens.
