@@ -83,7 +83,10 @@ fn revoking_counts_no_session_that_had_expired() {
     let (t, live) = s.create(1).unwrap();
     s.login(&t, alice.clone()).unwrap();
     let events = s.subscribe(16);
-    assert!(!s.revoke(&alice, handles[0]), "an expired session is not revoked");
+    assert!(
+        !s.revoke(&alice, handles[0]),
+        "an expired session is not revoked"
+    );
     assert_eq!(s.revoke_user(&alice), 1, "only the live one");
     let stats = s.stats();
     assert_eq!((stats.revoked, stats.expired_idle), (1, 3));

@@ -481,11 +481,34 @@ impl Model {
 
     /// [`crate::Sessions::revoke_user`].
     pub fn revoke_user(&mut self, p: u8) -> usize {
+        let now = self.read_clock();
         let members = self.users.remove(&p).unwrap_or_default();
-        for &sid in &members {
-            self.kill(sid, EventKind::Revoked);
+        members
+            .into_iter()
+            .filter(|&sid| self.revoke_one(sid, now))
+            .count()
+    }
+
+    /// Ends a member being revoked: one past a deadline at `now` ends as
+    /// expired (with the reaper's reason) and is not counted.
+    fn revoke_one(&mut self, sid: Sid, now: u64) -> bool {
+        if !self.sessions[sid].alive {
+            return false;
         }
-        members.len()
+        if now < self.deadline(sid) {
+            self.kill(sid, EventKind::Revoked);
+            return true;
+        }
+        let idle_at = self.sessions[sid]
+            .last_seen
+            .saturating_add(self.cfg.idle_ms);
+        let reason = if self.sessions[sid].abs_deadline <= idle_at {
+            ExpiryReason::Absolute
+        } else {
+            ExpiryReason::Idle
+        };
+        self.kill(sid, EventKind::Expired(reason));
+        false
     }
 
     /// [`crate::Sessions::revoke`].
@@ -495,13 +518,8 @@ impl Model {
             .get(&p)
             .and_then(|list| list.iter().find(|&&m| self.sessions[m].handle == handle))
             .copied();
-        match found {
-            Some(sid) => {
-                self.kill(sid, EventKind::Revoked);
-                true
-            }
-            None => false,
-        }
+        let now = self.read_clock();
+        found.is_some_and(|sid| self.revoke_one(sid, now))
     }
 
     /// [`crate::Sessions::sessions_of`].
