@@ -6,6 +6,8 @@
 //! (`CI=true`), where it panics: CI must fail, never skip.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -19,9 +21,11 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     persistent: bool,
+    /// More `redis-server` arguments (a cluster node's, say).
+    extra: Vec<String>,
 }
 
-fn under_ci() -> bool {
+pub(crate) fn under_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
@@ -43,9 +47,21 @@ impl RedisServer {
     }
 
     fn start_with(persistent: bool) -> Option<Self> {
+        Self::start_with_args(persistent, &[])
+    }
+
+    /// A server without persistence, with more `redis-server` arguments.
+    pub fn start_with_args(persistent: bool, extra: &[&str]) -> Option<Self> {
         let mut last = String::new();
+        let clustered = extra.contains(&"--cluster-enabled");
         for _ in 0..5 {
-            let port = free_port();
+            // A cluster node also listens on its port + 10000 (the cluster
+            // bus): both must be free, so below 55536.
+            let port = if clustered {
+                cluster::free_port_pair()
+            } else {
+                free_port()
+            };
             let dir = std::env::temp_dir().join(format!(
                 "sesame-redis-{}-{port}-{}",
                 std::process::id(),
@@ -57,6 +73,7 @@ impl RedisServer {
                 port,
                 dir,
                 persistent,
+                extra: extra.iter().map(|a| (*a).to_owned()).collect(),
             };
             match server.spawn() {
                 Ok(()) => return Some(server),
@@ -91,6 +108,7 @@ impl RedisServer {
         } else {
             cmd.args(["--appendonly", "no"]);
         }
+        cmd.args(&self.extra);
         let child = cmd.spawn().map_err(|e| format!("spawn: {e}"))?;
         self.child = Some(child);
         let deadline = Instant::now() + START_DEADLINE;
