@@ -97,6 +97,30 @@
 //!   that window are lost, which is why no copy from before a gap is served
 //!   after it; [`RedisBuilder::cache_ttl`] bounds what remains.
 //!
+//! # Sentinel and failover
+//!
+//! [`RedisSessions::sentinel_builder`] takes the sentinels' addresses and
+//! the service name: each new connection goes to the primary they name
+//! then (its `ROLE` checked), so after a failover service resumes by
+//! itself, and a demoted primary's `READONLY` drops the connection. During
+//! the switch callers get [`ErrorKind::Unavailable`], nothing else; the
+//! subscription dies with the old primary, so nothing cached before the
+//! switch is served after it.
+//!
+//! Replication is asynchronous, so a write the dying primary acknowledged
+//! may be missing on the promoted replica: a logout would be undone and
+//! the ended session work again. Behind Sentinel, writes therefore return
+//! only once a replica holds them ([`RedisBuilder::replica_acks`]: `WAIT`
+//! on the writing connection, one replica within 500 ms by default); fewer
+//! acknowledgements give `Unavailable` with cause
+//! [`BackendErrorKind::NotReplicated`]: a logout never claims an end a
+//! failover could undo. Safety over availability: with a single replica,
+//! writes answer so while it is away (after a failover, until the old
+//! primary is back as a replica); run two replicas, or turn the wait off
+//! with `replica_acks(0, ..)`. `tests/redis_sentinel.rs` kills the primary
+//! mid-traffic (a primary, a replica and a sentinel, all real) and shows
+//! the lost logout without acknowledgements and none with them.
+//!
 //! # Async
 //!
 //! Every method that may reach Redis is `async`; the store implements
@@ -123,6 +147,7 @@ mod conn;
 mod scripts;
 mod store;
 mod subscriber;
+mod target;
 
 use std::fmt;
 use std::sync::Arc;
@@ -135,7 +160,8 @@ use serde::de::DeserializeOwned;
 
 pub use builder::{
     DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_FALLBACK_CACHE_TTL,
-    DEFAULT_IO_TIMEOUT, DEFAULT_PREFIX, RedisBuildError, RedisBuilder, RedisOption,
+    DEFAULT_IO_TIMEOUT, DEFAULT_PREFIX, DEFAULT_SENTINEL_ACK_TIMEOUT, RedisBuildError,
+    RedisBuilder, RedisOption,
 };
 pub use cause::{BackendError, BackendErrorKind};
 
@@ -239,7 +265,9 @@ pub(crate) struct Shared<T, P> {
 
 /// What the builder hands over.
 pub(crate) struct Parts {
-    pub(crate) client: redis::Client,
+    pub(crate) target: target::Target,
+    /// Replicas each write waits for (`WAIT`), if any.
+    pub(crate) acks: Option<conn::Acks>,
     pub(crate) secret: SecretKey,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) idle_ms: u64,
@@ -280,13 +308,41 @@ where
         RedisBuilder::new(url)
     }
 
+    /// A builder for Redis behind Sentinel: every connection goes to the
+    /// primary the `sentinels` name for `service` at that moment, so service
+    /// resumes by itself after a failover (see the module docs' "Failover").
+    /// The other options are [`RedisSessions::builder`]'s; writes wait for one
+    /// replica by default ([`RedisBuilder::replica_acks`]), so a failover
+    /// never undoes a logout or revocation that returned.
+    ///
+    /// ```
+    /// use sesame::{SecretKey, redis::RedisSessions};
+    /// # let rt = tokio::runtime::Runtime::new()?;
+    /// # let _guard = rt.enter();
+    /// let sentinels = ["redis://10.0.0.1:26379/", "redis://10.0.0.2:26379/"];
+    /// let sessions = RedisSessions::<Vec<u32>>::sentinel_builder(&sentinels, "sessions")
+    ///     .sentinel_node_url("redis://:node-password@_/2")   // the nodes' password and db
+    ///     .secret_key(SecretKey::generate())
+    ///     .build()?;
+    /// # drop(sessions);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn sentinel_builder(sentinels: &[&str], service: &str) -> RedisBuilder<T, P> {
+        RedisBuilder::sentinel(sentinels, service)
+    }
+
     pub(crate) fn from_parts(parts: Parts) -> Self {
         let channel = format!("{}:inv", parts.prefix);
-        let client = parts.client.clone();
+        let target = Arc::new(parts.target);
         let (stop, stopped) = tokio::sync::watch::channel(());
         let shared = Arc::new(Shared {
             cache: Cache::new(parts.cache_capacity),
-            pool: Pool::new(parts.client, parts.connect_timeout, parts.io_timeout),
+            pool: Pool::new(
+                Arc::clone(&target),
+                parts.acks,
+                parts.connect_timeout,
+                parts.io_timeout,
+            ),
             secret: parts.secret,
             clock: EngineClock::new(parts.clock),
             idle_ms: parts.idle_ms,
@@ -299,7 +355,7 @@ where
             stats: Counters::default(),
             _stop: stop,
         });
-        subscriber::spawn(&parts.runtime, Arc::downgrade(&shared), client, stopped);
+        subscriber::spawn(&parts.runtime, Arc::downgrade(&shared), target, stopped);
         Self { shared }
     }
 
@@ -406,7 +462,7 @@ where
             let ticket = s.cache.ticket(&key);
             let now = s.clock.now();
             let reply: Vec<i64> = s
-                .invoke(
+                .write(
                     scripts::CREATE
                         .key(s.session_key(&key))
                         .arg(&handle_hex)
@@ -622,7 +678,7 @@ where
             let r = f(&mut data);
             let encoded = encode(&data)?;
             let reply: Value = s
-                .invoke(
+                .write(
                     scripts::UPDATE
                         .key(&skey)
                         .arg(version)
@@ -732,7 +788,7 @@ where
                 continue;
             }
             let reply: i64 = s
-                .invoke(
+                .write(
                     scripts::ROTATE
                         .key(s.session_key(&old))
                         .key(s.session_key(&new))
@@ -785,7 +841,7 @@ where
         };
         let key = s.secret.digest(&bytes);
         let existed: i64 = s
-            .invoke(
+            .write(
                 scripts::DESTROY
                     .key(s.session_key(&key))
                     .arg(&s.prefix)
@@ -848,7 +904,7 @@ where
         let set = s.user_key(principal)?;
         let handle = handle.map(|h| h.to_string()).unwrap_or_default();
         let gone: Vec<Vec<u8>> = s
-            .invoke(
+            .write(
                 scripts::REVOKE
                     .key(&set)
                     .arg(&s.prefix)
@@ -928,6 +984,17 @@ where
         invocation: &redis::ScriptInvocation<'_>,
     ) -> Result<R, Error> {
         self.pool.invoke(invocation).await.inspect_err(|_| {
+            self.stats.unavailable.fetch_add(1, Ordering::Relaxed);
+        })
+    }
+
+    /// Runs a script that creates, changes or ends a session (waiting for
+    /// replicas when configured: see `conn`), counting failures.
+    async fn write<R: redis::FromRedisValue>(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Result<R, Error> {
+        self.pool.invoke_write(invocation).await.inspect_err(|_| {
             self.stats.unavailable.fetch_add(1, Ordering::Relaxed);
         })
     }

@@ -9,7 +9,12 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use redis::IntoConnectionInfo as _;
+use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
+
 use super::RedisSessions;
+use super::conn::Acks;
+use super::target::Target;
 use crate::Principal;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_IDLE_TIMEOUT};
@@ -28,6 +33,9 @@ pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(60);
 pub const DEFAULT_FALLBACK_CACHE_TTL: Duration = Duration::from_secs(1);
 /// Default key prefix in Redis.
 pub const DEFAULT_PREFIX: &str = "sesame";
+/// Default wait for a replica's acknowledgement of a write behind Sentinel
+/// (see [`RedisBuilder::replica_acks`]).
+pub const DEFAULT_SENTINEL_ACK_TIMEOUT: Duration = Duration::from_millis(500);
 /// Default connect timeout.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Default read/write timeout of a Redis command.
@@ -36,6 +44,13 @@ pub const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(1);
 const MIN_TIMEOUT: Duration = Duration::from_secs(1);
 const MAX_TIMEOUT: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 const MAX_NET_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The sentinels to ask for the primary.
+struct SentinelSpec {
+    sentinels: Vec<String>,
+    service: String,
+    node_url: Option<String>,
+}
 
 /// The option a [`RedisBuildError`] is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -64,6 +79,12 @@ pub enum RedisOption {
     ConnectTimeout,
     /// [`RedisBuilder::io_timeout`]
     IoTimeout,
+    /// The sentinel addresses or service name given to
+    /// [`RedisSessions::sentinel_builder`], or
+    /// [`RedisBuilder::sentinel_node_url`].
+    Sentinel,
+    /// [`RedisBuilder::replica_acks`]
+    ReplicaAcks,
 }
 
 impl fmt::Display for RedisOption {
@@ -80,6 +101,8 @@ impl fmt::Display for RedisOption {
             Self::KeyPrefix => "key_prefix",
             Self::ConnectTimeout => "connect_timeout",
             Self::IoTimeout => "io_timeout",
+            Self::Sentinel => "sentinel",
+            Self::ReplicaAcks => "replica_acks",
         })
     }
 }
@@ -151,6 +174,11 @@ impl std::error::Error for RedisBuildError {}
 #[must_use = "a builder does nothing until build() is called"]
 pub struct RedisBuilder<T, P = String> {
     url: String,
+    sentinel: Option<SentinelSpec>,
+    /// `sentinel_node_url` without a Sentinel builder (refused by `build`).
+    url_misuse: bool,
+    /// `None`: the default (one replica behind Sentinel, none otherwise).
+    acks: Option<(u32, Duration)>,
     secret: Option<SecretKey>,
     idle: Duration,
     absolute: Duration,
@@ -183,9 +211,22 @@ where
     T: Serialize + DeserializeOwned + Send + Sync + 'static,
     P: Principal + Serialize + DeserializeOwned,
 {
+    pub(crate) fn sentinel(sentinels: &[&str], service: &str) -> Self {
+        let mut builder = Self::new("");
+        builder.sentinel = Some(SentinelSpec {
+            sentinels: sentinels.iter().map(|s| (*s).to_owned()).collect(),
+            service: service.to_owned(),
+            node_url: None,
+        });
+        builder
+    }
+
     pub(crate) fn new(url: &str) -> Self {
         Self {
             url: url.to_owned(),
+            sentinel: None,
+            url_misuse: false,
+            acks: None,
             secret: None,
             idle: DEFAULT_IDLE_TIMEOUT,
             absolute: DEFAULT_ABSOLUTE_TIMEOUT,
@@ -448,6 +489,114 @@ where
         self
     }
 
+    /// Behind Sentinel: the database, user and password of the monitored
+    /// nodes, as a URL whose host is ignored (`redis://user:pass@_/2`).
+    /// Default: database 0, no authentication. Refused without
+    /// [`RedisSessions::sentinel_builder`].
+    ///
+    /// ```
+    /// use sesame::{SecretKey, redis::{RedisOption, RedisSessions}};
+    /// let e = RedisSessions::<()>::builder("redis://127.0.0.1:6379/")
+    ///     .secret_key(SecretKey::generate())
+    ///     .sentinel_node_url("redis://:pw@_/0")
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(e.option(), RedisOption::Sentinel); // not a Sentinel builder
+    /// ```
+    pub fn sentinel_node_url(mut self, url: &str) -> Self {
+        match &mut self.sentinel {
+            Some(spec) => spec.node_url = Some(url.to_owned()),
+            None => self.url_misuse = true,
+        }
+        self
+    }
+
+    /// Writes (create, update, rotate, login, logout, revoke) return only
+    /// once `replicas` replicas acknowledge them (`WAIT`), for at most
+    /// `timeout`; fewer in time give [`crate::ErrorKind::Unavailable`] with
+    /// cause [`super::BackendErrorKind::NotReplicated`] (the primary has the
+    /// write; it is not known to survive a failover). Replication is
+    /// asynchronous: without this, a logout acknowledged by a primary that
+    /// dies a moment later can be missing on the replica promoted in its
+    /// place, and the ended session works again. Default: one replica for
+    /// 500 ms behind Sentinel, none for a plain URL; `replicas = 0` turns it
+    /// off. Writes that wait use their own connections, so a slow
+    /// acknowledgement does not hold up reads.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sesame::{SecretKey, redis::{RedisOption, RedisSessions}};
+    /// let e = RedisSessions::<()>::builder("redis://127.0.0.1:6379/")
+    ///     .secret_key(SecretKey::generate())
+    ///     .replica_acks(1, Duration::ZERO)
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(e.option(), RedisOption::ReplicaAcks); // a timeout of at least 1 ms
+    /// ```
+    pub fn replica_acks(mut self, replicas: u32, timeout: Duration) -> Self {
+        self.acks = Some((replicas, timeout));
+        self
+    }
+
+    /// The connection target and write acknowledgements.
+    fn target(&self) -> Result<(Target, Option<Acks>), RedisBuildError> {
+        use RedisOption as O;
+        let acks = match self.acks {
+            None if self.sentinel.is_some() => Some((1, DEFAULT_SENTINEL_ACK_TIMEOUT)),
+            None => None,
+            Some((0, _)) => None,
+            Some((n, t)) => {
+                if t < Duration::from_millis(1) || t > MAX_NET_TIMEOUT {
+                    return Err(RedisBuildError::new(
+                        O::ReplicaAcks,
+                        "a timeout between 1 ms and 60 s",
+                    ));
+                }
+                Some((n, t))
+            }
+        }
+        .map(|(replicas, timeout)| Acks { replicas, timeout });
+        if self.url_misuse {
+            return Err(RedisBuildError::new(
+                O::Sentinel,
+                "sentinel_node_url only with RedisSessions::sentinel_builder",
+            ));
+        }
+        let Some(spec) = &self.sentinel else {
+            let client = redis::Client::open(self.url.as_str())
+                .map_err(|_| RedisBuildError::new(O::Url, "a redis:// or rediss:// URL"))?;
+            return Ok((Target::Direct(client), acks));
+        };
+        let bad = || {
+            RedisBuildError::new(
+                O::Sentinel,
+                "redis:// sentinel URLs, a service name and a node URL that parse",
+            )
+        };
+        if spec.sentinels.is_empty() || spec.service.is_empty() {
+            return Err(bad());
+        }
+        let node = match &spec.node_url {
+            None => None,
+            Some(url) => {
+                let info = url.as_str().into_connection_info().map_err(|_| bad())?;
+                Some(SentinelNodeConnectionInfo {
+                    tls_mode: None,
+                    redis_connection_info: Some(info.redis),
+                })
+            }
+        };
+        let sentinels: Vec<&str> = spec.sentinels.iter().map(String::as_str).collect();
+        let client = SentinelClient::build(
+            sentinels,
+            spec.service.clone(),
+            node,
+            SentinelServerType::Master,
+        )
+        .map_err(|_| bad())?;
+        Ok((Target::Sentinel(tokio::sync::Mutex::new(client)), acks))
+    }
+
     /// Validates the options and builds the store. Spawns the invalidation
     /// subscriber task on the runtime (see the type's docs); does not wait
     /// for Redis (see [`RedisSessions::wait_ready`]).
@@ -471,6 +620,7 @@ where
     /// ```
     pub fn build(self) -> Result<RedisSessions<T, P>, RedisBuildError> {
         use RedisOption as O;
+        let (target, acks) = self.target()?;
         let Some(secret) = self.secret else {
             return Err(RedisBuildError::new(
                 O::SecretKey,
@@ -543,8 +693,6 @@ where
         if !net.contains(&self.io_timeout) {
             return Err(RedisBuildError::new(O::IoTimeout, "between 1 ms and 60 s"));
         }
-        let client = redis::Client::open(self.url.as_str())
-            .map_err(|_| RedisBuildError::new(O::Url, "a redis:// or rediss:// URL"))?;
         let runtime = match self.runtime {
             Some(handle) => handle,
             None => tokio::runtime::Handle::try_current().map_err(|_| {
@@ -555,7 +703,8 @@ where
             })?,
         };
         Ok(RedisSessions::from_parts(super::Parts {
-            client,
+            target,
+            acks,
             secret,
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock::new())),
             idle_ms: crate::clock::duration_millis(self.idle),

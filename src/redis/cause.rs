@@ -27,6 +27,10 @@ pub enum BackendErrorKind {
     Io,
     /// The server answered with an error (`OOM`, `READONLY`, `BUSY`, ...).
     Server,
+    /// The write reached the primary, but fewer replicas than configured
+    /// acknowledged it in time (`RedisBuilder::replica_acks`): it is not
+    /// known to survive a failover.
+    NotReplicated,
     /// Anything else the client reported.
     Other,
 }
@@ -75,6 +79,15 @@ impl BackendError {
         }
     }
 
+    /// A write not acknowledged by enough replicas.
+    pub(crate) fn not_replicated() -> Self {
+        Self {
+            kind: BackendErrorKind::NotReplicated,
+            code: None,
+            io: None,
+        }
+    }
+
     /// The redacted form of the client's error.
     pub(crate) fn from_redis(e: &RedisError) -> Self {
         // Server error codes are short upper-case words; anything else is
@@ -118,6 +131,7 @@ impl fmt::Display for BackendError {
             BackendErrorKind::Timeout => "redis timed out",
             BackendErrorKind::Io => "redis i/o error",
             BackendErrorKind::Server => "redis server error",
+            BackendErrorKind::NotReplicated => "redis write not acknowledged by the replicas",
             BackendErrorKind::Other => "redis client error",
         })?;
         match (&self.code, self.io) {

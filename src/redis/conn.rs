@@ -31,6 +31,7 @@
 //!   fast. The first successful connect resets it. An error answered by
 //!   Redis (a script error) keeps the connection.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -39,6 +40,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, FromRedisValue, RedisError, RedisResult, ScriptInvocation};
 
 use super::cause::BackendError;
+use super::target::Target;
 use crate::error::{Error, ErrorKind};
 
 /// Multiplexed connections per store.
@@ -80,9 +82,18 @@ impl Backoff {
     }
 }
 
+/// Replicas a write waits for before it returns (`WAIT`), and how long.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Acks {
+    pub(crate) replicas: u32,
+    pub(crate) timeout: Duration,
+}
+
 /// The command connections.
 pub(crate) struct Pool {
-    client: redis::Client,
+    target: Arc<Target>,
+    /// Writes wait for this many replicas; `None`: they do not wait.
+    acks: Option<Acks>,
     slots: Box<[Mutex<Option<MultiplexedConnection>>]>,
     connecting: Box<[tokio::sync::Mutex<()>]>,
     next: AtomicUsize,
@@ -95,12 +106,14 @@ pub(crate) struct Pool {
 
 impl Pool {
     pub(crate) fn new(
-        client: redis::Client,
+        target: Arc<Target>,
+        acks: Option<Acks>,
         connect_timeout: Duration,
         io_timeout: Duration,
     ) -> Self {
         Self {
-            client,
+            target,
+            acks,
             slots: (0..CONNECTIONS).map(|_| Mutex::new(None)).collect(),
             connecting: (0..CONNECTIONS)
                 .map(|_| tokio::sync::Mutex::new(()))
@@ -114,9 +127,17 @@ impl Pool {
     }
 
     /// A connection: the next slot's, opened (honouring the backoff) if the
-    /// slot is empty.
-    async fn connection(&self) -> Result<MultiplexedConnection, Error> {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % CONNECTIONS;
+    /// slot is empty. When writes wait for replicas they use the upper half
+    /// of the slots and everything else the lower half: a `WAIT` blocks its
+    /// connection on the server until the replicas answer, and must not
+    /// hold up the reads pipelined behind it.
+    async fn connection(&self, write: bool) -> Result<MultiplexedConnection, Error> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let i = match self.acks {
+            None => n % CONNECTIONS,
+            Some(_) if write => CONNECTIONS / 2 + n % (CONNECTIONS - CONNECTIONS / 2),
+            Some(_) => n % (CONNECTIONS / 2),
+        };
         if let Some(c) = self.slots[i].lock().clone() {
             return Ok(c);
         }
@@ -132,14 +153,19 @@ impl Pool {
                     .unwrap_or_else(BackendError::timeout)
             });
         }
+        // A `WAIT` may take the acknowledgement timeout on top of the I/O
+        // timeout; every other request is bounded by the I/O timeout on
+        // the caller's side.
+        let wait = self.acks.map_or(Duration::ZERO, |a| a.timeout);
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(self.connect_timeout)
-            .set_response_timeout(self.io_timeout);
-        let opened = tokio::time::timeout(
-            self.connect_timeout,
-            self.client
-                .get_multiplexed_async_connection_with_config(&config),
-        )
+            .set_response_timeout(self.io_timeout + wait);
+        let opened = tokio::time::timeout(self.connect_timeout, async {
+            let client = self.target.client().await?;
+            client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await
+        })
         .await;
         match opened {
             Ok(Ok(c)) => {
@@ -178,14 +204,57 @@ impl Pool {
             .ok_or_else(|| Error::with_source(ErrorKind::Unavailable, cause()))
     }
 
-    /// Runs a script. Any failure becomes [`ErrorKind::Unavailable`].
+    /// Runs a script that only reads (or only refreshes a deadline). Any
+    /// failure becomes [`ErrorKind::Unavailable`].
     pub(crate) async fn invoke<R: FromRedisValue>(
         &self,
         invocation: &ScriptInvocation<'_>,
     ) -> Result<R, Error> {
-        let mut con = self.connection().await?;
+        let mut con = self.connection(false).await?;
         let reply = tokio::time::timeout(self.io_timeout, invocation.invoke_async(&mut con)).await;
         self.settle(reply)
+    }
+
+    /// Runs a script that creates, changes or ends a session. With replica
+    /// acknowledgements configured, it returns only once that many replicas
+    /// hold the write (`WAIT` on the connection that wrote): a failover to
+    /// one of them cannot undo it, so a logout or revocation that returned
+    /// stays final. Fewer acknowledgements within the timeout give
+    /// [`ErrorKind::Unavailable`] (cause
+    /// [`super::BackendErrorKind::NotReplicated`]): the primary has the
+    /// write, but it is not known to survive a failover. Safety over
+    /// availability: while fewer replicas are attached (one was lost, or a
+    /// failover promoted the only one), every write answers so, until one
+    /// attaches again. Waiting for "the replicas that happen to be
+    /// connected" instead would accept writes exactly when a replica has
+    /// been cut off, the case in which a failover loses them.
+    pub(crate) async fn invoke_write<R: FromRedisValue>(
+        &self,
+        invocation: &ScriptInvocation<'_>,
+    ) -> Result<R, Error> {
+        let mut con = self.connection(true).await?;
+        let reply = tokio::time::timeout(self.io_timeout, invocation.invoke_async(&mut con)).await;
+        let reply = self.settle(reply)?;
+        let Some(acks) = self.acks else {
+            return Ok(reply);
+        };
+        let want = acks.replicas;
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(want).arg(
+            u64::try_from(acks.timeout.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1),
+        );
+        let wait = wait.query_async::<i64>(&mut con);
+        let acked =
+            self.settle(tokio::time::timeout(self.io_timeout + acks.timeout, wait).await)?;
+        if acked < i64::from(want) {
+            return Err(Error::with_source(
+                ErrorKind::Unavailable,
+                BackendError::not_replicated(),
+            ));
+        }
+        Ok(reply)
     }
 
     /// A reply, or the failure: a timeout or a connection fault drops every
@@ -215,9 +284,15 @@ impl Pool {
     }
 }
 
-/// Whether an error means the connection cannot be trusted any more.
+/// Whether an error means the connection cannot be trusted any more:
+/// also `READONLY`, a primary demoted to a replica by a failover (the next
+/// connection asks Sentinel for the new one).
 fn broken(e: &RedisError) -> bool {
-    e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_unrecoverable_error()
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_timeout()
+        || e.is_unrecoverable_error()
+        || e.kind() == redis::ErrorKind::ReadOnly
 }
 
 #[cfg(test)]

@@ -26,8 +26,8 @@
 //!   again. So a flush stops being served within [`CHECK`] plus a round
 //!   trip.
 
-use std::sync::Weak;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
@@ -36,6 +36,7 @@ use tokio::sync::watch;
 
 use super::Shared;
 use super::conn::Backoff;
+use super::target::Target;
 use crate::key::SessionKey;
 
 /// How often the task checks the marker key (flush detection).
@@ -51,18 +52,18 @@ const NOTIFY_FLAGS: &str = "Egxe";
 pub(crate) fn spawn<T, P>(
     runtime: &tokio::runtime::Handle,
     shared: Weak<Shared<T, P>>,
-    client: redis::Client,
+    target: Arc<Target>,
     stopped: watch::Receiver<()>,
 ) where
     T: Send + Sync + 'static,
     P: Send + Sync + 'static,
 {
-    drop(runtime.spawn(run(shared, client, stopped)));
+    drop(runtime.spawn(run(shared, target, stopped)));
 }
 
 async fn run<T, P>(
     shared: Weak<Shared<T, P>>,
-    client: redis::Client,
+    target: Arc<Target>,
     mut stopped: watch::Receiver<()>,
 ) where
     T: Send + Sync + 'static,
@@ -75,7 +76,7 @@ async fn run<T, P>(
     loop {
         tokio::select! {
             _ = stopped.changed() => return,
-            () = listen(&shared, &client, &mut backoff) => {}
+            () = listen(&shared, &target, &mut backoff) => {}
         }
         let Some(s) = shared.upgrade() else { return };
         s.cache.distrust();
@@ -109,7 +110,7 @@ struct Setup {
 }
 
 /// One subscription, until it fails (or the store is dropped).
-async fn listen<T, P>(shared: &Weak<Shared<T, P>>, client: &redis::Client, backoff: &mut Backoff)
+async fn listen<T, P>(shared: &Weak<Shared<T, P>>, target: &Target, backoff: &mut Backoff)
 where
     T: Send + Sync + 'static,
     P: Send + Sync + 'static,
@@ -123,6 +124,11 @@ where
         return;
     };
     let io = setup.io_timeout;
+    // Behind Sentinel, the primary of the moment (see `target`).
+    let Ok(Ok(client)) = tokio::time::timeout(setup.connect_timeout, target.client()).await else {
+        return;
+    };
+    let client = &client;
     let Ok(Ok(pubsub)) =
         tokio::time::timeout(setup.connect_timeout + io, client.get_async_pubsub()).await
     else {
