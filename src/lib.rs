@@ -142,6 +142,8 @@ pub mod token;
 pub use http::axum;
 #[cfg(feature = "cookie")]
 pub use http::cookie;
+#[cfg(feature = "cookie")]
+pub use http::csrf;
 #[cfg(feature = "tower")]
 pub use http::tower;
 // The engine's parts, by their short paths inside the crate.
