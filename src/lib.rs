@@ -141,6 +141,8 @@ pub mod token;
 #[cfg(feature = "axum")]
 pub use http::axum;
 #[cfg(feature = "cookie")]
+pub use http::bearer;
+#[cfg(feature = "cookie")]
 pub use http::cookie;
 #[cfg(feature = "cookie")]
 pub use http::csrf;
