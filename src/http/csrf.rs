@@ -675,9 +675,11 @@ impl CsrfGuard {
     /// let guard = CsrfGuard::builder()
     ///     .allow_origin(Origin::parse("https://app.example")?)
     ///     .build()?;
-    /// let headers = [("origin", &b"https://app.example"[..]), ("sec-fetch-site", b"same-site")];
-    /// let why = guard.check_fields("POST", headers).unwrap_err().kind();
-    /// assert_eq!(why, CsrfRejectionKind::SameSite, "our own origin is not same-site");
+    /// let blog = [("Origin", &b"https://blog.app.example"[..]), ("Sec-Fetch-Site", b"same-site")];
+    /// let why = guard.check_fields("POST", blog).unwrap_err().kind();
+    /// assert_eq!(why, CsrfRejectionKind::SameSite, "a sibling not allowed");
+    /// let ours = [("origin", &b"https://app.example"[..]), ("sec-fetch-site", b"same-origin")];
+    /// assert!(guard.check_fields("POST", ours).is_ok());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn check_fields<'a, I>(&self, method: &str, headers: I) -> Result<(), CsrfRejection>

@@ -62,6 +62,16 @@
 //! cookies (unknown, expired, forged, malformed) are counted by the engine
 //! in [`crate::Stats::rejected`].
 //!
+//! # Bearer tokens
+//!
+//! With [`SessionLayer::token_source`], the layer reads the token from
+//! `Authorization: Bearer <token>` instead of (or as well as) the cookie,
+//! for API and mobile clients (see [`TokenSource`] for which wins when a
+//! request has both). A bearer request never gets a cookie: what the table
+//! above says of the cookie does not apply, and a token the request issues
+//! reaches the handler through [`Session::token_for_response`], to return
+//! in the body.
+//!
 //! # Caching
 //!
 //! Every response that carries the session cookie, set or cleared, also

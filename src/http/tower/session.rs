@@ -639,7 +639,8 @@ where
     }
 
     /// Logs the session in as `principal`: rotates its token (the old one
-    /// stops working; the response sets the new cookie) and binds the
+    /// stops working; the response sets the new cookie, or for a bearer
+    /// request [`Session::token_for_response`] gives it) and binds the
     /// principal (see [`Sessions::login`]: a change of principal starts
     /// from fresh data). Without a session, creates one from
     /// `T::default()` first.
@@ -702,7 +703,8 @@ where
     }
 
     /// Gives the session a new token (the old one stops working; the
-    /// response sets the new cookie). Rotate when privilege changes;
+    /// response sets the new cookie, or for a bearer request
+    /// [`Session::token_for_response`] gives it). Rotate when privilege changes;
     /// [`Session::login`] already does.
     ///
     /// # Errors
