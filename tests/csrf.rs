@@ -15,6 +15,9 @@ use support::serve;
 
 use CsrfRejectionKind::*;
 
+/// A request's headers, as (name, value) pairs.
+type Pairs<'a> = &'a [(&'a str, &'a [u8])];
+
 const APP: &str = "https://app.example";
 const ADMIN: &str = "https://admin.app.example";
 
@@ -88,7 +91,7 @@ fn what_browsers_send_for_a_same_origin_post_passes() {
 #[test]
 fn a_cross_site_post_is_refused() {
     let g = guard();
-    let cases: [(&[(&str, &[u8])], CsrfRejectionKind); 5] = [
+    let cases: [(Pairs, CsrfRejectionKind); 5] = [
         (
             &[
                 ("origin", b"https://evil.example"),

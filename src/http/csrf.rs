@@ -84,7 +84,7 @@
 //! [`CsrfGuard::check`] takes only a method and `http` headers; it knows
 //! no framework. [`CsrfGuard::check_fields`] takes header names and
 //! values as text and bytes, for frameworks with their own header types.
-//! With the `tower` feature, [`CsrfLayer`] wraps any tower service (axum,
+//! With the `tower` feature, `CsrfLayer` wraps any tower service (axum,
 //! tonic, hyper) and answers a refused request with an empty `403`.
 //!
 //! The guard does not replace `SameSite` cookies, nor the other way
@@ -636,7 +636,7 @@ impl CsrfGuard {
 
     /// [`check`](Self::check) for a whole request: its `Host` header, or
     /// for HTTP/2 (no `Host`) its URI's authority, names its own origin.
-    /// This is what [`CsrfLayer`] calls.
+    /// This is what `CsrfLayer` calls.
     ///
     /// # Errors
     ///

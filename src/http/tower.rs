@@ -790,12 +790,14 @@ fn apply<St>(shared: &Shared<St>, value: Option<HeaderValue>, headers: &mut http
     // A bearer request that was issued a token returns it in the body
     // (RFC 6749 §5.1: a response with a token is `no-store`).
     let in_body = finished.bearer && finished.outcome == Outcome::Issued;
+    // A response carrying a token is `no-store` whatever the handler said;
+    // one that only used the session, unless the handler chose otherwise.
+    let carries_token = value.is_some() || in_body;
     if let Some(value) = value {
         headers.append(SET_COOKIE, value);
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    } else if in_body {
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    } else if finished.used && options.no_store && !headers.contains_key(CACHE_CONTROL) {
+    }
+    if carries_token || (finished.used && options.no_store && !headers.contains_key(CACHE_CONTROL))
+    {
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
 }
