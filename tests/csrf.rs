@@ -477,3 +477,46 @@ async fn the_layer_derives_the_origin_from_host_over_tcp() {
         assert_eq!(http.send(rb).await.status, status, "{origin}");
     }
 }
+
+proptest::proptest! {
+    /// Any bytes in the three headers: a typed answer, never a panic; an
+    /// `Origin` the guard accepts is one that parses and is allowed.
+    #[test]
+    fn any_header_bytes_get_a_typed_answer(
+        origin in proptest::option::of(proptest::collection::vec(proptest::num::u8::ANY, 0..64)),
+        site in proptest::option::of(proptest::collection::vec(proptest::num::u8::ANY, 0..16)),
+        host in proptest::option::of(proptest::collection::vec(proptest::num::u8::ANY, 0..32)),
+    ) {
+        let g = CsrfGuard::builder()
+            .allow_origin(Origin::parse(APP).unwrap())
+            .same_origin_as_host(Scheme::Http)
+            .build()
+            .unwrap();
+        let mut pairs: Vec<(&str, &[u8])> = Vec::new();
+        if let Some(o) = &origin { pairs.push(("origin", o)); }
+        if let Some(s) = &site { pairs.push(("sec-fetch-site", s)); }
+        if let Some(h) = &host { pairs.push(("host", h)); }
+        let answer = g.check_fields("POST", pairs.iter().copied());
+        if answer.is_ok() {
+            if let Some(o) = &origin {
+                let parsed = std::str::from_utf8(o).ok().and_then(|s| Origin::parse(s).ok());
+                proptest::prop_assert!(parsed.is_some(), "accepted an unparsable Origin {o:?}");
+            }
+        }
+        if let Some(o) = origin.as_deref().and_then(|o| std::str::from_utf8(o).ok()) {
+            if let Ok(parsed) = Origin::parse(o) {
+                proptest::prop_assert_eq!(Origin::parse(&parsed.to_string()), Ok(parsed));
+            }
+        }
+    }
+
+    /// Any `Authorization` value: a token or a typed error, never a panic.
+    #[test]
+    fn any_authorization_bytes_get_a_typed_answer(value in proptest::collection::vec(proptest::num::u8::ANY, 0..80)) {
+        if let Ok(token) = sesame::bearer::parse_authorization(&value) {
+            proptest::prop_assert!(value.len() == 7 + 43);
+            proptest::prop_assert!(value[..7].eq_ignore_ascii_case(b"bearer "));
+            proptest::prop_assert_eq!(token.as_str().as_bytes(), &value[7..]);
+        }
+    }
+}
