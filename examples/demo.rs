@@ -49,8 +49,10 @@
 //! # Behind a proxy
 //!
 //! State-changing requests (`POST`, `DELETE`) from another site are refused
-//! with `403`: the `Origin` header must name this server's origin (scheme,
-//! host and port). By default that is `http://` and the request's `Host`,
+//! with `403` by sesame's CSRF guard (`sesame::csrf::CsrfLayer`, see
+//! [`csrf_guard`]): `Sec-Fetch-Site` must not say `cross-site` or
+//! `same-site`, and the `Origin` header, when sent, must name this server's
+//! origin (scheme, host and port). By default that is `http://` and the request's `Host`,
 //! which is right when browsers reach the demo directly. Behind a proxy
 //! that terminates TLS, or under another name, set `SESAME_PUBLIC_ORIGIN`
 //! to the address browsers use, e.g. `https://demo.example.com`.
@@ -63,17 +65,18 @@ use std::ffi::OsString;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Form, Path, Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+pub use sesame::csrf::Origin;
+use sesame::csrf::{CsrfGuard, CsrfLayer, Scheme};
 use sesame::snapshot::{LoadReport, SaveReport, SnapshotError, SnapshotStore, SnapshotTask};
 use sesame::store::Store;
 use sesame::tower::{Session, SessionLayer};
@@ -174,12 +177,20 @@ pub fn router_for<S: DemoStore>(sessions: S, public_origin: Option<Origin>) -> R
         .route("/api/sessions/{handle}", delete(end_session::<S>))
         .route("/healthz", get(healthz::<S>))
         .layer(SessionLayer::new(sessions.clone()))
-        .layer(middleware::from_fn_with_state(
-            public_origin.map(Arc::new),
-            refuse_cross_site,
-        ))
+        .layer(CsrfLayer::new(csrf_guard(public_origin)))
         .layer(middleware::from_fn(log_request))
         .with_state(sessions)
+}
+
+/// The CSRF guard (`sesame::csrf`): state-changing requests must come from
+/// `public_origin`, or without one from `http://` and the request's `Host`.
+pub fn csrf_guard(public_origin: Option<Origin>) -> CsrfGuard {
+    let builder = CsrfGuard::builder();
+    let builder = match public_origin {
+        Some(origin) => builder.allow_origin(origin),
+        None => builder.same_origin_as_host(Scheme::Http),
+    };
+    builder.build().expect("one origin is allowed")
 }
 
 /// The demo's settings, read from `SESAME_*` environment variables (an
@@ -249,7 +260,7 @@ impl Config {
             redis_url: text("SESAME_REDIS_URL")?,
             public_origin: text("SESAME_PUBLIC_ORIGIN")?
                 .map(|s| {
-                    Origin::parse(&s).ok_or_else(|| {
+                    Origin::parse(&s).map_err(|_| {
                         format!("SESAME_PUBLIC_ORIGIN: expected http(s)://host[:port], got {s:?}")
                     })
                 })
@@ -590,104 +601,6 @@ async fn log_request(req: Request, next: Next) -> Response {
         "request"
     );
     response
-}
-
-/// Refuses cross-site state-changing requests with `403` (CSRF defence in
-/// depth on top of `SameSite=Lax`; OWASP CSRF cheat sheet, "Fetch
-/// Metadata" and "Verifying Origin"). See [`is_cross_site`].
-async fn refuse_cross_site(
-    State(ours): State<Option<Arc<Origin>>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let safe = matches!(
-        *req.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
-    );
-    if !safe && is_cross_site(req.headers(), req.uri(), ours.as_deref()) {
-        return (StatusCode::FORBIDDEN, "cross-site request refused\n").into_response();
-    }
-    next.run(req).await
-}
-
-/// Whether a request comes from a page of another origin than `ours`
-/// (`None`: `http://` and the request's `Host`).
-///
-/// Refused: a `Sec-Fetch-Site` other than `same-origin` or `none` (a
-/// sibling subdomain's `same-site` too), and an `Origin` whose scheme, host
-/// or port differs from ours, or that is `null` (sandboxed frames, some
-/// redirects) or malformed. Browsers send `Sec-Fetch-Site` (all current
-/// ones) or at least `Origin` with every `POST`/`DELETE`; a request with
-/// neither is not from a browser page and carries no ambient credentials
-/// to abuse (curl, scripts), so it passes.
-pub fn is_cross_site(headers: &HeaderMap, uri: &Uri, ours: Option<&Origin>) -> bool {
-    if let Some(site) = headers.get("sec-fetch-site")
-        && !matches!(site.as_bytes(), b"same-origin" | b"none")
-    {
-        return true;
-    }
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return false;
-    };
-    let Some(origin) = origin.to_str().ok().and_then(Origin::parse) else {
-        return true;
-    };
-    match ours {
-        Some(ours) => origin != *ours,
-        None => {
-            // HTTP/1.1 names the host in `Host`, HTTP/2 in the URI.
-            let host = headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .or_else(|| uri.authority().map(|a| a.as_str()));
-            let ours = host.and_then(|h| Origin::parse(&format!("http://{h}")));
-            ours.is_none_or(|ours| origin != ours)
-        }
-    }
-}
-
-/// A web origin (RFC 6454): scheme, host and port, as browsers send it in
-/// `Origin`. Two origins are the same when all three are.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Origin {
-    https: bool,
-    /// Lowercase.
-    host: String,
-    /// The explicit port, else the scheme's default.
-    port: u16,
-}
-
-impl Origin {
-    /// Parses `http://host[:port]` or `https://host[:port]` (the host is
-    /// case-insensitive; a default port may be written or not). `None` for
-    /// anything else: `null`, another scheme, user info, a path (even `/`),
-    /// a query, a fragment, or no host.
-    pub fn parse(s: &str) -> Option<Self> {
-        // `Uri` accepts a path, query or user info; an origin has none.
-        if s.ends_with('/') || s.contains(['?', '#', '@']) {
-            return None;
-        }
-        let uri: Uri = s.parse().ok()?;
-        let https = match uri.scheme_str()? {
-            "http" => false,
-            "https" => true,
-            _ => return None,
-        };
-        if !matches!(uri.path(), "" | "/") {
-            return None;
-        }
-        // No user info: the authority is the host, then maybe `:port`
-        // (`Uri::port` says `None` for a port that is not a `u16`).
-        let authority = uri.authority()?.as_str();
-        let host = uri.host().filter(|h| !h.is_empty())?;
-        let port = match authority.strip_prefix(host)? {
-            "" if https => 443,
-            "" => 80,
-            rest => rest.strip_prefix(':')?.parse().ok()?,
-        };
-        let host = host.to_ascii_lowercase();
-        Some(Self { https, host, port })
-    }
 }
 
 fn page(title: &str, body: &str) -> Html<String> {

@@ -81,9 +81,15 @@
 //!
 //! - `cookie`: `sesame::cookie` helpers, framework-agnostic: read the token from
 //!   `Cookie` headers, write `Set-Cookie` with secure defaults (`__Host-id`,
-//!   `HttpOnly`, `Secure`, `SameSite=Lax`).
+//!   `HttpOnly`, `Secure`, `SameSite=Lax`); `sesame::bearer`, the same for
+//!   tokens in `Authorization: Bearer`; `sesame::csrf`, a CSRF guard
+//!   (`Sec-Fetch-Site` and an exact `Origin` allow-list), with the `tower`
+//!   feature also as a layer.
 //! - `tower`: `sesame::tower::SessionLayer`, which gives each request a lazily
 //!   created `sesame::tower::Session` and writes the cookie only when it changes.
+//!   With `SessionLayer::token_source` it reads the token from
+//!   `Authorization: Bearer` instead of (or as well as) the cookie, for API
+//!   clients, and writes no cookie for them.
 //!   Both run on any [`store::Store`] (the in-process [`Sessions`], or Redis),
 //!   whose operations are futures: the handle's methods are `async` and return
 //!   `Result`, and no runtime worker ever blocks on a remote store's I/O.
@@ -143,7 +149,11 @@ pub mod token;
 #[cfg(feature = "axum")]
 pub use http::axum;
 #[cfg(feature = "cookie")]
+pub use http::bearer;
+#[cfg(feature = "cookie")]
 pub use http::cookie;
+#[cfg(feature = "cookie")]
+pub use http::csrf;
 #[cfg(feature = "tower")]
 pub use http::tower;
 // The engine's parts, by their short paths inside the crate.

@@ -63,6 +63,16 @@
 //! cookies (unknown, expired, forged, malformed) are counted by the engine
 //! in [`crate::Stats::rejected`].
 //!
+//! # Bearer tokens
+//!
+//! With [`SessionLayer::token_source`], the layer reads the token from
+//! `Authorization: Bearer <token>` instead of (or as well as) the cookie,
+//! for API and mobile clients (see [`TokenSource`] for which wins when a
+//! request has both). A bearer request never gets a cookie: what the table
+//! above says of the cookie does not apply, and a token the request issues
+//! reaches the handler through [`Session::token_for_response`], to return
+//! in the body.
+//!
 //! # Caching
 //!
 //! Every response that carries the session cookie, set or cleared, also
@@ -126,15 +136,17 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::header::{CACHE_CONTROL, HeaderValue, SET_COOKIE};
+use http::header::{AUTHORIZATION, CACHE_CONTROL, HeaderValue, SET_COOKIE};
 use http::{Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::bearer::bearer_token;
 use crate::cookie::{CookieConfig, cookie_headers};
 use crate::store::Store;
 use crate::{Principal, SessionToken, Sessions};
 
+pub use crate::bearer::TokenSource;
 pub use session::Session;
 
 use session::{Finished, Outcome, Shared, State};
@@ -146,6 +158,7 @@ struct Options {
     rolling: bool,
     renew_after: Option<Duration>,
     no_store: bool,
+    source: TokenSource,
 }
 
 /// The tower layer: wraps a service so that each request gets a
@@ -229,6 +242,7 @@ where
                 rolling: false,
                 renew_after: None,
                 no_store: true,
+                source: TokenSource::Cookie,
             },
             types: PhantomData,
         }
@@ -346,6 +360,50 @@ where
         self
     }
 
+    /// Where requests carry the session token: the cookie (default),
+    /// `Authorization: Bearer <token>` for API and mobile clients, or
+    /// either (see [`TokenSource`] for which wins, and why).
+    ///
+    /// A bearer request never gets a cookie, set or cleared: a token it
+    /// issues (creation, [`Session::login`], [`Session::rotate`]) reaches
+    /// the handler through [`Session::token_for_response`], to return in
+    /// the body. The header is parsed as strictly as the cookie (see
+    /// [`crate::bearer`]); a malformed one is no session, counted in
+    /// [`crate::Stats::rejected`]. `renew_after` and `rolling` do not apply
+    /// to bearer requests (a renewed token would have no way back to the
+    /// client): rotate in a handler that returns the new token.
+    /// Bearer-only routes need no CSRF guard (see [`crate::bearer`]).
+    ///
+    /// ```
+    /// use axum::{Router, body::Body, http::{Request, header}, routing::get};
+    /// use sesame::Sessions;
+    /// use sesame::tower::{Session, SessionLayer, TokenSource};
+    /// use tower::ServiceExt as _;
+    ///
+    /// async fn read(session: Session<u32>) -> Result<String, sesame::Error> {
+    ///     Ok(session.get().await?.unwrap_or_default().to_string())
+    /// }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// let sessions = Sessions::<u32>::new();
+    /// let (token, _) = sessions.create(7)?;
+    /// let layer = SessionLayer::new(sessions.clone()).token_source(TokenSource::Bearer);
+    /// let app = Router::new().route("/", get(read)).layer(layer);
+    /// let bearer = format!("Bearer {}", token.as_str());
+    /// let request = Request::get("/").header(header::AUTHORIZATION, bearer);
+    /// let response = app.oneshot(request.body(Body::empty())?).await?;
+    /// assert!(response.headers().get(header::SET_COOKIE).is_none());
+    /// let body = axum::body::to_bytes(response.into_body(), 64).await?;
+    /// assert_eq!(&body[..], b"7");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn token_source(mut self, source: TokenSource) -> Self {
+        self.options.source = source;
+        self
+    }
+
     /// Mark the responses of requests whose handler used the live session
     /// (read or wrote it) `Cache-Control: no-store`, unless the handler set
     /// its own `Cache-Control`. Default on. Responses that carry the session
@@ -452,17 +510,26 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        // No session cookie, and one the handler sets is written without
+        let bearer = match self.options.source {
+            TokenSource::Cookie => false,
+            TokenSource::Bearer => true,
+            TokenSource::CookieOrBearer => req.headers().contains_key(AUTHORIZATION),
+        };
+        // No token presented, and no cookie to write or one written without
         // the store (a browser-session cookie needs no `Max-Age`): neither
         // side of the handler needs the store, so nothing is boxed.
-        let presented = self
-            .options
-            .cookie
-            .cookie_values(cookie_headers(req.headers()))
-            .next()
-            .is_some();
-        if !presented && !self.options.cookie.is_persistent() {
-            let state = State::new(false);
+        let presented = if bearer {
+            req.headers().contains_key(AUTHORIZATION)
+        } else {
+            self.options
+                .cookie
+                .cookie_values(cookie_headers(req.headers()))
+                .next()
+                .is_some()
+        };
+        if !presented && (bearer || !self.options.cookie.is_persistent()) {
+            let mut state = State::new(false);
+            state.bearer = bearer;
             let shared = Arc::new(Shared::new(
                 self.sessions.clone(),
                 Arc::clone(&self.options),
@@ -486,7 +553,11 @@ where
             direct: None,
             shared: None,
             boxed: Some(Box::pin(async move {
-                let state = open(&sessions, &options, req.headers()).await;
+                let state = if bearer {
+                    open_bearer(&sessions, req.headers()).await
+                } else {
+                    open(&sessions, &options, req.headers()).await
+                };
                 let shared = Arc::new(Shared::new(sessions, options, state));
                 req.extensions_mut()
                     .insert(Session::<T, P, St>::new(Arc::clone(&shared)));
@@ -541,6 +612,29 @@ async fn open<St: Store>(sessions: &St, options: &Options, headers: &http::Heade
     // The store could not check a cookie: neither a session nor proof that
     // there is none.
     state.failed = failed;
+    state
+}
+
+/// Finds the session of a bearer request (one whose token travels in
+/// `Authorization`). A header that is not exactly `Bearer <token>` is no
+/// session, counted by [`Store::note_malformed`]. Renewal and rolling do
+/// not apply: the response has no cookie to carry a token.
+async fn open_bearer<St: Store>(sessions: &St, headers: &http::HeaderMap) -> State {
+    let mut state = State::new(true);
+    state.bearer = true;
+    let token = match bearer_token(headers) {
+        Ok(Some(token)) => token,
+        Ok(None) => return state,
+        Err(_) => {
+            sessions.note_malformed();
+            return state;
+        }
+    };
+    match sessions.validate(&token).await {
+        Ok(Some(_)) => state.token = Some(token),
+        Ok(None) => {}
+        Err(e) => state.failed = Some(e),
+    }
     state
 }
 
@@ -674,8 +768,13 @@ fn decide<St: Store>(shared: &Shared<St>) -> Option<Option<HeaderValue>> {
         outcome,
         presented,
         renew_due,
+        bearer,
         ..
     } = shared.finished();
+    if bearer {
+        // The token travels in the body the handler writes: no cookie.
+        return Some(None);
+    }
     let options = shared.options();
     let cookie = &options.cookie;
     match (outcome, token) {
@@ -692,10 +791,18 @@ fn decide<St: Store>(shared: &Shared<St>) -> Option<Option<HeaderValue>> {
 /// Writes `value` and `Cache-Control: no-store` where it belongs.
 fn apply<St>(shared: &Shared<St>, value: Option<HeaderValue>, headers: &mut http::HeaderMap) {
     let options = shared.options();
+    let finished = shared.finished();
+    // A bearer request that was issued a token returns it in the body
+    // (RFC 6749 §5.1: a response with a token is `no-store`).
+    let in_body = finished.bearer && finished.outcome == Outcome::Issued;
+    // A response carrying a token is `no-store` whatever the handler said;
+    // one that only used the session, unless the handler chose otherwise.
+    let carries_token = value.is_some() || in_body;
     if let Some(value) = value {
         headers.append(SET_COOKIE, value);
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    } else if shared.finished().used && options.no_store && !headers.contains_key(CACHE_CONTROL) {
+    }
+    if carries_token || (finished.used && options.no_store && !headers.contains_key(CACHE_CONTROL))
+    {
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
 }

@@ -60,6 +60,10 @@ pub(super) struct State {
     /// session (a remote backend is down): every `try_*` call fails with
     /// this error, and the response leaves the cookie alone.
     pub(super) failed: Option<Error>,
+    /// The request's token travels in `Authorization: Bearer`: no cookie
+    /// is read or written; a token issued is handed to the handler
+    /// ([`Session::token_for_response`]).
+    pub(super) bearer: bool,
 }
 
 impl State {
@@ -73,6 +77,7 @@ impl State {
             used: false,
             vanished: false,
             failed: None,
+            bearer: false,
         }
     }
 }
@@ -114,6 +119,7 @@ impl<S> Shared<S> {
             presented: state.presented,
             renew_due: state.renew_due,
             used: state.used,
+            bearer: state.bearer,
         }
     }
 }
@@ -125,6 +131,7 @@ pub(super) struct Finished {
     pub(super) presented: bool,
     pub(super) renew_due: bool,
     pub(super) used: bool,
+    pub(super) bearer: bool,
 }
 
 /// A request's session, given to handlers by [`super::SessionLayer`] (as
@@ -641,7 +648,8 @@ where
     }
 
     /// Logs the session in as `principal`: rotates its token (the old one
-    /// stops working; the response sets the new cookie) and binds the
+    /// stops working; the response sets the new cookie, or for a bearer
+    /// request [`Session::token_for_response`] gives it) and binds the
     /// principal (see [`Sessions::login`]: a change of principal starts
     /// from fresh data). Without a session, creates one from
     /// `T::default()` first.
@@ -705,7 +713,8 @@ where
     }
 
     /// Gives the session a new token (the old one stops working; the
-    /// response sets the new cookie). Rotate when privilege changes;
+    /// response sets the new cookie, or for a bearer request
+    /// [`Session::token_for_response`] gives it). Rotate when privilege changes;
     /// [`Session::login`] already does.
     ///
     /// # Errors
@@ -753,6 +762,48 @@ where
                 }
                 Err(e)
             }
+        }
+    }
+
+    /// The token this request issued (its session was created, logged in
+    /// or rotated) when the request is a bearer one
+    /// ([`super::TokenSource::Bearer`], or `CookieOrBearer` with an
+    /// `Authorization` header): the handler returns it in the response's
+    /// body, for the client to present as `Authorization: Bearer` from
+    /// then on; no cookie carries it, and the token the client presented
+    /// no longer works after a login or rotation. The layer marks that
+    /// response `Cache-Control: no-store`.
+    ///
+    /// `None` when the request issued no token, and always for a cookie
+    /// request: its cookie is `HttpOnly` so that page scripts never see the
+    /// token, and a body that carried it would undo that.
+    ///
+    /// ```
+    /// # use axum::{Router, body::Body, http::{Request, header}, routing::post};
+    /// # use sesame::{Error, Sessions, tower::{Session, SessionLayer, TokenSource}};
+    /// # use tower::ServiceExt as _;
+    /// async fn login(session: Session<u32>) -> Result<String, Error> {
+    ///     session.login("alice".to_owned()).await?;
+    ///     Ok(session.token_for_response().map(|t| t.as_str().to_owned()).unwrap_or_default())
+    /// }
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// let layer = SessionLayer::new(Sessions::<u32>::new()).token_source(TokenSource::Bearer);
+    /// let app = Router::new().route("/login", post(login)).layer(layer);
+    /// let response = app.oneshot(Request::post("/login").body(Body::empty())?).await?;
+    /// assert!(response.headers().get(header::SET_COOKIE).is_none());
+    /// assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+    /// let body = axum::body::to_bytes(response.into_body(), 1024).await?;
+    /// assert_eq!(body.len(), 43, "the new token");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn token_for_response(&self) -> Option<SessionToken> {
+        let state = self.shared.state.lock();
+        if state.bearer && state.outcome == Outcome::Issued {
+            state.token.clone()
+        } else {
+            None
         }
     }
 
