@@ -11,6 +11,7 @@ use axum::Router;
 use axum::routing::{get, post};
 use reqwest::header::{AUTHORIZATION, CACHE_CONTROL, COOKIE, HeaderValue};
 use reqwest::{Method, StatusCode};
+use sesame::axum::SessionRouterExt as _;
 use sesame::tower::{Session, SessionLayer, TokenSource};
 use sesame::{ManualClock, Sessions};
 use support::{Http, NAME, Reply, serve};
@@ -54,14 +55,14 @@ async fn logout(session: Session<u32>) -> Result<String, sesame::Error> {
 }
 
 fn app(sessions: &Engine, layer: SessionLayer<u32, String>) -> Router {
-    let _ = sessions;
     Router::new()
         .route("/me", get(me))
         .route("/start", post(start))
         .route("/login", post(login))
         .route("/rotate", post(rotate))
         .route("/logout", post(logout))
-        .layer(layer)
+        .session_layer(layer)
+        .with_state(sessions.clone())
 }
 
 async fn server(source: TokenSource) -> (Http, Engine) {

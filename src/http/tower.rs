@@ -388,7 +388,7 @@ where
     /// let sessions = Sessions::<u32>::new();
     /// let (token, _) = sessions.create(7)?;
     /// let layer = SessionLayer::new(sessions.clone()).token_source(TokenSource::Bearer);
-    /// let app = Router::new().route("/", get(read)).layer(layer);
+    /// let app = Router::new().route("/", get(read)).with_state(sessions.clone()).layer(layer);
     /// let bearer = format!("Bearer {}", token.as_str());
     /// let request = Request::get("/").header(header::AUTHORIZATION, bearer);
     /// let response = app.oneshot(request.body(Body::empty())?).await?;

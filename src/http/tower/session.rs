@@ -787,8 +787,9 @@ where
     ///     Ok(session.token_for_response().map(|t| t.as_str().to_owned()).unwrap_or_default())
     /// }
     /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
-    /// let layer = SessionLayer::new(Sessions::<u32>::new()).token_source(TokenSource::Bearer);
-    /// let app = Router::new().route("/login", post(login)).layer(layer);
+    /// let sessions = Sessions::<u32>::new();
+    /// let layer = SessionLayer::new(sessions.clone()).token_source(TokenSource::Bearer);
+    /// let app = Router::new().route("/login", post(login)).with_state(sessions).layer(layer);
     /// let response = app.oneshot(Request::post("/login").body(Body::empty())?).await?;
     /// assert!(response.headers().get(header::SET_COOKIE).is_none());
     /// assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
