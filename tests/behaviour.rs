@@ -1,0 +1,492 @@
+//! One behaviour suite, every backend: each behaviour is written once, as a
+//! generic async function over [`Backend`], and runs as two tests,
+//! `in_process::<name>` (the engine, `sesame::Sessions`) and
+//! `redis::<name>` (`sesame::redis::RedisSessions` on a real
+//! `redis-server`, with the `redis` feature).
+//!
+//! Time is real here (Redis's TTLs run on Redis's clock, which a
+//! `ManualClock` cannot move), so the timeouts are the shortest the builders
+//! accept (1 s) and the margins generous.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sesame::store::Store;
+use sesame::{ErrorKind, Handle, SessionToken};
+
+type Data = Vec<u32>;
+
+/// What a behaviour asks of the store it runs on.
+#[derive(Clone, Copy, Debug)]
+struct Cfg {
+    idle: Duration,
+    absolute: Duration,
+    grace: Duration,
+    max_sessions: usize,
+    per_user: PerUser,
+}
+
+#[derive(Clone, Copy, Debug)]
+#[allow(dead_code)]
+enum PerUser {
+    Default,
+    Limit(usize),
+    Unlimited,
+}
+
+impl Default for Cfg {
+    fn default() -> Self {
+        Self {
+            idle: Duration::from_secs(60),
+            absolute: Duration::from_secs(600),
+            grace: Duration::ZERO,
+            max_sessions: 1_000_000,
+            per_user: PerUser::Default,
+        }
+    }
+}
+
+/// A store under test, with whatever keeps its backend alive.
+struct Env<S> {
+    s: S,
+    _guard: Option<Arc<dyn Send + Sync>>,
+}
+
+/// One backend: how to build a store from a [`Cfg`], and what the
+/// [`Store`] trait cannot express (a value that is not a token at all).
+trait Backend {
+    type S: Store<Data = Data, Principal = String>;
+    /// `None` when the backend cannot run here (no `redis-server`).
+    async fn build(cfg: Cfg) -> Option<Env<Self::S>>;
+    /// Validates a text that may not be a token.
+    async fn validate_text(s: &Self::S, text: &str) -> Result<Option<Handle>, sesame::Error>;
+}
+
+struct InProcess;
+
+impl Backend for InProcess {
+    type S = sesame::Sessions<Data, String>;
+
+    async fn build(cfg: Cfg) -> Option<Env<Self::S>> {
+        let b = sesame::Sessions::<Data, String>::builder()
+            .idle_timeout(cfg.idle)
+            .absolute_timeout(cfg.absolute)
+            .rotation_grace(cfg.grace)
+            .max_sessions(cfg.max_sessions)
+            // One shard: eviction then picks from one ring, so "the least
+            // recently seen anonymous session" is exact, as on Redis (with
+            // many shards it is approximate).
+            .shards(1);
+        let b = match cfg.per_user {
+            PerUser::Default => b,
+            PerUser::Limit(n) => b.max_sessions_per_user(n),
+            PerUser::Unlimited => b.unlimited_sessions_per_user(),
+        };
+        Some(Env {
+            s: b.build().expect("valid options"),
+            _guard: None,
+        })
+    }
+
+    async fn validate_text(s: &Self::S, text: &str) -> Result<Option<Handle>, sesame::Error> {
+        Ok(s.validate(text))
+    }
+}
+
+#[cfg(feature = "redis")]
+mod redis_support;
+
+#[cfg(feature = "redis")]
+struct OnRedis;
+
+#[cfg(feature = "redis")]
+impl Backend for OnRedis {
+    type S = sesame::redis::RedisSessions<Data, String>;
+
+    async fn build(cfg: Cfg) -> Option<Env<Self::S>> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let server = shared_server()?;
+        // A fresh key space per test: capacity counts every session under
+        // the prefix.
+        let prefix = format!(
+            "behaviour-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let b = sesame::redis::RedisSessions::<Data, String>::builder(&server.url())
+            .secret_key(sesame::SecretKey::generate())
+            .key_prefix(&prefix)
+            .idle_timeout(cfg.idle)
+            .absolute_timeout(cfg.absolute)
+            .cache_ttl(cfg.absolute.min(Duration::from_secs(60)));
+        let s = b.build().expect("valid options");
+        assert!(s.wait_ready(Duration::from_secs(5)).await, "subscribed");
+        Some(Env {
+            s,
+            _guard: Some(server),
+        })
+    }
+
+    async fn validate_text(s: &Self::S, text: &str) -> Result<Option<Handle>, sesame::Error> {
+        s.validate(text).await
+    }
+}
+
+/// One `redis-server` shared by the tests that run at the same time; the
+/// last one to finish stops it (a static would never be dropped, and the
+/// server would outlive the test binary).
+#[cfg(feature = "redis")]
+fn shared_server() -> Option<Arc<redis_support::RedisServer>> {
+    use std::sync::{Mutex, Weak};
+    static SHARED: Mutex<Weak<redis_support::RedisServer>> = Mutex::new(Weak::new());
+    let mut slot = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(server) = slot.upgrade() {
+        return Some(server);
+    }
+    let server = Arc::new(redis_support::RedisServer::start()?);
+    *slot = Arc::downgrade(&server);
+    Some(server)
+}
+
+/// Each behaviour as `in_process::<name>` and `redis::<name>`.
+macro_rules! behaviours {
+    ($($name:ident),* $(,)?) => {
+        mod in_process {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name::<super::InProcess>().await
+                }
+            )*
+        }
+        #[cfg(feature = "redis")]
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name::<super::OnRedis>().await
+                }
+            )*
+        }
+    };
+}
+
+behaviours!(
+    create_validate_with_update,
+    malformed_and_unknown_tokens_find_nothing,
+    rotate_keeps_data_and_handle_and_ends_the_old_token,
+    login_rotates_and_binds,
+    login_leaves_no_pre_login_token_even_with_a_grace_window,
+    login_as_another_principal_starts_from_fresh_data,
+    logout_is_final,
+    revoke_user_and_revoke_by_handle,
+    sessions_of_lists_metadata_oldest_first,
+    idle_expiry,
+    absolute_expiry,
+);
+
+// --- helpers ----------------------------------------------------------------
+
+fn alice() -> String {
+    "alice".to_string()
+}
+
+async fn handle_of<S: Store>(s: &S, t: &SessionToken) -> Option<Handle> {
+    s.validate(t).await.expect("store reachable")
+}
+
+async fn live<S: Store>(s: &S, t: &SessionToken) -> bool {
+    handle_of(s, t).await.is_some()
+}
+
+async fn new_session<S: Store<Data = Data>>(s: &S, data: Data) -> SessionToken {
+    s.create(data).await.expect("create")
+}
+
+async fn logged_in<S: Store<Data = Data, Principal = String>>(s: &S, who: &str) -> SessionToken {
+    let t = new_session(s, Vec::new()).await;
+    s.login(&t, who.to_string()).await.expect("login")
+}
+
+fn kind<T: std::fmt::Debug>(r: Result<T, sesame::Error>) -> ErrorKind {
+    r.expect_err("an error").kind()
+}
+
+// --- behaviours that hold today on both backends ------------------------------
+
+async fn create_validate_with_update<B: Backend>() {
+    let Some(Env { s, _guard }) = B::build(Cfg::default()).await else {
+        return;
+    };
+    let t = new_session(&s, vec![1, 2]).await;
+    let h = handle_of(&s, &t).await.expect("live");
+    assert_eq!(s.with(&t, |d| d.clone()).await.unwrap(), Some(vec![1, 2]));
+    let n = s
+        .update(&t, |d| {
+            d.push(3);
+            d.len()
+        })
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+    assert_eq!(
+        s.with(&t, |d| d.clone()).await.unwrap(),
+        Some(vec![1, 2, 3])
+    );
+    let info = s.info(&t).await.unwrap().expect("info");
+    assert_eq!((info.handle, info.principal), (h, None));
+    assert!(info.expires <= info.absolute_expires);
+    assert!(s.is_current(&t).await.unwrap());
+    // Two sessions are two sessions.
+    let u = new_session(&s, vec![9]).await;
+    assert_ne!(handle_of(&s, &u).await, Some(h));
+    assert_eq!(s.with(&u, |d| d.clone()).await.unwrap(), Some(vec![9]));
+}
+
+async fn malformed_and_unknown_tokens_find_nothing<B: Backend>() {
+    let Some(Env { s, _guard }) = B::build(Cfg::default()).await else {
+        return;
+    };
+    new_session(&s, vec![1]).await;
+    for text in [
+        "",
+        "garbage",
+        "a-cookie-value-that-is-43-chars-long-but-no",
+        "é",
+    ] {
+        assert_eq!(B::validate_text(&s, text).await.unwrap(), None, "{text:?}");
+    }
+    let unknown = SessionToken::generate();
+    assert_eq!(B::validate_text(&s, unknown.as_str()).await.unwrap(), None);
+    assert_eq!(s.validate(&unknown).await.unwrap(), None);
+    assert!(!s.is_current(&unknown).await.unwrap());
+    assert_eq!(s.with(&unknown, |d| d.len()).await.unwrap(), None);
+    assert!(s.info(&unknown).await.unwrap().is_none());
+    assert_eq!(
+        kind(s.update(&unknown, |d| d.push(1)).await),
+        ErrorKind::NotFound
+    );
+    assert_eq!(kind(s.rotate(&unknown).await), ErrorKind::NotFound);
+    assert_eq!(kind(s.login(&unknown, alice()).await), ErrorKind::NotFound);
+    assert!(!s.logout(&unknown).await.unwrap());
+    assert_eq!(s.revoke_user(&alice()).await.unwrap(), 0);
+    assert!(s.sessions_of(&alice()).await.unwrap().is_empty());
+}
+
+async fn rotate_keeps_data_and_handle_and_ends_the_old_token<B: Backend>() {
+    let Some(Env { s, _guard }) = B::build(Cfg::default()).await else {
+        return;
+    };
+    let old = new_session(&s, vec![5]).await;
+    let h = handle_of(&s, &old).await.unwrap();
+    let new = s.rotate(&old).await.unwrap();
+    assert_ne!(old, new);
+    assert_eq!(handle_of(&s, &old).await, None, "old token still works");
+    assert!(!s.is_current(&old).await.unwrap());
+    assert_eq!(handle_of(&s, &new).await, Some(h), "handle kept");
+    assert!(s.is_current(&new).await.unwrap());
+    assert_eq!(s.with(&new, |d| d.clone()).await.unwrap(), Some(vec![5]));
+    // A logged-in session keeps its principal, and the index follows.
+    let t = s.login(&new, alice()).await.unwrap();
+    let r = s.rotate(&t).await.unwrap();
+    assert_eq!(
+        s.info(&r).await.unwrap().unwrap().principal.as_deref(),
+        Some("alice")
+    );
+    let listed = s.sessions_of(&alice()).await.unwrap();
+    assert_eq!(listed.iter().map(|i| i.handle).collect::<Vec<_>>(), [h]);
+    assert_eq!(s.revoke_user(&alice()).await.unwrap(), 1);
+    assert!(!live(&s, &r).await);
+}
+
+async fn login_rotates_and_binds<B: Backend>() {
+    let Some(Env { s, _guard }) = B::build(Cfg::default()).await else {
+        return;
+    };
+    let anon = new_session(&s, vec![7]).await;
+    let h = handle_of(&s, &anon).await.unwrap();
+    let user = s.login(&anon, alice()).await.unwrap();
+    assert_ne!(anon, user);
+    assert!(!live(&s, &anon).await, "pre-login token still works");
+    assert_eq!(kind(s.update(&anon, |_| ()).await), ErrorKind::NotFound);
+    assert_eq!(s.with(&user, |d| d.clone()).await.unwrap(), Some(vec![7]));
+    let info = s.info(&user).await.unwrap().unwrap();
+    assert_eq!((info.handle, info.principal.as_deref()), (h, Some("alice")));
+    assert!(s.is_current(&user).await.unwrap());
+}
+
+async fn login_leaves_no_pre_login_token_even_with_a_grace_window<B: Backend>() {
+    let cfg = Cfg {
+        grace: Duration::from_secs(5),
+        ..Cfg::default()
+    };
+    let Some(Env { s, _guard }) = B::build(cfg).await else {
+        return;
+    };
+    let anon = new_session(&s, vec![1]).await;
+    let user = s.login(&anon, alice()).await.unwrap();
+    assert_eq!(
+        handle_of(&s, &anon).await,
+        None,
+        "fixation: pre-login token works"
+    );
+    assert_eq!(s.with(&anon, |d| d.clone()).await.unwrap(), None);
+    assert!(live(&s, &user).await);
+    // The alias of an earlier plain rotation ends with the login too.
+    let anon = new_session(&s, vec![2]).await;
+    let rotated = s.rotate(&anon).await.unwrap();
+    let user = s.login(&rotated, alice()).await.unwrap();
+    assert_eq!(handle_of(&s, &anon).await, None, "alias survived a login");
+    assert_eq!(handle_of(&s, &rotated).await, None, "pre-login token works");
+    assert!(live(&s, &user).await);
+}
+
+async fn login_as_another_principal_starts_from_fresh_data<B: Backend>() {
+    let Some(Env { s, _guard }) = B::build(Cfg::default()).await else {
+        return;
+    };
+    let anon = new_session(&s, vec![1]).await;
+    let a = s.login(&anon, alice()).await.unwrap();
+    assert_eq!(
+        s.with(&a, |d| d.clone()).await.unwrap(),
+        Some(vec![1]),
+        "anonymous data kept"
+    );
+    s.update(&a, |d| d.push(2)).await.unwrap();
+    let again = s.login(&a, alice()).await.unwrap();
+    assert_eq!(
+        s.with(&again, |d| d.clone()).await.unwrap(),
+        Some(vec![1, 2]),
+        "same principal keeps the data"
+    );
+    let bob = s.login(&again, "bob".to_string()).await.unwrap();
+    assert_eq!(
+        s.with(&bob, |d| d.clone()).await.unwrap(),
+        Some(vec![]),
+        "bob sees alice's data"
+    );
+    assert!(s.sessions_of(&alice()).await.unwrap().is_empty());
+    assert_eq!(s.sessions_of(&"bob".to_string()).await.unwrap().len(), 1);
+}
+
+async fn logout_is_final<B: Backend>() {
+    let Some(Env { s, _guard }) = B::build(Cfg::default()).await else {
+        return;
+    };
+    let t = logged_in(&s, "alice").await;
+    assert!(s.logout(&t).await.unwrap());
+    assert!(!live(&s, &t).await);
+    assert!(!s.logout(&t).await.unwrap(), "ended twice");
+    assert_eq!(kind(s.update(&t, |d| d.push(1)).await), ErrorKind::NotFound);
+    assert_eq!(kind(s.rotate(&t).await), ErrorKind::NotFound);
+    assert_eq!(kind(s.login(&t, alice()).await), ErrorKind::NotFound);
+    assert!(s.sessions_of(&alice()).await.unwrap().is_empty());
+    let anon = new_session(&s, vec![]).await;
+    assert!(s.logout(&anon).await.unwrap());
+    assert!(!live(&s, &anon).await);
+}
+
+async fn revoke_user_and_revoke_by_handle<B: Backend>() {
+    let Some(Env { s, _guard }) = B::build(Cfg::default()).await else {
+        return;
+    };
+    let phone = logged_in(&s, "alice").await;
+    let laptop = logged_in(&s, "alice").await;
+    let tablet = logged_in(&s, "alice").await;
+    let bob = logged_in(&s, "bob").await;
+    let anon = new_session(&s, vec![]).await;
+    let laptop_h = handle_of(&s, &laptop).await.unwrap();
+    assert!(
+        !s.revoke(&"bob".to_string(), laptop_h).await.unwrap(),
+        "not bob's"
+    );
+    assert!(live(&s, &laptop).await);
+    assert!(s.revoke(&alice(), laptop_h).await.unwrap());
+    assert!(!live(&s, &laptop).await);
+    assert!(!s.revoke(&alice(), laptop_h).await.unwrap(), "ended twice");
+    assert!(live(&s, &phone).await && live(&s, &tablet).await);
+    assert_eq!(s.revoke_user(&alice()).await.unwrap(), 2);
+    assert!(!live(&s, &phone).await && !live(&s, &tablet).await);
+    assert_eq!(s.revoke_user(&alice()).await.unwrap(), 0);
+    assert!(
+        live(&s, &bob).await && live(&s, &anon).await,
+        "others untouched"
+    );
+}
+
+async fn sessions_of_lists_metadata_oldest_first<B: Backend>() {
+    let Some(Env { s, _guard }) = B::build(Cfg::default()).await else {
+        return;
+    };
+    let mut handles = Vec::new();
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        let t = logged_in(&s, "alice").await;
+        handles.push(handle_of(&s, &t).await.unwrap());
+        tokens.push(t);
+        // Distinct creation times (milliseconds).
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    logged_in(&s, "bob").await;
+    let listed = s.sessions_of(&alice()).await.unwrap();
+    assert_eq!(listed.iter().map(|i| i.handle).collect::<Vec<_>>(), handles);
+    for i in &listed {
+        assert_eq!(i.principal.as_deref(), Some("alice"));
+        assert!(i.created <= i.token_issued && i.created <= i.last_seen);
+        assert!(i.expires <= i.absolute_expires);
+        let text = format!("{i:?}");
+        for t in &tokens {
+            assert!(!text.contains(t.as_str()), "a token in {text}");
+        }
+    }
+}
+
+async fn idle_expiry<B: Backend>() {
+    let cfg = Cfg {
+        idle: Duration::from_secs(1),
+        absolute: Duration::from_secs(60),
+        ..Cfg::default()
+    };
+    let Some(Env { s, _guard }) = B::build(cfg).await else {
+        return;
+    };
+    let unused = new_session(&s, vec![]).await;
+    let used = logged_in(&s, "alice").await;
+    // 1.6 s of requests every 200 ms: the used one stays, the other goes.
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(live(&s, &used).await, "a session in use expired");
+    }
+    assert!(
+        !live(&s, &unused).await,
+        "an unused session outlived its idle timeout"
+    );
+    assert_eq!(kind(s.update(&unused, |_| ()).await), ErrorKind::NotFound);
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert!(!live(&s, &used).await);
+    assert!(s.sessions_of(&alice()).await.unwrap().is_empty());
+}
+
+async fn absolute_expiry<B: Backend>() {
+    let cfg = Cfg {
+        idle: Duration::from_secs(1),
+        absolute: Duration::from_secs(2),
+        ..Cfg::default()
+    };
+    let Some(Env { s, _guard }) = B::build(cfg).await else {
+        return;
+    };
+    let t = new_session(&s, vec![]).await;
+    let start = std::time::Instant::now();
+    // In use every 200 ms: alive until the absolute deadline, then gone.
+    while start.elapsed() < Duration::from_millis(1_600) {
+        assert!(live(&s, &t).await, "ended before its absolute deadline");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    while start.elapsed() < Duration::from_millis(2_600) {
+        live(&s, &t).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(!live(&s, &t).await, "outlived its absolute deadline");
+}
