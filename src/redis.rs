@@ -224,6 +224,7 @@ pub(crate) struct Shared<T, P> {
     clock: EngineClock,
     idle_ms: u64,
     abs_ms: u64,
+    grace_ms: u64,
     cache_ttl_ms: u64,
     fallback_ttl_ms: u64,
     /// Whether keyspace notifications are on (set by the subscriber): the
@@ -244,6 +245,7 @@ pub(crate) struct Parts {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) idle_ms: u64,
     pub(crate) abs_ms: u64,
+    pub(crate) grace_ms: u64,
     pub(crate) cache_capacity: usize,
     pub(crate) cache_ttl_ms: u64,
     pub(crate) fallback_ttl_ms: u64,
@@ -291,6 +293,7 @@ where
             clock: EngineClock::new(parts.clock),
             idle_ms: parts.idle_ms,
             abs_ms: parts.abs_ms,
+            grace_ms: parts.grace_ms,
             cache_ttl_ms: parts.cache_ttl_ms,
             fallback_ttl_ms: parts.fallback_ttl_ms,
             notified: AtomicBool::new(false),
@@ -432,6 +435,7 @@ where
                 hard_until: now.saturating_add(s.abs_ms.min(s.ttl_ms())),
                 idle_until: AtomicU64::new(now.saturating_add(s.idle_ms)),
                 touching: AtomicBool::new(false),
+                target: None,
             });
             s.cache.insert(key, &copy, ticket, now);
             return Ok((token, handle));
@@ -476,6 +480,45 @@ where
             return Ok(Some(handle));
         }
         Ok(s.load(&key, now).await?.map(|c| c.handle))
+    }
+
+    /// Whether `token` is its session's current token: live, and not an
+    /// alias kept for a rotation's grace window (as
+    /// [`crate::Sessions::is_current`]). Records no use.
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisSessions::validate`].
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// let sessions = sesame::redis::RedisSessions::<Vec<u32>>::builder("redis://127.0.0.1:6379/")
+    ///     .secret_key(sesame::SecretKey::generate())
+    ///     .rotation_grace(Duration::from_secs(5))
+    ///     .build()?;
+    /// let (old, _) = sessions.create(Vec::new()).await?;
+    /// let new = sessions.rotate(&old).await?;
+    /// assert!(sessions.validate(&old).await?.is_some()); // in its grace window
+    /// assert!(!sessions.is_current(&old).await?);
+    /// assert!(sessions.is_current(&new).await?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn is_current(&self, token: &(impl TokenInput + ?Sized)) -> Result<bool, Error> {
+        let s = &*self.shared;
+        let Some(bytes) = token.token_bytes() else {
+            return Ok(false);
+        };
+        let key = s.secret.digest(&bytes);
+        let now = s.clock.now();
+        // A cached copy is never one read through an alias.
+        if s.cache.peek(&key, now, |_| ()).is_some() {
+            return Ok(true);
+        }
+        Ok(s.fetch(&key, now, false)
+            .await?
+            .is_some_and(|c| c.target.is_none()))
     }
 
     /// Validates a token and reads the session's data through `f`, which
@@ -615,6 +658,8 @@ where
         };
         let mut version = copy.version;
         let mut data = copy.data.clone();
+        // A token in its grace window writes to the session it leads to.
+        let key = copy.target.unwrap_or(key);
         drop(copy);
         let skey = s.session_key(&key);
         let hex = hex_key(&key);
@@ -657,11 +702,13 @@ where
     }
 
     /// Gives the session a new token; the old one stops working on every
-    /// server. Data, principal and handle stay.
+    /// server (after [`RedisBuilder::rotation_grace`], if set: until then it
+    /// is the session's one alias). Data, principal and handle stay.
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::NotFound`] when no live session answers to the token,
+    /// [`ErrorKind::NotFound`] when no live session answers to the token (a
+    /// token in its grace window cannot rotate again),
     /// [`ErrorKind::Unavailable`] when Redis cannot be reached.
     ///
     /// ```no_run
@@ -743,7 +790,8 @@ where
                         .arg(s.abs_ms)
                         .arg(&principal)
                         .arg(&s.channel)
-                        .arg(fresh),
+                        .arg(fresh)
+                        .arg(if login.is_some() { 0 } else { s.grace_ms }),
                 )
                 .await?;
             match reply {
@@ -784,7 +832,7 @@ where
             return Ok(false);
         };
         let key = s.secret.digest(&bytes);
-        let existed: i64 = s
+        let reply: (i64, Vec<u8>) = s
             .invoke(
                 scripts::DESTROY
                     .key(s.session_key(&key))
@@ -794,7 +842,11 @@ where
             )
             .await?;
         s.cache.invalidate(&key);
-        Ok(existed == 1)
+        // Ended through its alias: the session's own key was another.
+        if let Some(current) = unhex_key(&reply.1).filter(|k| *k != key) {
+            s.cache.invalidate(&current);
+        }
+        Ok(reply.0 == 1)
     }
 
     /// Ends every session of `principal` on every server ("log out
@@ -979,7 +1031,7 @@ where
             }
             return Ok(Some(c));
         }
-        self.fetch(key, now).await
+        self.fetch(key, now, true).await
     }
 
     async fn touch(&self, key: &SessionKey, _now: u64) -> Result<Option<()>, Error> {
@@ -990,11 +1042,26 @@ where
         Ok((reply >= 0).then_some(()))
     }
 
-    async fn fetch(&self, key: &SessionKey, now: u64) -> Result<Option<Arc<Copy<T, P>>>, Error> {
+    /// Reads the session from Redis (following a grace alias) and caches
+    /// the copy unless it was read through an alias. `use_it`: the read
+    /// records a use in Redis (rate limited, see `FETCH`).
+    async fn fetch(
+        &self,
+        key: &SessionKey,
+        now: u64,
+        use_it: bool,
+    ) -> Result<Option<Arc<Copy<T, P>>>, Error> {
         let ticket = self.cache.ticket(key);
         self.stats.fetches.fetch_add(1, Ordering::Relaxed);
         let rec: Option<Vec<Vec<u8>>> = self
-            .invoke(scripts::FETCH.key(self.session_key(key)).arg(self.idle_ms))
+            .invoke(
+                scripts::FETCH
+                    .key(self.session_key(key))
+                    .arg(self.idle_ms)
+                    .arg(&self.prefix)
+                    .arg(hex_key(key))
+                    .arg(u8::from(use_it)),
+            )
             .await?;
         let Some(rec) = rec else { return Ok(None) };
         let bad = || Error::new(ErrorKind::Encoding);
@@ -1016,6 +1083,10 @@ where
             .and_then(|h| h.parse().ok())
             .ok_or_else(bad)?;
         let (created, issued, seen, abs, redis_now) = (num(4)?, num(5)?, num(6)?, num(7)?, num(8)?);
+        let target = match field(9)? {
+            [] => None,
+            hex => Some(unhex_key(hex).ok_or_else(bad)?),
+        };
         let idle_left = seen.saturating_add(self.idle_ms).saturating_sub(redis_now);
         let abs_left = abs.saturating_sub(redis_now);
         let copy = Arc::new(Copy {
@@ -1031,7 +1102,11 @@ where
             hard_until: now.saturating_add(abs_left.min(self.ttl_ms())),
             idle_until: AtomicU64::new(now.saturating_add(idle_left)),
             touching: AtomicBool::new(false),
+            target,
         });
+        if target.is_some() {
+            return Ok(Some(copy));
+        }
         if !self.cache.insert(*key, &copy, ticket, now) {
             // Not cached (an invalidation since the ticket, or a newer copy
             // there): serve the cached copy if it is newer, so that no

@@ -119,6 +119,7 @@ impl Backend for OnRedis {
             .key_prefix(&prefix)
             .idle_timeout(cfg.idle)
             .absolute_timeout(cfg.absolute)
+            .rotation_grace(cfg.grace)
             .cache_ttl(cfg.absolute.min(Duration::from_secs(60)));
         let s = b.build().expect("valid options");
         assert!(s.wait_ready(Duration::from_secs(5)).await, "subscribed");
@@ -184,6 +185,9 @@ behaviours!(
     sessions_of_lists_metadata_oldest_first,
     idle_expiry,
     absolute_expiry,
+    grace_window_keeps_the_old_token_until_it_ends,
+    a_session_has_at_most_one_alias,
+    ending_a_session_through_its_alias_ends_both_tokens,
 );
 
 // --- helpers ----------------------------------------------------------------
@@ -489,4 +493,90 @@ async fn absolute_expiry<B: Backend>() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(!live(&s, &t).await, "outlived its absolute deadline");
+}
+
+// --- the rotation grace window ------------------------------------------------
+
+async fn grace_window_keeps_the_old_token_until_it_ends<B: Backend>() {
+    let cfg = Cfg {
+        grace: Duration::from_millis(500),
+        ..Cfg::default()
+    };
+    let Some(Env { s, _guard }) = B::build(cfg).await else {
+        return;
+    };
+    let old = new_session(&s, vec![1]).await;
+    let h = handle_of(&s, &old).await.unwrap();
+    let new = s.rotate(&old).await.unwrap();
+    // In flight with the old token: the same session, read and written.
+    assert_eq!(
+        handle_of(&s, &old).await,
+        Some(h),
+        "no grace for the old token"
+    );
+    assert!(
+        !s.is_current(&old).await.unwrap(),
+        "an alias is not current"
+    );
+    assert!(s.is_current(&new).await.unwrap());
+    s.update(&old, |d| d.push(2)).await.unwrap();
+    assert_eq!(s.with(&new, |d| d.clone()).await.unwrap(), Some(vec![1, 2]));
+    assert_eq!(s.with(&old, |d| d.clone()).await.unwrap(), Some(vec![1, 2]));
+    assert_eq!(s.info(&old).await.unwrap().map(|i| i.handle), Some(h));
+    // An alias cannot rotate or log in.
+    assert_eq!(kind(s.rotate(&old).await), ErrorKind::NotFound);
+    assert_eq!(kind(s.login(&old, alice()).await), ErrorKind::NotFound);
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(
+        handle_of(&s, &old).await,
+        None,
+        "the alias outlived its window"
+    );
+    assert_eq!(kind(s.update(&old, |_| ()).await), ErrorKind::NotFound);
+    assert_eq!(handle_of(&s, &new).await, Some(h));
+    assert_eq!(s.with(&new, |d| d.clone()).await.unwrap(), Some(vec![1, 2]));
+}
+
+async fn a_session_has_at_most_one_alias<B: Backend>() {
+    let cfg = Cfg {
+        grace: Duration::from_secs(5),
+        ..Cfg::default()
+    };
+    let Some(Env { s, _guard }) = B::build(cfg).await else {
+        return;
+    };
+    let t0 = new_session(&s, vec![]).await;
+    let t1 = s.rotate(&t0).await.unwrap();
+    assert!(live(&s, &t0).await);
+    let t2 = s.rotate(&t1).await.unwrap();
+    assert_eq!(handle_of(&s, &t0).await, None, "two aliases at once");
+    assert!(live(&s, &t1).await, "the newest alias ended");
+    assert!(!s.is_current(&t1).await.unwrap());
+    assert!(live(&s, &t2).await && s.is_current(&t2).await.unwrap());
+}
+
+async fn ending_a_session_through_its_alias_ends_both_tokens<B: Backend>() {
+    let cfg = Cfg {
+        grace: Duration::from_secs(5),
+        ..Cfg::default()
+    };
+    let Some(Env { s, _guard }) = B::build(cfg).await else {
+        return;
+    };
+    // Logout with the old token.
+    let old = new_session(&s, vec![]).await;
+    let new = s.rotate(&old).await.unwrap();
+    assert!(s.logout(&old).await.unwrap());
+    assert!(!live(&s, &old).await && !live(&s, &new).await);
+    // Logout with the new token ends the alias too.
+    let old = new_session(&s, vec![]).await;
+    let new = s.rotate(&old).await.unwrap();
+    assert!(s.logout(&new).await.unwrap());
+    assert!(!live(&s, &old).await, "the alias outlived its session");
+    // Revocation ends a logged-in session's alias.
+    let t = logged_in(&s, "alice").await;
+    let r = s.rotate(&t).await.unwrap();
+    assert!(live(&s, &t).await);
+    assert_eq!(s.revoke_user(&alice()).await.unwrap(), 1);
+    assert!(!live(&s, &t).await && !live(&s, &r).await);
 }

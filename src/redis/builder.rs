@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use super::RedisSessions;
 use crate::Principal;
 use crate::clock::{Clock, SystemClock};
-use crate::config::{DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_IDLE_TIMEOUT};
+use crate::config::{DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, MAX_ROTATION_GRACE};
 use crate::key::SecretKey;
 
 /// Default near-cache capacity: sessions this server keeps copies of.
@@ -64,6 +64,8 @@ pub enum RedisOption {
     ConnectTimeout,
     /// [`RedisBuilder::io_timeout`]
     IoTimeout,
+    /// [`RedisBuilder::rotation_grace`]
+    RotationGrace,
 }
 
 impl fmt::Display for RedisOption {
@@ -80,6 +82,7 @@ impl fmt::Display for RedisOption {
             Self::KeyPrefix => "key_prefix",
             Self::ConnectTimeout => "connect_timeout",
             Self::IoTimeout => "io_timeout",
+            Self::RotationGrace => "rotation_grace",
         })
     }
 }
@@ -154,6 +157,7 @@ pub struct RedisBuilder<T, P = String> {
     secret: Option<SecretKey>,
     idle: Duration,
     absolute: Duration,
+    grace: Duration,
     cache_capacity: usize,
     cache_ttl: Duration,
     fallback_cache_ttl: Duration,
@@ -171,6 +175,7 @@ impl<T, P> fmt::Debug for RedisBuilder<T, P> {
             .field("secret", &self.secret.as_ref().map(|_| ".."))
             .field("idle", &self.idle)
             .field("absolute", &self.absolute)
+            .field("grace", &self.grace)
             .field("cache_capacity", &self.cache_capacity)
             .field("cache_ttl", &self.cache_ttl)
             .field("prefix", &self.prefix)
@@ -189,6 +194,7 @@ where
             secret: None,
             idle: DEFAULT_IDLE_TIMEOUT,
             absolute: DEFAULT_ABSOLUTE_TIMEOUT,
+            grace: Duration::ZERO,
             cache_capacity: DEFAULT_CACHE_CAPACITY,
             cache_ttl: DEFAULT_CACHE_TTL,
             fallback_cache_ttl: DEFAULT_FALLBACK_CACHE_TTL,
@@ -261,6 +267,41 @@ where
     /// ```
     pub fn absolute_timeout(mut self, absolute: Duration) -> Self {
         self.absolute = absolute;
+        self
+    }
+
+    /// How long a token replaced by a plain rotation ([`RedisSessions::rotate`],
+    /// the layer's `renew_after`) keeps working, for requests already in
+    /// flight, on every server: as [`crate::Builder::rotation_grace`].
+    /// Default zero: the old token fails at once. At most
+    /// [`crate::config::MAX_ROTATION_GRACE`] and shorter than the idle
+    /// timeout.
+    ///
+    /// The old token becomes the session's one alias in Redis, expiring
+    /// with the window (rotating again ends it at once). A login never
+    /// leaves one, and ends the one a rotation left. Reads through an alias
+    /// always go to Redis (they are not cached).
+    ///
+    /// # Warning
+    ///
+    /// During the window a stolen pre-rotation token still works. Keep it
+    /// to the few seconds concurrent requests need, or leave it at zero.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sesame::{SecretKey, redis::{RedisOption, RedisSessions}};
+    /// # let url = "redis://127.0.0.1:6379/";
+    /// // Options are checked before anything else: no runtime, no Redis needed.
+    /// let e = RedisSessions::<()>::builder(url)
+    ///     .secret_key(SecretKey::generate())
+    ///     .rotation_grace(Duration::from_secs(61))
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(e.option(), RedisOption::RotationGrace);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn rotation_grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
         self
     }
 
@@ -501,6 +542,12 @@ where
                 "at most the absolute timeout",
             ));
         }
+        if self.grace > MAX_ROTATION_GRACE || self.grace >= self.idle {
+            return Err(RedisBuildError::new(
+                O::RotationGrace,
+                "at most 60 s and shorter than the idle timeout",
+            ));
+        }
         if self.cache_capacity == 0 || self.cache_capacity > u32::MAX as usize {
             return Err(RedisBuildError::new(
                 O::CacheCapacity,
@@ -560,6 +607,7 @@ where
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock::new())),
             idle_ms: crate::clock::duration_millis(self.idle),
             abs_ms: crate::clock::duration_millis(self.absolute),
+            grace_ms: crate::clock::duration_millis(self.grace),
             cache_capacity: self.cache_capacity,
             cache_ttl_ms: crate::clock::duration_millis(self.cache_ttl),
             fallback_ttl_ms: crate::clock::duration_millis(self.fallback_cache_ttl),

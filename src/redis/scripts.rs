@@ -8,7 +8,12 @@
 //!   anonymous), `h` handle (16 hex digits), `c` created, `i` token issued,
 //!   `s` last seen, `a` absolute deadline — times in Unix ms on Redis's own
 //!   clock (`TIME`), so servers with skewed clocks still agree. The key's
-//!   TTL is always `min(s + idle, a) - now`.
+//!   TTL is always `min(s + idle, a) - now`. `al`: the hex of the
+//!   session's one grace alias, while it has one.
+//! - `{prefix}:a:{old hex}`: a token replaced by a plain rotation, still
+//!   accepted for the grace window (the key's TTL): the hex of the
+//!   session's current key. Followed only while the session's `al` names it
+//!   back; deleted by the next rotation, a login, a logout or a revocation.
 //! - `{prefix}:u:{principal JSON}`: a set of the hex digests of a
 //!   principal's sessions. Members whose session expired are pruned by the
 //!   scripts that read the set; the set's own TTL covers its longest-lived
@@ -48,25 +53,39 @@ return {1, now}"
     ))
 });
 
-/// KEYS: session. ARGV: idle ms.
-/// Returns nil, or `{v, d, p or '', h, c, i, s, a, now}` as strings. A read
-/// is a use: when less than half the idle timeout is left, it also records
-/// it (`s = now`, TTL renewed), so reads turn into writes only that often.
+/// KEYS: session. ARGV: idle ms, prefix, hex of the session key, whether
+/// the read is a use (`1`) or not (`0`).
+/// Returns nil, or `{v, d, p or '', h, c, i, s, a, now, target}` as
+/// strings. `target` is `''` for the session's own token; for a token in a
+/// rotation's grace window (an alias: `{prefix}:a:{hex}` names the session
+/// it now leads to, and that session names it back in its `al` field), the
+/// hex of the session's current key. A read that is a use records it when
+/// less than half the idle timeout is left (`s = now`, TTL renewed), so
+/// reads turn into writes only that often.
 pub(crate) static FETCH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         prelude!(),
-        "local r = redis.call('HMGET', KEYS[1], 'v', 'd', 'p', 'h', 'c', 'i', 's', 'a')
+        "local key = KEYS[1]
+local target = ''
+if redis.call('EXISTS', key) == 0 then
+  local t = redis.call('GET', ARGV[2] .. ':a:' .. ARGV[3])
+  if not t then return false end
+  key = ARGV[2] .. ':s:' .. t
+  if redis.call('HGET', key, 'al') ~= ARGV[3] then return false end
+  target = t
+end
+local r = redis.call('HMGET', key, 'v', 'd', 'p', 'h', 'c', 'i', 's', 'a')
 if not r[1] or not r[8] then return false end
 local idle = tonumber(ARGV[1])
 local s = tonumber(r[7])
 local a = tonumber(r[8])
 if now >= math.min(s + idle, a) then return false end
-if s + idle - now < idle / 2 then
+if ARGV[4] == '1' and s + idle - now < idle / 2 then
   s = now
-  redis.call('HSET', KEYS[1], 's', n(now))
-  redis.call('PEXPIRE', KEYS[1], n(math.min(now + idle, a) - now))
+  redis.call('HSET', key, 's', n(now))
+  redis.call('PEXPIRE', key, n(math.min(now + idle, a) - now))
 end
-return {r[1], r[2], r[3] or '', r[4], r[5], r[6], n(s), r[8], n(now)}"
+return {r[1], r[2], r[3] or '', r[4], r[5], r[6], n(s), r[8], n(now), target}"
     ))
 });
 
@@ -109,21 +128,33 @@ return {1, v}"
 
 /// KEYS: old session, new session. ARGV: prefix, old hex, new hex, idle ms,
 /// absolute ms, principal JSON to log in as (or '' to only rotate), channel,
-/// the encoded fresh data for a change of principal.
+/// the encoded fresh data for a change of principal, grace ms.
 /// Moves the session to the new key, updates the principal index, restarts
 /// the absolute deadline on login, resets the data (and bumps its version)
-/// when the principal changes, and invalidates the old key.
-/// Returns 1, 0 when the old session is gone, -1 when the new key exists.
+/// when the principal changes, and invalidates the old key. The session's
+/// previous alias ends; a plain rotation with a grace window leaves the old
+/// key as its one alias (`{prefix}:a:{old hex}` → new hex, expiring with
+/// the window, named in the session's `al` field); a login leaves none.
+/// Returns 1, 0 when the old session is gone (an alias cannot rotate), -1
+/// when the new key exists.
 pub(crate) static ROTATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         prelude!(),
-        "local r = redis.call('HMGET', KEYS[1], 'p', 'a', 's')
+        "local r = redis.call('HMGET', KEYS[1], 'p', 'a', 's', 'al')
 if not r[2] then return 0 end
 local idle = tonumber(ARGV[4])
 local a = tonumber(r[2])
 if now >= math.min(tonumber(r[3]) + idle, a) then return 0 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
 redis.call('RENAME', KEYS[1], KEYS[2])
+if r[4] then redis.call('DEL', ARGV[1] .. ':a:' .. r[4]) end
+local grace = tonumber(ARGV[9])
+if ARGV[6] == '' and grace > 0 then
+  redis.call('SET', ARGV[1] .. ':a:' .. ARGV[2], ARGV[3], 'PX', n(grace))
+  redis.call('HSET', KEYS[2], 'al', ARGV[2])
+elseif r[4] then
+  redis.call('HDEL', KEYS[2], 'al')
+end
 local oldp = r[1]
 local p = oldp
 if ARGV[6] ~= '' then
@@ -152,20 +183,30 @@ return 1"
 });
 
 /// KEYS: session. ARGV: prefix, hex, channel.
-/// Deletes the session and its index entry. Returns 1 if it existed.
+/// Deletes the session (found through its alias if `hex` is one), its
+/// alias and its index entry. Returns `{1, hex of the session's key}` if
+/// it existed, else `{0, ''}`.
 pub(crate) static DESTROY: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
-        "local p = redis.call('HGET', KEYS[1], 'p')
-local existed = redis.call('DEL', KEYS[1])
-if p then redis.call('SREM', ARGV[1] .. ':u:' .. p, ARGV[2]) end
-if existed == 1 then redis.call('PUBLISH', ARGV[3], ARGV[2]) end
-return existed",
+        "local key, hex = KEYS[1], ARGV[2]
+if redis.call('EXISTS', key) == 0 then
+  local t = redis.call('GET', ARGV[1] .. ':a:' .. hex)
+  if not t or redis.call('HGET', ARGV[1] .. ':s:' .. t, 'al') ~= hex then return {0, ''} end
+  key, hex = ARGV[1] .. ':s:' .. t, t
+end
+local r = redis.call('HMGET', key, 'p', 'al')
+local existed = redis.call('DEL', key)
+if r[1] then redis.call('SREM', ARGV[1] .. ':u:' .. r[1], hex) end
+if r[2] then redis.call('DEL', ARGV[1] .. ':a:' .. r[2]) end
+if existed == 0 then return {0, ''} end
+redis.call('PUBLISH', ARGV[3], hex)
+return {1, hex}",
     )
 });
 
 /// KEYS: principal set. ARGV: prefix, channel, handle (or '' for all).
-/// Deletes the principal's sessions (or the one with that handle), prunes
-/// expired members, invalidates. Returns the hex digests of the sessions
+/// Deletes the principal's sessions (or the one with that handle) and their
+/// aliases, prunes expired members, invalidates. Returns the hex digests of the sessions
 /// ended.
 pub(crate) static REVOKE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -173,6 +214,8 @@ pub(crate) static REVOKE: LazyLock<Script> = LazyLock::new(|| {
 for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local k = ARGV[1] .. ':s:' .. m
   if ARGV[3] == '' or redis.call('HGET', k, 'h') == ARGV[3] then
+    local al = redis.call('HGET', k, 'al')
+    if al then redis.call('DEL', ARGV[1] .. ':a:' .. al) end
     if redis.call('DEL', k) == 1 then table.insert(gone, m) end
     redis.call('SREM', KEYS[1], m)
   elseif redis.call('EXISTS', k) == 0 then

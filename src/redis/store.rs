@@ -22,9 +22,8 @@ where
         RedisSessions::validate(self, token).await
     }
 
-    /// Redis keeps no grace aliases: a live token is the current one.
     async fn is_current(&self, token: &SessionToken) -> Result<bool, Error> {
-        Ok(RedisSessions::validate(self, token).await?.is_some())
+        RedisSessions::is_current(self, token).await
     }
 
     async fn info(&self, token: &SessionToken) -> Result<Option<SessionInfo<P>>, Error> {
