@@ -225,6 +225,8 @@ pub(crate) struct Shared<T, P> {
     idle_ms: u64,
     abs_ms: u64,
     grace_ms: u64,
+    /// The per-user limit (0: none).
+    per_user: u64,
     cache_ttl_ms: u64,
     fallback_ttl_ms: u64,
     /// Whether keyspace notifications are on (set by the subscriber): the
@@ -246,6 +248,7 @@ pub(crate) struct Parts {
     pub(crate) idle_ms: u64,
     pub(crate) abs_ms: u64,
     pub(crate) grace_ms: u64,
+    pub(crate) per_user: u64,
     pub(crate) cache_capacity: usize,
     pub(crate) cache_ttl_ms: u64,
     pub(crate) fallback_ttl_ms: u64,
@@ -294,6 +297,7 @@ where
             idle_ms: parts.idle_ms,
             abs_ms: parts.abs_ms,
             grace_ms: parts.grace_ms,
+            per_user: parts.per_user,
             cache_ttl_ms: parts.cache_ttl_ms,
             fallback_ttl_ms: parts.fallback_ttl_ms,
             notified: AtomicBool::new(false),
@@ -778,7 +782,7 @@ where
             if new == old {
                 continue;
             }
-            let reply: i64 = s
+            let reply: Value = s
                 .invoke(
                     scripts::ROTATE
                         .key(s.session_key(&old))
@@ -791,15 +795,23 @@ where
                         .arg(&principal)
                         .arg(&s.channel)
                         .arg(fresh)
-                        .arg(if login.is_some() { 0 } else { s.grace_ms }),
+                        .arg(if login.is_some() { 0 } else { s.grace_ms })
+                        .arg(s.per_user),
                 )
                 .await?;
-            match reply {
-                1 => {
+            let reply = array(&reply);
+            match reply.first().and_then(int) {
+                Some(1) => {
                     s.cache.invalidate(&old);
+                    // Ended by the per-user limit: `{hex, handle}` pairs.
+                    for pair in reply[1..].chunks_exact(2) {
+                        if let Some(k) = bulk(&pair[0]).and_then(unhex_key) {
+                            s.cache.invalidate(&k);
+                        }
+                    }
                     return Ok(new_token);
                 }
-                -1 => continue,
+                Some(-1) => continue,
                 _ => {
                     s.cache.invalidate(&old);
                     return Err(Error::new(ErrorKind::NotFound));
@@ -899,6 +911,7 @@ where
         let s = &*self.shared;
         let set = s.user_key(principal)?;
         let handle = handle.map(|h| h.to_string()).unwrap_or_default();
+        // `{hex, handle}` pairs of the sessions ended.
         let gone: Vec<Vec<u8>> = s
             .invoke(
                 scripts::REVOKE
@@ -908,10 +921,14 @@ where
                     .arg(&handle),
             )
             .await?;
-        for key in gone.iter().filter_map(|h| unhex_key(h)) {
-            s.cache.invalidate(&key);
+        let mut ended = 0;
+        for pair in gone.chunks_exact(2) {
+            ended += 1;
+            if let Some(k) = unhex_key(&pair[0]) {
+                s.cache.invalidate(&k);
+            }
         }
-        Ok(gone.len())
+        Ok(ended)
     }
 
     /// The live sessions of `principal`, oldest first: metadata, never

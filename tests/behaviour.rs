@@ -121,6 +121,11 @@ impl Backend for OnRedis {
             .absolute_timeout(cfg.absolute)
             .rotation_grace(cfg.grace)
             .cache_ttl(cfg.absolute.min(Duration::from_secs(60)));
+        let b = match cfg.per_user {
+            PerUser::Default => b,
+            PerUser::Limit(n) => b.max_sessions_per_user(n),
+            PerUser::Unlimited => b.unlimited_sessions_per_user(),
+        };
         let s = b.build().expect("valid options");
         assert!(s.wait_ready(Duration::from_secs(5)).await, "subscribed");
         Some(Env {
@@ -188,6 +193,8 @@ behaviours!(
     grace_window_keeps_the_old_token_until_it_ends,
     a_session_has_at_most_one_alias,
     ending_a_session_through_its_alias_ends_both_tokens,
+    per_user_limit_ends_the_session_bound_longest_ago,
+    concurrent_logins_at_the_limit_never_leave_the_user_without_a_session,
 );
 
 // --- helpers ----------------------------------------------------------------
@@ -579,4 +586,83 @@ async fn ending_a_session_through_its_alias_ends_both_tokens<B: Backend>() {
     assert!(live(&s, &t).await);
     assert_eq!(s.revoke_user(&alice()).await.unwrap(), 1);
     assert!(!live(&s, &t).await && !live(&s, &r).await);
+}
+
+// --- the per-user limit ---------------------------------------------------------
+
+async fn per_user_limit_ends_the_session_bound_longest_ago<B: Backend>() {
+    let cfg = Cfg {
+        per_user: PerUser::Limit(2),
+        ..Cfg::default()
+    };
+    let Some(Env { s, _guard }) = B::build(cfg).await else {
+        return;
+    };
+    // Created first, logs in last: the victim is the one bound longest
+    // ago, not the one created first.
+    let early = new_session(&s, vec![]).await;
+    tokio::time::sleep(Duration::from_millis(3)).await;
+    let (a, b) = (new_session(&s, vec![]).await, new_session(&s, vec![]).await);
+    let a = s.login(&a, alice()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(3)).await;
+    let b = s.login(&b, alice()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(3)).await;
+    // Logging in again as the same principal is no new binding.
+    let a = s.login(&a, alice()).await.unwrap();
+    assert_eq!(s.sessions_of(&alice()).await.unwrap().len(), 2);
+    tokio::time::sleep(Duration::from_millis(3)).await;
+    let c = s.login(&early, alice()).await.unwrap();
+    assert!(!live(&s, &a).await, "the session bound first survived");
+    assert!(
+        live(&s, &b).await && live(&s, &c).await,
+        "the wrong one ended"
+    );
+    assert_eq!(s.sessions_of(&alice()).await.unwrap().len(), 2);
+    // Another principal is not affected, and a rotation binds nothing.
+    let bob = logged_in(&s, "bob").await;
+    let c = s.rotate(&c).await.unwrap();
+    assert!(live(&s, &bob).await && live(&s, &b).await && live(&s, &c).await);
+    // A session moving to alice from bob counts as a new binding.
+    let d = s.login(&bob, alice()).await.unwrap();
+    assert!(!live(&s, &b).await, "b was bound before c");
+    assert!(live(&s, &c).await && live(&s, &d).await);
+    assert!(s.sessions_of(&"bob".to_string()).await.unwrap().is_empty());
+}
+
+async fn concurrent_logins_at_the_limit_never_leave_the_user_without_a_session<B: Backend>() {
+    for limit in [1, 2] {
+        let cfg = Cfg {
+            per_user: PerUser::Limit(limit),
+            ..Cfg::default()
+        };
+        let Some(Env { s, _guard }) = B::build(cfg).await else {
+            return;
+        };
+        for _ in 0..limit {
+            logged_in(&s, "alice").await;
+        }
+        for round in 0..50 {
+            let anon = [new_session(&s, vec![]).await, new_session(&s, vec![]).await];
+            let tasks: Vec<_> = anon
+                .into_iter()
+                .map(|t| {
+                    let s = s.clone();
+                    tokio::spawn(async move { s.login(&t, alice()).await.unwrap() })
+                })
+                .collect();
+            let mut new = Vec::new();
+            for t in tasks {
+                new.push(t.await.expect("login task"));
+            }
+            let mut alive = 0;
+            for t in &new {
+                alive += usize::from(live(&s, t).await);
+            }
+            assert_eq!(
+                (alive, s.sessions_of(&alice()).await.unwrap().len()),
+                (limit.min(2), limit),
+                "limit {limit}, round {round}: new sessions alive, sessions held"
+            );
+        }
+    }
 }

@@ -65,3 +65,47 @@ async fn login_as_another_principal_starts_from_fresh_data_on_every_server() {
     .await;
     assert!(seen.is_some(), "server A never saw bob's update");
 }
+
+/// The principal index became a sorted set (scored by login time, for the
+/// per-user limit); an index an earlier version left as a plain set is
+/// converted in place by the first script that touches it: listing,
+/// logging in and revoking all still find its sessions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_principal_index_left_as_a_plain_set_still_works() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let key = SecretKey::generate();
+    let s = store(&server, &key).await;
+    let alice = "alice".to_string();
+    let mut tokens = Vec::new();
+    for _ in 0..2 {
+        let (t, _) = s.create(Cart::default()).await.unwrap();
+        tokens.push(s.login(&t, alice.clone()).await.unwrap());
+    }
+    // Rewrite the index as the old layout did: a plain set of hex digests.
+    let mut con = server.connection();
+    let index = "sesame:u:\"alice\"";
+    let members: Vec<String> = redis::cmd("ZRANGE")
+        .arg(index)
+        .arg(0)
+        .arg(-1)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(members.len(), 2);
+    let _: () = redis::cmd("DEL").arg(index).query(&mut con).unwrap();
+    let _: () = redis::cmd("SADD")
+        .arg(index)
+        .arg(&members)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(s.sessions_of(&alice).await.unwrap().len(), 2);
+    let kind: String = redis::cmd("TYPE").arg(index).query(&mut con).unwrap();
+    assert_eq!(kind, "zset");
+    let (t, _) = s.create(Cart::default()).await.unwrap();
+    tokens.push(s.login(&t, alice.clone()).await.unwrap());
+    assert_eq!(s.revoke_user(&alice).await.unwrap(), 3);
+    for t in &tokens {
+        assert_eq!(s.validate(t).await.unwrap(), None);
+    }
+}

@@ -370,10 +370,15 @@ async fn principal_index_is_pruned_of_expired_sessions() {
     let mut con = server.connection();
     let set = "sesame:u:\"alice\"";
     assert_eq!(
-        redis::cmd("SCARD").arg(set).query::<i64>(&mut con).unwrap(),
+        redis::cmd("ZCARD").arg(set).query::<i64>(&mut con).unwrap(),
         3
     );
-    let members: Vec<String> = redis::cmd("SMEMBERS").arg(set).query(&mut con).unwrap();
+    let members: Vec<String> = redis::cmd("ZRANGE")
+        .arg(set)
+        .arg(0)
+        .arg(-1)
+        .query(&mut con)
+        .unwrap();
     // Let one session expire in Redis.
     let victim = format!("sesame:s:{}", members[0]);
     redis::cmd("PEXPIRE")
@@ -392,7 +397,7 @@ async fn principal_index_is_pruned_of_expired_sessions() {
     assert!(gone.is_some());
     assert_eq!(a.sessions_of(&alice()).await.unwrap().len(), 2);
     assert_eq!(
-        redis::cmd("SCARD").arg(set).query::<i64>(&mut con).unwrap(),
+        redis::cmd("ZCARD").arg(set).query::<i64>(&mut con).unwrap(),
         2,
         "listing pruned the expired member"
     );
@@ -458,6 +463,12 @@ async fn redis_holds_no_token_text() {
             let values: Vec<Vec<u8>> = match kind.as_str() {
                 "hash" => redis::cmd("HGETALL").arg(&k).query(&mut con).unwrap(),
                 "set" => redis::cmd("SMEMBERS").arg(&k).query(&mut con).unwrap(),
+                "zset" => redis::cmd("ZRANGE")
+                    .arg(&k)
+                    .arg(0)
+                    .arg(-1)
+                    .query(&mut con)
+                    .unwrap(),
                 // The flush marker: a random value, no token.
                 "string" if k == "sesame:live" => {
                     vec![redis::cmd("GET").arg(&k).query(&mut con).unwrap()]

@@ -12,7 +12,10 @@ use serde::de::DeserializeOwned;
 use super::RedisSessions;
 use crate::Principal;
 use crate::clock::{Clock, SystemClock};
-use crate::config::{DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, MAX_ROTATION_GRACE};
+use crate::config::{
+    DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_SESSIONS_PER_USER,
+    MAX_ROTATION_GRACE,
+};
 use crate::key::SecretKey;
 
 /// Default near-cache capacity: sessions this server keeps copies of.
@@ -36,6 +39,14 @@ pub const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(1);
 const MIN_TIMEOUT: Duration = Duration::from_secs(1);
 const MAX_TIMEOUT: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 const MAX_NET_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The per-user limit as chosen.
+#[derive(Clone, Copy, Debug)]
+enum PerUser {
+    Default,
+    Limit(usize),
+    Unlimited,
+}
 
 /// The option a [`RedisBuildError`] is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -66,6 +77,8 @@ pub enum RedisOption {
     IoTimeout,
     /// [`RedisBuilder::rotation_grace`]
     RotationGrace,
+    /// [`RedisBuilder::max_sessions_per_user`]
+    MaxSessionsPerUser,
 }
 
 impl fmt::Display for RedisOption {
@@ -83,6 +96,7 @@ impl fmt::Display for RedisOption {
             Self::ConnectTimeout => "connect_timeout",
             Self::IoTimeout => "io_timeout",
             Self::RotationGrace => "rotation_grace",
+            Self::MaxSessionsPerUser => "max_sessions_per_user",
         })
     }
 }
@@ -158,6 +172,7 @@ pub struct RedisBuilder<T, P = String> {
     idle: Duration,
     absolute: Duration,
     grace: Duration,
+    per_user: PerUser,
     cache_capacity: usize,
     cache_ttl: Duration,
     fallback_cache_ttl: Duration,
@@ -176,6 +191,7 @@ impl<T, P> fmt::Debug for RedisBuilder<T, P> {
             .field("idle", &self.idle)
             .field("absolute", &self.absolute)
             .field("grace", &self.grace)
+            .field("per_user", &self.per_user)
             .field("cache_capacity", &self.cache_capacity)
             .field("cache_ttl", &self.cache_ttl)
             .field("prefix", &self.prefix)
@@ -195,6 +211,7 @@ where
             idle: DEFAULT_IDLE_TIMEOUT,
             absolute: DEFAULT_ABSOLUTE_TIMEOUT,
             grace: Duration::ZERO,
+            per_user: PerUser::Default,
             cache_capacity: DEFAULT_CACHE_CAPACITY,
             cache_ttl: DEFAULT_CACHE_TTL,
             fallback_cache_ttl: DEFAULT_FALLBACK_CACHE_TTL,
@@ -302,6 +319,50 @@ where
     /// ```
     pub fn rotation_grace(mut self, grace: Duration) -> Self {
         self.grace = grace;
+        self
+    }
+
+    /// The most live sessions one principal may hold, across all servers; a
+    /// login beyond it ends the principal's session that logged in longest
+    /// ago (never the new one), atomically in the login's script, on every
+    /// server. As [`crate::Builder::max_sessions_per_user`]; default
+    /// [`crate::config::DEFAULT_MAX_SESSIONS_PER_USER`]. At least 1.
+    ///
+    /// ```
+    /// use sesame::{SecretKey, redis::{RedisOption, RedisSessions}};
+    /// # let url = "redis://127.0.0.1:6379/";
+    /// // Options are checked before anything else: no runtime, no Redis needed.
+    /// let e = RedisSessions::<()>::builder(url)
+    ///     .secret_key(SecretKey::generate())
+    ///     .max_sessions_per_user(0)
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(e.option(), RedisOption::MaxSessionsPerUser);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn max_sessions_per_user(mut self, max: usize) -> Self {
+        self.per_user = PerUser::Limit(max);
+        self
+    }
+
+    /// Lifts the per-principal limit.
+    ///
+    /// # Warning
+    ///
+    /// As [`crate::Builder::unlimited_sessions_per_user`]: one account
+    /// logging in again and again then holds as many sessions as it likes.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let sessions = sesame::redis::RedisSessions::<()>::builder("redis://127.0.0.1:6379/")
+    ///     .secret_key(sesame::SecretKey::generate())
+    ///     .unlimited_sessions_per_user() // API clients of one service account
+    ///     .build()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn unlimited_sessions_per_user(mut self) -> Self {
+        self.per_user = PerUser::Unlimited;
         self
     }
 
@@ -548,6 +609,14 @@ where
                 "at most 60 s and shorter than the idle timeout",
             ));
         }
+        let per_user = match self.per_user {
+            PerUser::Limit(0) => {
+                return Err(RedisBuildError::new(O::MaxSessionsPerUser, "at least 1"));
+            }
+            PerUser::Limit(n) => n as u64,
+            PerUser::Default => DEFAULT_MAX_SESSIONS_PER_USER as u64,
+            PerUser::Unlimited => 0,
+        };
         if self.cache_capacity == 0 || self.cache_capacity > u32::MAX as usize {
             return Err(RedisBuildError::new(
                 O::CacheCapacity,
@@ -608,6 +677,7 @@ where
             idle_ms: crate::clock::duration_millis(self.idle),
             abs_ms: crate::clock::duration_millis(self.absolute),
             grace_ms: crate::clock::duration_millis(self.grace),
+            per_user,
             cache_capacity: self.cache_capacity,
             cache_ttl_ms: crate::clock::duration_millis(self.cache_ttl),
             fallback_ttl_ms: crate::clock::duration_millis(self.fallback_cache_ttl),

@@ -14,10 +14,15 @@
 //!   accepted for the grace window (the key's TTL): the hex of the
 //!   session's current key. Followed only while the session's `al` names it
 //!   back; deleted by the next rotation, a login, a logout or a revocation.
-//! - `{prefix}:u:{principal JSON}`: a set of the hex digests of a
-//!   principal's sessions. Members whose session expired are pruned by the
-//!   scripts that read the set; the set's own TTL covers its longest-lived
-//!   member, so an abandoned set disappears.
+//! - `{prefix}:u:{principal JSON}`: a sorted set of the hex digests of a
+//!   principal's sessions, scored by the time each was bound to the
+//!   principal (its login; a re-login as the same principal or a rotation
+//!   keeps the score), so the per-user limit ends the earliest-bound ones.
+//!   Members whose session expired are pruned by the scripts that read it;
+//!   its own TTL covers its longest-lived member, so an abandoned index
+//!   disappears. An index left as a plain set by an earlier version is
+//!   converted in place by the first script that touches it (scored by the
+//!   members' `i`, their last token issue).
 //! - `{prefix}:inv`: the pub/sub channel of invalidations. A message is the
 //!   space-separated hex digests of sessions changed or ended.
 //!
@@ -35,6 +40,27 @@ macro_rules! prelude {
         "local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local function n(x) return string.format('%.0f', x) end
+"
+    };
+}
+
+/// `index(k, prefix)`: the principal index `k`, converted first if an
+/// earlier version left it as a plain set (see the module docs).
+macro_rules! index_fn {
+    () => {
+        "local function index(k, prefix)
+  if redis.call('TYPE', k)['ok'] == 'set' then
+    local ttl = redis.call('PTTL', k)
+    local ms = redis.call('SMEMBERS', k)
+    redis.call('DEL', k)
+    for _, m in ipairs(ms) do
+      local i = redis.call('HGET', prefix .. ':s:' .. m, 'i')
+      if i then redis.call('ZADD', k, i, m) end
+    end
+    if ttl > 0 and redis.call('EXISTS', k) == 1 then redis.call('PEXPIRE', k, ttl) end
+  end
+  return k
+end
 "
     };
 }
@@ -128,24 +154,29 @@ return {1, v}"
 
 /// KEYS: old session, new session. ARGV: prefix, old hex, new hex, idle ms,
 /// absolute ms, principal JSON to log in as (or '' to only rotate), channel,
-/// the encoded fresh data for a change of principal, grace ms.
+/// the encoded fresh data for a change of principal, grace ms, per-user
+/// limit (0: none).
 /// Moves the session to the new key, updates the principal index, restarts
 /// the absolute deadline on login, resets the data (and bumps its version)
 /// when the principal changes, and invalidates the old key. The session's
 /// previous alias ends; a plain rotation with a grace window leaves the old
 /// key as its one alias (`{prefix}:a:{old hex}` → new hex, expiring with
 /// the window, named in the session's `al` field); a login leaves none.
-/// Returns 1, 0 when the old session is gone (an alias cannot rotate), -1
-/// when the new key exists.
+/// A login that binds the session to a principal (anonymous before, or
+/// another principal's) ends that principal's earliest-bound sessions
+/// beyond the limit, never this one, and invalidates them too.
+/// Returns `{1, victim hex, victim handle, ...}`, `{0}` when the old
+/// session is gone (an alias cannot rotate), `{-1}` when the new key exists.
 pub(crate) static ROTATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         prelude!(),
+        index_fn!(),
         "local r = redis.call('HMGET', KEYS[1], 'p', 'a', 's', 'al')
-if not r[2] then return 0 end
+if not r[2] then return {0} end
 local idle = tonumber(ARGV[4])
 local a = tonumber(r[2])
-if now >= math.min(tonumber(r[3]) + idle, a) then return 0 end
-if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
+if now >= math.min(tonumber(r[3]) + idle, a) then return {0} end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {-1} end
 redis.call('RENAME', KEYS[1], KEYS[2])
 if r[4] then redis.call('DEL', ARGV[1] .. ':a:' .. r[4]) end
 local grace = tonumber(ARGV[9])
@@ -168,17 +199,42 @@ if ARGV[6] ~= '' then
 end
 redis.call('HSET', KEYS[2], 'i', n(now), 's', n(now))
 redis.call('PEXPIRE', KEYS[2], n(math.min(now + idle, a) - now))
-if oldp then redis.call('SREM', ARGV[1] .. ':u:' .. oldp, ARGV[2]) end
+local bound = now
+if oldp then
+  local old = index(ARGV[1] .. ':u:' .. oldp, ARGV[1])
+  if oldp == p then bound = tonumber(redis.call('ZSCORE', old, ARGV[2]) or now) end
+  redis.call('ZREM', old, ARGV[2])
+end
+local out = {1}
+local inv = {ARGV[2]}
 if p then
-  local set = ARGV[1] .. ':u:' .. p
-  for _, m in ipairs(redis.call('SMEMBERS', set)) do
-    if redis.call('EXISTS', ARGV[1] .. ':s:' .. m) == 0 then redis.call('SREM', set, m) end
+  local set = index(ARGV[1] .. ':u:' .. p, ARGV[1])
+  for _, m in ipairs(redis.call('ZRANGE', set, 0, -1)) do
+    if redis.call('EXISTS', ARGV[1] .. ':s:' .. m) == 0 then redis.call('ZREM', set, m) end
   end
-  redis.call('SADD', set, ARGV[3])
+  redis.call('ZADD', set, n(bound), ARGV[3])
+  local limit = tonumber(ARGV[10])
+  local excess = redis.call('ZCARD', set) - limit
+  if oldp ~= p and limit > 0 and excess > 0 then
+    for _, m in ipairs(redis.call('ZRANGE', set, 0, -1)) do
+      if excess <= 0 then break end
+      if m ~= ARGV[3] then
+        local k = ARGV[1] .. ':s:' .. m
+        local v = redis.call('HMGET', k, 'h', 'al')
+        if v[2] then redis.call('DEL', ARGV[1] .. ':a:' .. v[2]) end
+        redis.call('DEL', k)
+        redis.call('ZREM', set, m)
+        table.insert(out, m)
+        table.insert(out, v[1] or '')
+        table.insert(inv, m)
+        excess = excess - 1
+      end
+    end
+  end
   if redis.call('PTTL', set) < a - now then redis.call('PEXPIRE', set, n(a - now)) end
 end
-redis.call('PUBLISH', ARGV[7], ARGV[2])
-return 1"
+redis.call('PUBLISH', ARGV[7], table.concat(inv, ' '))
+return out"
     ))
 });
 
@@ -187,7 +243,8 @@ return 1"
 /// alias and its index entry. Returns `{1, hex of the session's key}` if
 /// it existed, else `{0, ''}`.
 pub(crate) static DESTROY: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(concat!(
+        index_fn!(),
         "local key, hex = KEYS[1], ARGV[2]
 if redis.call('EXISTS', key) == 0 then
   local t = redis.call('GET', ARGV[1] .. ':a:' .. hex)
@@ -196,50 +253,59 @@ if redis.call('EXISTS', key) == 0 then
 end
 local r = redis.call('HMGET', key, 'p', 'al')
 local existed = redis.call('DEL', key)
-if r[1] then redis.call('SREM', ARGV[1] .. ':u:' .. r[1], hex) end
+if r[1] then redis.call('ZREM', index(ARGV[1] .. ':u:' .. r[1], ARGV[1]), hex) end
 if r[2] then redis.call('DEL', ARGV[1] .. ':a:' .. r[2]) end
 if existed == 0 then return {0, ''} end
 redis.call('PUBLISH', ARGV[3], hex)
-return {1, hex}",
-    )
+return {1, hex}"
+    ))
 });
 
-/// KEYS: principal set. ARGV: prefix, channel, handle (or '' for all).
+/// KEYS: principal index. ARGV: prefix, channel, handle (or '' for all).
 /// Deletes the principal's sessions (or the one with that handle) and their
-/// aliases, prunes expired members, invalidates. Returns the hex digests of the sessions
-/// ended.
+/// aliases, prunes expired members, invalidates. Returns
+/// `{hex, handle, hex, handle, ...}` of the sessions ended.
 pub(crate) static REVOKE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(concat!(
+        index_fn!(),
         "local gone = {}
-for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+local out = {}
+index(KEYS[1], ARGV[1])
+for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local k = ARGV[1] .. ':s:' .. m
-  if ARGV[3] == '' or redis.call('HGET', k, 'h') == ARGV[3] then
-    local al = redis.call('HGET', k, 'al')
-    if al then redis.call('DEL', ARGV[1] .. ':a:' .. al) end
-    if redis.call('DEL', k) == 1 then table.insert(gone, m) end
-    redis.call('SREM', KEYS[1], m)
-  elseif redis.call('EXISTS', k) == 0 then
-    redis.call('SREM', KEYS[1], m)
+  local v = redis.call('HMGET', k, 'h', 'al')
+  if ARGV[3] == '' or v[1] == ARGV[3] then
+    if v[2] then redis.call('DEL', ARGV[1] .. ':a:' .. v[2]) end
+    if redis.call('DEL', k) == 1 then
+      table.insert(gone, m)
+      table.insert(out, m)
+      table.insert(out, v[1])
+    end
+    redis.call('ZREM', KEYS[1], m)
+  elseif not v[1] then
+    redis.call('ZREM', KEYS[1], m)
   end
 end
 if #gone > 0 then redis.call('PUBLISH', ARGV[2], table.concat(gone, ' ')) end
-return gone",
-    )
+return out"
+    ))
 });
 
-/// KEYS: principal set. ARGV: prefix.
+/// KEYS: principal index. ARGV: prefix.
 /// Lists the principal's live sessions, pruning expired members.
 /// Returns `{now, {{h, c, i, s, a}, ...}}` as strings.
 pub(crate) static LIST: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         prelude!(),
+        index_fn!(),
         "local out = {}
-for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+index(KEYS[1], ARGV[1])
+for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local r = redis.call('HMGET', ARGV[1] .. ':s:' .. m, 'h', 'c', 'i', 's', 'a')
   if r[1] and r[5] then
     table.insert(out, {r[1], r[2], r[3], r[4], r[5]})
   else
-    redis.call('SREM', KEYS[1], m)
+    redis.call('ZREM', KEYS[1], m)
   end
 end
 return {n(now), out}"
