@@ -227,6 +227,8 @@ pub(crate) struct Shared<T, P> {
     grace_ms: u64,
     /// The per-user limit (0: none).
     per_user: u64,
+    /// The most sessions under the prefix, across all servers.
+    max_sessions: u64,
     cache_ttl_ms: u64,
     fallback_ttl_ms: u64,
     /// Whether keyspace notifications are on (set by the subscriber): the
@@ -249,6 +251,7 @@ pub(crate) struct Parts {
     pub(crate) abs_ms: u64,
     pub(crate) grace_ms: u64,
     pub(crate) per_user: u64,
+    pub(crate) max_sessions: u64,
     pub(crate) cache_capacity: usize,
     pub(crate) cache_ttl_ms: u64,
     pub(crate) fallback_ttl_ms: u64,
@@ -298,6 +301,7 @@ where
             abs_ms: parts.abs_ms,
             grace_ms: parts.grace_ms,
             per_user: parts.per_user,
+            max_sessions: parts.max_sessions,
             cache_ttl_ms: parts.cache_ttl_ms,
             fallback_ttl_ms: parts.fallback_ttl_ms,
             notified: AtomicBool::new(false),
@@ -412,20 +416,32 @@ where
             let key = s.secret.digest(token.as_bytes());
             let ticket = s.cache.ticket(&key);
             let now = s.clock.now();
-            let reply: Vec<i64> = s
+            let reply: Value = s
                 .invoke(
                     scripts::CREATE
                         .key(s.session_key(&key))
                         .arg(&handle_hex)
                         .arg(&bytes)
                         .arg(s.idle_ms)
-                        .arg(s.abs_ms),
+                        .arg(s.abs_ms)
+                        .arg(&s.prefix)
+                        .arg(s.max_sessions)
+                        .arg(&s.channel),
                 )
                 .await?;
-            if reply.first() != Some(&1) {
-                continue;
+            let reply = array(&reply);
+            match reply.first().and_then(int) {
+                Some(1) => {}
+                Some(-1) => return Err(Error::new(ErrorKind::Full)),
+                _ => continue,
             }
-            let redis_now = reply.get(1).map_or(0, |&t| u64::try_from(t).unwrap_or(0));
+            // Evicted to make room: `{hex, handle}` pairs.
+            for pair in reply.get(2..).unwrap_or_default().chunks_exact(2) {
+                if let Some(k) = bulk(&pair[0]).and_then(unhex_key) {
+                    s.cache.invalidate(&k);
+                }
+            }
+            let redis_now = reply.get(1).and_then(uint).unwrap_or(0);
             let copy = Arc::new(Copy {
                 epoch: Cache::<T, P>::epoch_of(ticket),
                 handle,
@@ -678,7 +694,8 @@ where
                         .arg(&encoded)
                         .arg(s.idle_ms)
                         .arg(&s.channel)
-                        .arg(&hex),
+                        .arg(&hex)
+                        .arg(&s.prefix),
                 )
                 .await?;
             let items = array(&reply);
@@ -1054,7 +1071,13 @@ where
     async fn touch(&self, key: &SessionKey, _now: u64) -> Result<Option<()>, Error> {
         self.stats.touches.fetch_add(1, Ordering::Relaxed);
         let reply: i64 = self
-            .invoke(scripts::TOUCH.key(self.session_key(key)).arg(self.idle_ms))
+            .invoke(
+                scripts::TOUCH
+                    .key(self.session_key(key))
+                    .arg(self.idle_ms)
+                    .arg(&self.prefix)
+                    .arg(hex_key(key)),
+            )
             .await?;
         Ok((reply >= 0).then_some(()))
     }

@@ -120,6 +120,7 @@ impl Backend for OnRedis {
             .idle_timeout(cfg.idle)
             .absolute_timeout(cfg.absolute)
             .rotation_grace(cfg.grace)
+            .max_sessions(cfg.max_sessions)
             .cache_ttl(cfg.absolute.min(Duration::from_secs(60)));
         let b = match cfg.per_user {
             PerUser::Default => b,
@@ -195,6 +196,10 @@ behaviours!(
     ending_a_session_through_its_alias_ends_both_tokens,
     per_user_limit_ends_the_session_bound_longest_ago,
     concurrent_logins_at_the_limit_never_leave_the_user_without_a_session,
+    the_default_per_user_limit_is_a_tenth_of_a_small_store,
+    capacity_evicts_the_least_recently_created_anonymous_session,
+    capacity_never_evicts_logged_in_sessions_and_says_full,
+    create_at_capacity_reclaims_expired_sessions_first,
 );
 
 // --- helpers ----------------------------------------------------------------
@@ -665,4 +670,118 @@ async fn concurrent_logins_at_the_limit_never_leave_the_user_without_a_session<B
             );
         }
     }
+}
+
+async fn the_default_per_user_limit_is_a_tenth_of_a_small_store<B: Backend>() {
+    for (per_user, held) in [(PerUser::Default, 5), (PerUser::Unlimited, 20)] {
+        let cfg = Cfg {
+            max_sessions: 50,
+            per_user,
+            ..Cfg::default()
+        };
+        let Some(Env { s, _guard }) = B::build(cfg).await else {
+            return;
+        };
+        for _ in 0..20 {
+            logged_in(&s, "mallory").await;
+        }
+        let listed = s.sessions_of(&"mallory".to_string()).await.unwrap();
+        assert_eq!(listed.len(), held, "{per_user:?}");
+    }
+}
+
+// --- capacity ---------------------------------------------------------------------
+
+async fn capacity_evicts_the_least_recently_created_anonymous_session<B: Backend>() {
+    let cfg = Cfg {
+        max_sessions: 3,
+        ..Cfg::default()
+    };
+    let Some(Env { s, _guard }) = B::build(cfg).await else {
+        return;
+    };
+    let mut made = Vec::new();
+    for i in 0..3 {
+        made.push(new_session(&s, vec![i]).await);
+        // Distinct creation times (milliseconds): "oldest" is well defined.
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    let d = new_session(&s, vec![3]).await;
+    assert!(
+        !live(&s, &made[0]).await,
+        "the oldest anonymous session stayed"
+    );
+    assert!(
+        live(&s, &made[1]).await && live(&s, &made[2]).await,
+        "the wrong one went"
+    );
+    assert!(live(&s, &d).await);
+    tokio::time::sleep(Duration::from_millis(3)).await;
+    let e = new_session(&s, vec![4]).await;
+    assert!(!live(&s, &made[1]).await, "the next oldest stayed");
+    assert!(live(&s, &made[2]).await && live(&s, &d).await && live(&s, &e).await);
+}
+
+async fn capacity_never_evicts_logged_in_sessions_and_says_full<B: Backend>() {
+    let cfg = Cfg {
+        max_sessions: 3,
+        ..Cfg::default()
+    };
+    let Some(Env { s, _guard }) = B::build(cfg).await else {
+        return;
+    };
+    let u1 = logged_in(&s, "u1").await;
+    let u2 = logged_in(&s, "u2").await;
+    let x = new_session(&s, vec![]).await;
+    let y = new_session(&s, vec![]).await;
+    assert!(!live(&s, &x).await, "the anonymous session stayed");
+    assert!(
+        live(&s, &u1).await && live(&s, &u2).await,
+        "a logged-in session was evicted"
+    );
+    let u3 = s.login(&y, "u3".to_string()).await.unwrap();
+    assert_eq!(kind(s.create(vec![]).await), ErrorKind::Full);
+    assert!(live(&s, &u1).await && live(&s, &u2).await && live(&s, &u3).await);
+    // Room again once one ends.
+    assert!(s.logout(&u2).await.unwrap());
+    let z = new_session(&s, vec![]).await;
+    assert!(live(&s, &z).await);
+    let w = new_session(&s, vec![]).await;
+    assert!(!live(&s, &z).await && live(&s, &w).await);
+}
+
+async fn create_at_capacity_reclaims_expired_sessions_first<B: Backend>() {
+    let cfg = Cfg {
+        idle: Duration::from_secs(1),
+        max_sessions: 3,
+        per_user: PerUser::Unlimited,
+        ..Cfg::default()
+    };
+    let Some(Env { s, _guard }) = B::build(cfg).await else {
+        return;
+    };
+    logged_in(&s, "u1").await;
+    logged_in(&s, "u2").await;
+    let old = new_session(&s, vec![]).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let young = s
+        .login(&new_session(&s, vec![]).await, "u3".to_string())
+        .await;
+    // Full of logged-in sessions (the anonymous one was evicted for u3's).
+    assert!(!live(&s, &old).await);
+    assert_eq!(kind(s.create(vec![]).await), ErrorKind::Full);
+    // u1's and u2's expire; u3's (kept in use) does not. The engine reaps
+    // by its wheel's 1 s ticks: 2 s leave it a tick past their deadlines.
+    let young = young.unwrap();
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(live(&s, &young).await);
+    }
+    let a = new_session(&s, vec![]).await;
+    let b = new_session(&s, vec![]).await;
+    assert!(
+        live(&s, &a).await && live(&s, &b).await,
+        "expired sessions made no room"
+    );
+    assert!(live(&s, &young).await, "a live session went in their place");
 }

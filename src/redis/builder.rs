@@ -13,8 +13,8 @@ use super::RedisSessions;
 use crate::Principal;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{
-    DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_SESSIONS_PER_USER,
-    MAX_ROTATION_GRACE,
+    DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_SESSIONS,
+    DEFAULT_MAX_SESSIONS_PER_USER, MAX_ROTATION_GRACE,
 };
 use crate::key::SecretKey;
 
@@ -79,6 +79,8 @@ pub enum RedisOption {
     RotationGrace,
     /// [`RedisBuilder::max_sessions_per_user`]
     MaxSessionsPerUser,
+    /// [`RedisBuilder::max_sessions`]
+    MaxSessions,
 }
 
 impl fmt::Display for RedisOption {
@@ -97,6 +99,7 @@ impl fmt::Display for RedisOption {
             Self::IoTimeout => "io_timeout",
             Self::RotationGrace => "rotation_grace",
             Self::MaxSessionsPerUser => "max_sessions_per_user",
+            Self::MaxSessions => "max_sessions",
         })
     }
 }
@@ -173,6 +176,7 @@ pub struct RedisBuilder<T, P = String> {
     absolute: Duration,
     grace: Duration,
     per_user: PerUser,
+    max_sessions: usize,
     cache_capacity: usize,
     cache_ttl: Duration,
     fallback_cache_ttl: Duration,
@@ -192,6 +196,7 @@ impl<T, P> fmt::Debug for RedisBuilder<T, P> {
             .field("absolute", &self.absolute)
             .field("grace", &self.grace)
             .field("per_user", &self.per_user)
+            .field("max_sessions", &self.max_sessions)
             .field("cache_capacity", &self.cache_capacity)
             .field("cache_ttl", &self.cache_ttl)
             .field("prefix", &self.prefix)
@@ -212,6 +217,7 @@ where
             absolute: DEFAULT_ABSOLUTE_TIMEOUT,
             grace: Duration::ZERO,
             per_user: PerUser::Default,
+            max_sessions: DEFAULT_MAX_SESSIONS,
             cache_capacity: DEFAULT_CACHE_CAPACITY,
             cache_ttl: DEFAULT_CACHE_TTL,
             fallback_cache_ttl: DEFAULT_FALLBACK_CACHE_TTL,
@@ -322,11 +328,48 @@ where
         self
     }
 
+    /// The most live sessions in the whole Redis session space (every
+    /// server, one prefix): as [`crate::Builder::max_sessions`], default
+    /// [`crate::config::DEFAULT_MAX_SESSIONS`]. A `create` at the limit
+    /// first drops the sessions whose deadline passed, then evicts the
+    /// anonymous session Redis saw in use least recently; with none,
+    /// creation fails with [`crate::ErrorKind::Full`]. Logged-in sessions
+    /// are never evicted for room. Every server must set the same value.
+    ///
+    /// **Cost:** below the limit a create adds two sorted-set insertions
+    /// (`O(log n)`); at the limit, `O(log n + m)` more to drop the `m`
+    /// sessions that expired since the last time, and one eviction.
+    ///
+    /// **Approximate:** sessions created by a version without this count,
+    /// or removed behind sesame's back (`DEL`, `maxmemory` eviction), are
+    /// counted until their deadline passes; "least recently used" is as
+    /// recorded in Redis, where reads refresh the use at most once per half
+    /// idle timeout (see the [module docs](crate::redis)).
+    ///
+    /// ```
+    /// use sesame::{SecretKey, redis::{RedisOption, RedisSessions}};
+    /// # let url = "redis://127.0.0.1:6379/";
+    /// // Options are checked before anything else: no runtime, no Redis needed.
+    /// let e = RedisSessions::<()>::builder(url)
+    ///     .secret_key(SecretKey::generate())
+    ///     .max_sessions(0)
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(e.option(), RedisOption::MaxSessions);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn max_sessions(mut self, max: usize) -> Self {
+        self.max_sessions = max;
+        self
+    }
+
     /// The most live sessions one principal may hold, across all servers; a
     /// login beyond it ends the principal's session that logged in longest
     /// ago (never the new one), atomically in the login's script, on every
     /// server. As [`crate::Builder::max_sessions_per_user`]; default
-    /// [`crate::config::DEFAULT_MAX_SESSIONS_PER_USER`]. At least 1.
+    /// [`crate::config::DEFAULT_MAX_SESSIONS_PER_USER`] (100, or a tenth of
+    /// [`RedisBuilder::max_sessions`] if that is fewer). At least 1, at
+    /// most `max_sessions`.
     ///
     /// ```
     /// use sesame::{SecretKey, redis::{RedisOption, RedisSessions}};
@@ -609,12 +652,23 @@ where
                 "at most 60 s and shorter than the idle timeout",
             ));
         }
+        if self.max_sessions == 0 || self.max_sessions > (u32::MAX as usize) {
+            return Err(RedisBuildError::new(
+                O::MaxSessions,
+                "between 1 and 2^32 - 1",
+            ));
+        }
         let per_user = match self.per_user {
-            PerUser::Limit(0) => {
-                return Err(RedisBuildError::new(O::MaxSessionsPerUser, "at least 1"));
+            PerUser::Limit(n) if n == 0 || n > self.max_sessions => {
+                return Err(RedisBuildError::new(
+                    O::MaxSessionsPerUser,
+                    "between 1 and max_sessions",
+                ));
             }
             PerUser::Limit(n) => n as u64,
-            PerUser::Default => DEFAULT_MAX_SESSIONS_PER_USER as u64,
+            PerUser::Default => {
+                DEFAULT_MAX_SESSIONS_PER_USER.min((self.max_sessions / 10).max(1)) as u64
+            }
             PerUser::Unlimited => 0,
         };
         if self.cache_capacity == 0 || self.cache_capacity > u32::MAX as usize {
@@ -678,6 +732,7 @@ where
             abs_ms: crate::clock::duration_millis(self.absolute),
             grace_ms: crate::clock::duration_millis(self.grace),
             per_user,
+            max_sessions: self.max_sessions as u64,
             cache_capacity: self.cache_capacity,
             cache_ttl_ms: crate::clock::duration_millis(self.cache_ttl),
             fallback_ttl_ms: crate::clock::duration_millis(self.fallback_cache_ttl),

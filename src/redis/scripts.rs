@@ -65,17 +65,90 @@ end
     };
 }
 
-/// KEYS: session. ARGV: handle, data, idle ms, absolute ms.
-/// Returns `{1, now}`, or `{0, 0}` if the key exists (a digest collision).
+/// The session space (`{prefix}:all`, `{prefix}:anon`, see the module
+/// docs): `used(prefix, hex, s, deadline)` records a use of a session
+/// already counted; `reclaim(prefix)` drops the members whose deadline has
+/// passed and returns how many. Needs `now` and `n` (the prelude).
+macro_rules! space_fn {
+    () => {
+        "local function used(prefix, hex, s, deadline)
+  redis.call('ZADD', prefix .. ':all', 'XX', n(deadline), hex)
+  redis.call('ZADD', prefix .. ':anon', 'XX', n(s), hex)
+end
+local function reclaim(prefix)
+  local dead = redis.call('ZRANGEBYSCORE', prefix .. ':all', '-inf', n(now))
+  for _, m in ipairs(dead) do redis.call('ZREM', prefix .. ':anon', m) end
+  redis.call('ZREMRANGEBYSCORE', prefix .. ':all', '-inf', n(now))
+  return #dead
+end
+"
+    };
+}
+
+/// KEYS: session. ARGV: handle, data, idle ms, absolute ms, prefix,
+/// max sessions, channel.
+/// At `max sessions`, first drops the members of the session space whose
+/// deadline passed, then evicts anonymous sessions, least recently used
+/// first (as far as Redis has seen: `s`), until there is room, publishing
+/// their digests. Logged-in sessions are never evicted.
+/// Returns `{1, now, evicted hex, evicted handle, ...}`, `{0, 0}` if the
+/// key exists (a digest collision), or `{-1}` when the space is full of
+/// logged-in sessions.
 pub(crate) static CREATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         prelude!(),
+        space_fn!(),
         "if redis.call('EXISTS', KEYS[1]) == 1 then return {0, 0} end
 local idle = tonumber(ARGV[3])
 local abs = tonumber(ARGV[4])
+local prefix = ARGV[5]
+local max = tonumber(ARGV[6])
+local all, anon = prefix .. ':all', prefix .. ':anon'
+local out = {1, now}
+if redis.call('ZCARD', all) >= max then
+  reclaim(prefix)
+  local gone = {}
+  while redis.call('ZCARD', all) >= max do
+    local first = redis.call('ZRANGE', anon, 0, 0)
+    if #first == 0 then
+      if #gone > 0 then redis.call('PUBLISH', ARGV[7], table.concat(gone, ' ')) end
+      return {-1}
+    end
+    local m = first[1]
+    local k = prefix .. ':s:' .. m
+    local r = redis.call('HMGET', k, 'h', 'al', 'p')
+    redis.call('ZREM', anon, m)
+    if not r[1] then
+      redis.call('ZREM', all, m)
+    elseif not r[3] then
+      if r[2] then redis.call('DEL', prefix .. ':a:' .. r[2]) end
+      redis.call('DEL', k)
+      redis.call('ZREM', all, m)
+      table.insert(gone, m)
+      table.insert(out, m)
+      table.insert(out, r[1])
+    end
+  end
+  if #gone > 0 then redis.call('PUBLISH', ARGV[7], table.concat(gone, ' ')) end
+end
+local hex = string.sub(KEYS[1], #prefix + 4)
 redis.call('HSET', KEYS[1], 'v', 1, 'd', ARGV[2], 'h', ARGV[1], 'c', n(now), 'i', n(now), 's', n(now), 'a', n(now + abs))
 redis.call('PEXPIRE', KEYS[1], n(math.min(idle, abs)))
-return {1, now}"
+redis.call('ZADD', all, n(now + math.min(idle, abs)), hex)
+redis.call('ZADD', anon, n(now), hex)
+return out"
+    ))
+});
+
+/// KEYS: none. ARGV: prefix.
+/// Drops the members of the session space whose deadline passed; returns
+/// `{live, anonymous}`.
+pub(crate) static COUNT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        prelude!(),
+        space_fn!(),
+        "reclaim(ARGV[1])
+return {redis.call('ZCARD', ARGV[1] .. ':all'), redis.call('ZCARD', ARGV[1] .. ':anon')}"
     ))
 });
 
@@ -91,6 +164,7 @@ return {1, now}"
 pub(crate) static FETCH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         prelude!(),
+        space_fn!(),
         "local key = KEYS[1]
 local target = ''
 if redis.call('EXISTS', key) == 0 then
@@ -110,34 +184,40 @@ if ARGV[4] == '1' and s + idle - now < idle / 2 then
   s = now
   redis.call('HSET', key, 's', n(now))
   redis.call('PEXPIRE', key, n(math.min(now + idle, a) - now))
+  if target == '' then used(ARGV[2], ARGV[3], now, math.min(now + idle, a))
+  else used(ARGV[2], target, now, math.min(now + idle, a)) end
 end
 return {r[1], r[2], r[3] or '', r[4], r[5], r[6], n(s), r[8], n(now), target}"
     ))
 });
 
-/// KEYS: session. ARGV: idle ms.
+/// KEYS: session. ARGV: idle ms, prefix, hex.
 /// Records a use: `s = now`, TTL `min(now + idle, a) - now`.
 /// Returns `now`, or -1 when the session is gone.
 pub(crate) static TOUCH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         prelude!(),
+        space_fn!(),
         "local a = redis.call('HGET', KEYS[1], 'a')
 if not a then return -1 end
 local ttl = math.min(now + tonumber(ARGV[1]), tonumber(a)) - now
 if ttl <= 0 then return -1 end
 redis.call('HSET', KEYS[1], 's', n(now))
 redis.call('PEXPIRE', KEYS[1], n(ttl))
+used(ARGV[2], ARGV[3], now, now + ttl)
 return now"
     ))
 });
 
-/// KEYS: session. ARGV: expected version, new data, idle ms, channel, hex.
+/// KEYS: session. ARGV: expected version, new data, idle ms, channel, hex,
+/// prefix.
 /// Optimistic write: applies only if the version is still the expected one.
 /// Returns `{1, new version}`, `{0, current version, current data}` on a
 /// conflict, or `{-1}` when the session is gone.
 pub(crate) static UPDATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         prelude!(),
+        space_fn!(),
         "local r = redis.call('HMGET', KEYS[1], 'v', 'd', 'a', 's')
 if not r[1] or not r[3] then return {-1} end
 if r[1] ~= ARGV[1] then return {0, r[1], r[2]} end
@@ -147,6 +227,7 @@ if ttl <= 0 or now >= tonumber(r[4]) + idle then return {-1} end
 local v = tonumber(r[1]) + 1
 redis.call('HSET', KEYS[1], 'v', n(v), 'd', ARGV[2], 's', n(now))
 redis.call('PEXPIRE', KEYS[1], n(ttl))
+used(ARGV[6], ARGV[5], now, now + ttl)
 redis.call('PUBLISH', ARGV[4], ARGV[5])
 return {1, v}"
     ))
@@ -199,6 +280,13 @@ if ARGV[6] ~= '' then
 end
 redis.call('HSET', KEYS[2], 'i', n(now), 's', n(now))
 redis.call('PEXPIRE', KEYS[2], n(math.min(now + idle, a) - now))
+local all, anon = ARGV[1] .. ':all', ARGV[1] .. ':anon'
+if redis.call('ZREM', all, ARGV[2]) == 1 then
+  redis.call('ZADD', all, n(math.min(now + idle, a)), ARGV[3])
+end
+if redis.call('ZREM', anon, ARGV[2]) == 1 and not p then
+  redis.call('ZADD', anon, n(now), ARGV[3])
+end
 local bound = now
 if oldp then
   local old = index(ARGV[1] .. ':u:' .. oldp, ARGV[1])
@@ -212,6 +300,12 @@ if p then
   for _, m in ipairs(redis.call('ZRANGE', set, 0, -1)) do
     if redis.call('EXISTS', ARGV[1] .. ':s:' .. m) == 0 then redis.call('ZREM', set, m) end
   end
+  if oldp ~= p then
+    -- A new binding is the latest: after every member, even one bound in
+    -- the same millisecond (scores order the limit's victims).
+    local top = redis.call('ZRANGE', set, -1, -1, 'WITHSCORES')
+    if top[2] and tonumber(top[2]) >= bound then bound = tonumber(top[2]) + 1 end
+  end
   redis.call('ZADD', set, n(bound), ARGV[3])
   local limit = tonumber(ARGV[10])
   local excess = redis.call('ZCARD', set) - limit
@@ -224,6 +318,7 @@ if p then
         if v[2] then redis.call('DEL', ARGV[1] .. ':a:' .. v[2]) end
         redis.call('DEL', k)
         redis.call('ZREM', set, m)
+        redis.call('ZREM', all, m)
         table.insert(out, m)
         table.insert(out, v[1] or '')
         table.insert(inv, m)
@@ -255,6 +350,8 @@ local r = redis.call('HMGET', key, 'p', 'al')
 local existed = redis.call('DEL', key)
 if r[1] then redis.call('ZREM', index(ARGV[1] .. ':u:' .. r[1], ARGV[1]), hex) end
 if r[2] then redis.call('DEL', ARGV[1] .. ':a:' .. r[2]) end
+redis.call('ZREM', ARGV[1] .. ':all', hex)
+redis.call('ZREM', ARGV[1] .. ':anon', hex)
 if existed == 0 then return {0, ''} end
 redis.call('PUBLISH', ARGV[3], hex)
 return {1, hex}"
@@ -276,6 +373,7 @@ for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local v = redis.call('HMGET', k, 'h', 'al')
   if ARGV[3] == '' or v[1] == ARGV[3] then
     if v[2] then redis.call('DEL', ARGV[1] .. ':a:' .. v[2]) end
+    redis.call('ZREM', ARGV[1] .. ':all', m)
     if redis.call('DEL', k) == 1 then
       table.insert(gone, m)
       table.insert(out, m)
