@@ -121,6 +121,7 @@ mod cache;
 mod cause;
 mod conn;
 mod scripts;
+mod stats;
 mod store;
 mod subscriber;
 
@@ -141,7 +142,9 @@ pub use cause::{BackendError, BackendErrorKind};
 
 use crate::clock::{Clock, EngineClock};
 use crate::error::{Error, ErrorKind};
+use crate::events::{Bus, EventKind, EvictionReason};
 use crate::key::{SecretKey, SessionKey};
+use crate::stats::bump;
 use crate::token::{SessionToken, TokenInput};
 use crate::{Handle, Principal, SessionInfo};
 use cache::{Cache, Copy};
@@ -237,6 +240,13 @@ pub(crate) struct Shared<T, P> {
     pub(crate) prefix: String,
     pub(crate) channel: String,
     pub(crate) stats: Counters,
+    /// The engine's counters ([`crate::Stats`]), for this server's
+    /// operations.
+    counted: crate::stats::Counters,
+    /// Lookups that found no live session (`Stats::rejected`).
+    rejected: AtomicU64,
+    /// Subscribers to this server's events.
+    bus: Bus<P>,
     /// Dropped with the store: the subscriber task sees its receiver close
     /// and exits at once.
     _stop: tokio::sync::watch::Sender<()>,
@@ -308,6 +318,9 @@ where
             prefix: parts.prefix,
             channel,
             stats: Counters::default(),
+            counted: crate::stats::Counters::default(),
+            rejected: AtomicU64::new(0),
+            bus: Bus::new(),
             _stop: stop,
         });
         subscriber::spawn(&parts.runtime, Arc::downgrade(&shared), client, stopped);
@@ -362,20 +375,21 @@ where
         self.shared.notified.load(Ordering::Relaxed)
     }
 
-    /// The store's counters.
+    /// The Redis backend's own counters: what went to Redis and why, and
+    /// the near cache (the engine's counters are [`RedisSessions::stats`]).
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
     /// # let sessions = sesame::redis::RedisSessions::<Vec<u32>>::builder("redis://127.0.0.1:6379/").build()?;
     /// let (token, _) = sessions.create(vec![1]).await?;
     /// sessions.validate(&token).await?;
-    /// let stats = sessions.stats();
+    /// let stats = sessions.redis_stats();
     /// assert!(stats.cached >= 1);
     /// println!("{} reads went to Redis", stats.fetches);
     /// # Ok(())
     /// # }
     /// ```
-    pub fn stats(&self) -> RedisStats {
+    pub fn redis_stats(&self) -> RedisStats {
         let c = &self.shared.stats;
         RedisStats {
             fetches: c.fetches.load(Ordering::Relaxed),
@@ -432,14 +446,20 @@ where
             let reply = array(&reply);
             match reply.first().and_then(int) {
                 Some(1) => {}
-                Some(-1) => return Err(Error::new(ErrorKind::Full)),
+                Some(-1) => {
+                    bump(&s.counted.refused_full);
+                    return Err(Error::new(ErrorKind::Full));
+                }
                 _ => continue,
             }
             // Evicted to make room: `{hex, handle}` pairs.
             for pair in reply.get(2..).unwrap_or_default().chunks_exact(2) {
-                if let Some(k) = bulk(&pair[0]).and_then(unhex_key) {
-                    s.cache.invalidate(&k);
-                }
+                s.ended(
+                    &pair[0],
+                    &pair[1],
+                    None,
+                    EventKind::Evicted(EvictionReason::Capacity),
+                );
             }
             let redis_now = reply.get(1).and_then(uint).unwrap_or(0);
             let copy = Arc::new(Copy {
@@ -458,6 +478,8 @@ where
                 target: None,
             });
             s.cache.insert(key, &copy, ticket, now);
+            bump(&s.counted.created);
+            s.bus.emit(EventKind::Created, handle, None);
             return Ok((token, handle));
         }
         Err(Error::new(ErrorKind::Conflict))
@@ -489,6 +511,7 @@ where
     ) -> Result<Option<Handle>, Error> {
         let s = &*self.shared;
         let Some(bytes) = token.token_bytes() else {
+            s.reject();
             return Ok(None);
         };
         let key = s.secret.digest(&bytes);
@@ -499,7 +522,11 @@ where
         if let Some(Some(handle)) = fast {
             return Ok(Some(handle));
         }
-        Ok(s.load(&key, now).await?.map(|c| c.handle))
+        let handle = s.load(&key, now).await?.map(|c| c.handle);
+        if handle.is_none() {
+            s.reject();
+        }
+        Ok(handle)
     }
 
     /// Whether `token` is its session's current token: live, and not an
@@ -627,10 +654,15 @@ where
     ) -> Result<Option<Arc<Copy<T, P>>>, Error> {
         let s = &*self.shared;
         let Some(bytes) = token.token_bytes() else {
+            s.reject();
             return Ok(None);
         };
         let key = s.secret.digest(&bytes);
-        s.load(&key, s.clock.now()).await
+        let copy = s.load(&key, s.clock.now()).await?;
+        if copy.is_none() {
+            s.reject();
+        }
+        Ok(copy)
     }
 
     /// Changes the session's data: `f` runs on a copy, and the result is
@@ -670,10 +702,12 @@ where
     {
         let s = &*self.shared;
         let Some(bytes) = token.token_bytes() else {
+            s.reject();
             return Err(Error::new(ErrorKind::NotFound));
         };
         let key = s.secret.digest(&bytes);
         let Some(copy) = s.load(&key, s.clock.now()).await? else {
+            s.reject();
             return Err(Error::new(ErrorKind::NotFound));
         };
         let mut version = copy.version;
@@ -786,6 +820,7 @@ where
     ) -> Result<SessionToken, Error> {
         let s = &*self.shared;
         let Some(bytes) = token.token_bytes() else {
+            s.reject();
             return Err(Error::new(ErrorKind::NotFound));
         };
         let old = s.secret.digest(&bytes);
@@ -820,17 +855,34 @@ where
             match reply.first().and_then(int) {
                 Some(1) => {
                     s.cache.invalidate(&old);
+                    bump(&s.counted.rotated);
+                    let bound = match &login {
+                        Some((p, _)) => Some(p.clone()),
+                        None => s.event_principal(reply.get(2)),
+                    };
+                    if let Some(handle) = reply.get(1).and_then(bulk).and_then(parse_handle) {
+                        let kind = if login.is_some() {
+                            EventKind::LoggedIn
+                        } else {
+                            EventKind::Rotated
+                        };
+                        s.bus.emit(kind, handle, bound.as_ref());
+                    }
                     // Ended by the per-user limit: `{hex, handle}` pairs.
-                    for pair in reply[1..].chunks_exact(2) {
-                        if let Some(k) = bulk(&pair[0]).and_then(unhex_key) {
-                            s.cache.invalidate(&k);
-                        }
+                    for pair in reply.get(3..).unwrap_or_default().chunks_exact(2) {
+                        s.ended(
+                            &pair[0],
+                            &pair[1],
+                            bound.as_ref(),
+                            EventKind::Evicted(EvictionReason::PerUser),
+                        );
                     }
                     return Ok(new_token);
                 }
                 Some(-1) => continue,
                 _ => {
                     s.cache.invalidate(&old);
+                    s.reject();
                     return Err(Error::new(ErrorKind::NotFound));
                 }
             }
@@ -861,7 +913,7 @@ where
             return Ok(false);
         };
         let key = s.secret.digest(&bytes);
-        let reply: (i64, Vec<u8>) = s
+        let reply: Value = s
             .invoke(
                 scripts::DESTROY
                     .key(s.session_key(&key))
@@ -871,11 +923,18 @@ where
             )
             .await?;
         s.cache.invalidate(&key);
-        // Ended through its alias: the session's own key was another.
-        if let Some(current) = unhex_key(&reply.1).filter(|k| *k != key) {
-            s.cache.invalidate(&current);
+        let reply = array(&reply);
+        if reply.first().and_then(int) != Some(1) {
+            s.reject();
+            return Ok(false);
         }
-        Ok(reply.0 == 1)
+        // `{1, hex, handle, principal}`; the hex differs from the token's
+        // when it was a grace alias.
+        if let [_, hex, handle, principal, ..] = reply.as_slice() {
+            let principal = s.event_principal(Some(principal));
+            s.ended(hex, handle, principal.as_ref(), EventKind::Destroyed);
+        }
+        Ok(true)
     }
 
     /// Ends every session of `principal` on every server ("log out
@@ -941,9 +1000,7 @@ where
         let mut ended = 0;
         for pair in gone.chunks_exact(2) {
             ended += 1;
-            if let Some(k) = unhex_key(&pair[0]) {
-                s.cache.invalidate(&k);
-            }
+            s.ended_raw(&pair[0], &pair[1], Some(principal), EventKind::Revoked);
         }
         Ok(ended)
     }
@@ -1024,6 +1081,49 @@ where
             self.cache_ttl_ms
         } else {
             self.cache_ttl_ms.min(self.fallback_ttl_ms)
+        }
+    }
+
+    /// Counts a lookup that found no live session.
+    fn reject(&self) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The principal a script reported (JSON, `''` for none), decoded only
+    /// when someone listens for events.
+    fn event_principal(&self, json: Option<&Value>) -> Option<P> {
+        if !self.bus.active() {
+            return None;
+        }
+        match json.and_then(bulk) {
+            None | Some([]) => None,
+            Some(bytes) => serde_json::from_slice(bytes).ok(),
+        }
+    }
+
+    /// A script ended the session with hex digest `hex` and handle
+    /// `handle` (both as Redis values): drops the local copy, counts it,
+    /// tells subscribers.
+    fn ended(&self, hex: &Value, handle: &Value, principal: Option<&P>, kind: EventKind) {
+        if let (Some(hex), Some(handle)) = (bulk(hex), bulk(handle)) {
+            self.ended_raw(hex, handle, principal, kind);
+        }
+    }
+
+    /// [`Shared::ended`] on raw bytes.
+    fn ended_raw(&self, hex: &[u8], handle: &[u8], principal: Option<&P>, kind: EventKind) {
+        if let Some(k) = unhex_key(hex) {
+            self.cache.invalidate(&k);
+        }
+        let c = &self.counted;
+        bump(match kind {
+            EventKind::Evicted(EvictionReason::Capacity) => &c.evicted_capacity,
+            EventKind::Evicted(EvictionReason::PerUser) => &c.evicted_per_user,
+            EventKind::Revoked => &c.revoked,
+            _ => &c.destroyed,
+        });
+        if let Some(handle) = parse_handle(handle) {
+            self.bus.emit(kind, handle, principal);
         }
     }
 
@@ -1187,6 +1287,11 @@ fn shift(local: u64, skew: i64) -> u64 {
 
 fn wall(unix_ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(unix_ms)
+}
+
+/// A handle as scripts return it (16 hex digits).
+fn parse_handle(text: &[u8]) -> Option<Handle> {
+    std::str::from_utf8(text).ok()?.parse().ok()
 }
 
 /// Lowercase hex of a digest: how sessions are named in Redis.

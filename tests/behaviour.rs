@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sesame::store::Store;
-use sesame::{ErrorKind, Handle, SessionToken};
+use sesame::{ErrorKind, EventKind, EvictionReason, Handle, SessionToken};
 
 type Data = Vec<u32>;
 
@@ -200,6 +200,8 @@ behaviours!(
     capacity_evicts_the_least_recently_created_anonymous_session,
     capacity_never_evicts_logged_in_sessions_and_says_full,
     create_at_capacity_reclaims_expired_sessions_first,
+    events_tell_what_happened_and_never_a_token,
+    stats_move_the_same_way,
 );
 
 // --- helpers ----------------------------------------------------------------
@@ -784,4 +786,145 @@ async fn create_at_capacity_reclaims_expired_sessions_first<B: Backend>() {
         "expired sessions made no room"
     );
     assert!(live(&s, &young).await, "a live session went in their place");
+}
+
+// --- events and stats ---------------------------------------------------------------
+
+async fn events_tell_what_happened_and_never_a_token<B: Backend>() {
+    let cfg = Cfg {
+        max_sessions: 3,
+        per_user: PerUser::Limit(1),
+        ..Cfg::default()
+    };
+    let Some(Env { s, _guard }) = B::build(cfg).await else {
+        return;
+    };
+    let events = s.subscribe(64);
+    let mut tokens = Vec::new();
+    let a = new_session(&s, vec![]).await;
+    let ha = handle_of(&s, &a).await.unwrap();
+    tokens.push(a.clone());
+    let a = s.rotate(&a).await.unwrap();
+    tokens.push(a.clone());
+    let a = s.login(&a, alice()).await.unwrap();
+    tokens.push(a.clone());
+    tokio::time::sleep(Duration::from_millis(3)).await;
+    let b = new_session(&s, vec![]).await;
+    let hb = handle_of(&s, &b).await.unwrap();
+    tokens.push(b.clone());
+    // The per-user limit (1) ends a.
+    let b = s.login(&b, alice()).await.unwrap();
+    tokens.push(b.clone());
+    let c = new_session(&s, vec![]).await;
+    let hc = handle_of(&s, &c).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(3)).await;
+    let d = new_session(&s, vec![]).await;
+    let hd = handle_of(&s, &d).await.unwrap();
+    tokens.extend([c.clone(), d.clone()]);
+    // Full (b, c, d): c, the oldest anonymous session, is evicted.
+    let e = new_session(&s, vec![]).await;
+    let he = handle_of(&s, &e).await.unwrap();
+    tokens.push(e.clone());
+    assert!(s.logout(&d).await.unwrap());
+    assert_eq!(s.revoke_user(&alice()).await.unwrap(), 1);
+
+    let got: Vec<_> = events.try_iter().collect();
+    for ev in &got {
+        let text = format!("{ev:?}");
+        for t in &tokens {
+            assert!(!text.contains(t.as_str()), "a token in {text}");
+        }
+    }
+    let got: Vec<_> = got
+        .into_iter()
+        .map(|e| (e.kind, e.handle, e.principal))
+        .collect();
+    let al = Some(alice());
+    let expected = vec![
+        (EventKind::Created, ha, None),
+        (EventKind::Rotated, ha, None),
+        (EventKind::LoggedIn, ha, al.clone()),
+        (EventKind::Created, hb, None),
+        (EventKind::LoggedIn, hb, al.clone()),
+        (EventKind::Evicted(EvictionReason::PerUser), ha, al.clone()),
+        (EventKind::Created, hc, None),
+        (EventKind::Created, hd, None),
+        (EventKind::Evicted(EvictionReason::Capacity), hc, None),
+        (EventKind::Created, he, None),
+        (EventKind::Destroyed, hd, None),
+        (EventKind::Revoked, hb, al.clone()),
+    ];
+    assert_eq!(got, expected);
+}
+
+/// The fields of `sesame::Stats` both backends keep, as a tuple:
+/// (live, anonymous, created, rotated, destroyed, revoked, evicted for
+/// capacity, evicted per user, rejected, refused full).
+async fn counters<S: Store>(s: &S) -> [u64; 10] {
+    let st = s.stats().await.expect("stats");
+    [
+        st.live,
+        st.anonymous,
+        st.created,
+        st.rotated,
+        st.destroyed,
+        st.revoked,
+        st.evicted_capacity,
+        st.evicted_per_user,
+        st.rejected,
+        st.refused_full,
+    ]
+}
+
+async fn stats_move_the_same_way<B: Backend>() {
+    let cfg = Cfg {
+        max_sessions: 3,
+        per_user: PerUser::Limit(1),
+        ..Cfg::default()
+    };
+    let Some(Env { s, _guard }) = B::build(cfg).await else {
+        return;
+    };
+    assert_eq!(counters(&s).await, [0; 10]);
+    let a = new_session(&s, vec![]).await;
+    let b = new_session(&s, vec![]).await;
+    //                             live anon created rot des rev cap user rej full
+    assert_eq!(counters(&s).await, [2, 2, 2, 0, 0, 0, 0, 0, 0, 0]);
+    let a = s.login(&a, alice()).await.unwrap();
+    let a = s.rotate(&a).await.unwrap();
+    assert_eq!(counters(&s).await, [2, 1, 2, 2, 0, 0, 0, 0, 0, 0]);
+    // The limit (1) ends a.
+    let b = s.login(&b, alice()).await.unwrap();
+    assert_eq!(counters(&s).await, [1, 0, 2, 3, 0, 0, 0, 1, 0, 0]);
+    // Lookups that find nothing: a dead token, an unknown one, a malformed
+    // value, an update and a rotation of a dead token.
+    assert!(!live(&s, &a).await);
+    assert!(!live(&s, &SessionToken::generate()).await);
+    assert_eq!(B::validate_text(&s, "not a token").await.unwrap(), None);
+    s.note_malformed();
+    assert!(s.update(&a, |_| ()).await.is_err());
+    assert!(s.rotate(&a).await.is_err());
+    assert_eq!(counters(&s).await, [1, 0, 2, 3, 0, 0, 0, 1, 6, 0]);
+    // Capacity: c, d fill the store, e evicts c.
+    let c = new_session(&s, vec![]).await;
+    tokio::time::sleep(Duration::from_millis(3)).await;
+    let d = new_session(&s, vec![]).await;
+    tokio::time::sleep(Duration::from_millis(3)).await;
+    let e = new_session(&s, vec![]).await;
+    assert_eq!(counters(&s).await, [3, 2, 5, 3, 0, 0, 1, 1, 6, 0]);
+    // Full of logged-in sessions.
+    s.login(&d, "bob".to_string()).await.unwrap();
+    s.login(&e, "carol".to_string()).await.unwrap();
+    assert_eq!(kind(s.create(vec![]).await), ErrorKind::Full);
+    assert_eq!(counters(&s).await, [3, 0, 5, 5, 0, 0, 1, 1, 6, 1]);
+    // Logout and revocation.
+    assert!(s.logout(&b).await.unwrap());
+    assert!(!s.logout(&c).await.unwrap(), "c was evicted");
+    assert_eq!(s.revoke_user(&"bob".to_string()).await.unwrap(), 1);
+    assert_eq!(counters(&s).await, [1, 0, 5, 5, 1, 1, 1, 1, 7, 1]);
+    // A full subscriber's channel drops events and counts them.
+    let _events = s.subscribe(1);
+    new_session(&s, vec![]).await;
+    new_session(&s, vec![]).await;
+    assert_eq!(s.stats().await.unwrap().events_dropped, 1);
 }

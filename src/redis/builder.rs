@@ -498,7 +498,7 @@ where
     ///     .connect_timeout(Duration::from_millis(50))
     ///     .runtime(runtime.handle().clone())
     ///     .build()?;
-    /// assert_eq!(sessions.stats().cached, 0);
+    /// assert_eq!(sessions.redis_stats().cached, 0);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn runtime(mut self, handle: tokio::runtime::Handle) -> Self {

@@ -246,13 +246,14 @@ return {1, v}"
 /// A login that binds the session to a principal (anonymous before, or
 /// another principal's) ends that principal's earliest-bound sessions
 /// beyond the limit, never this one, and invalidates them too.
-/// Returns `{1, victim hex, victim handle, ...}`, `{0}` when the old
+/// Returns `{1, handle, principal JSON or '', victim hex, victim handle,
+/// ...}` (the principal the session is bound to now), `{0}` when the old
 /// session is gone (an alias cannot rotate), `{-1}` when the new key exists.
 pub(crate) static ROTATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         prelude!(),
         index_fn!(),
-        "local r = redis.call('HMGET', KEYS[1], 'p', 'a', 's', 'al')
+        "local r = redis.call('HMGET', KEYS[1], 'p', 'a', 's', 'al', 'h')
 if not r[2] then return {0} end
 local idle = tonumber(ARGV[4])
 local a = tonumber(r[2])
@@ -293,7 +294,7 @@ if oldp then
   if oldp == p then bound = tonumber(redis.call('ZSCORE', old, ARGV[2]) or now) end
   redis.call('ZREM', old, ARGV[2])
 end
-local out = {1}
+local out = {1, r[5] or '', p or ''}
 local inv = {ARGV[2]}
 if p then
   local set = index(ARGV[1] .. ':u:' .. p, ARGV[1])
@@ -335,8 +336,8 @@ return out"
 
 /// KEYS: session. ARGV: prefix, hex, channel.
 /// Deletes the session (found through its alias if `hex` is one), its
-/// alias and its index entry. Returns `{1, hex of the session's key}` if
-/// it existed, else `{0, ''}`.
+/// alias and its index entry. Returns `{1, hex of the session's key,
+/// handle, principal JSON or ''}` if it existed, else `{0, ''}`.
 pub(crate) static DESTROY: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         index_fn!(),
@@ -346,7 +347,7 @@ if redis.call('EXISTS', key) == 0 then
   if not t or redis.call('HGET', ARGV[1] .. ':s:' .. t, 'al') ~= hex then return {0, ''} end
   key, hex = ARGV[1] .. ':s:' .. t, t
 end
-local r = redis.call('HMGET', key, 'p', 'al')
+local r = redis.call('HMGET', key, 'p', 'al', 'h')
 local existed = redis.call('DEL', key)
 if r[1] then redis.call('ZREM', index(ARGV[1] .. ':u:' .. r[1], ARGV[1]), hex) end
 if r[2] then redis.call('DEL', ARGV[1] .. ':a:' .. r[2]) end
@@ -354,7 +355,7 @@ redis.call('ZREM', ARGV[1] .. ':all', hex)
 redis.call('ZREM', ARGV[1] .. ':anon', hex)
 if existed == 0 then return {0, ''} end
 redis.call('PUBLISH', ARGV[3], hex)
-return {1, hex}"
+return {1, hex, r[3] or '', r[1] or ''}"
     ))
 });
 
