@@ -30,13 +30,30 @@
 //!
 //! - **Reads**: a valid local copy answers without a round trip. A miss
 //!   reads Redis once (one script) and caches the copy.
-//! - **Writes** go to Redis first, each as one Lua script, so each is atomic:
-//!   create; update with a version check (optimistic concurrency, retried
-//!   with the current value the script hands back, so concurrent updates
-//!   from several servers all land); rotate and login (move the data, delete
-//!   the old key, update the principal index, in one step); destroy; revoke.
-//!   A write that changes or ends a session publishes its digest on the
-//!   invalidation channel, and every server (the writer too) drops its copy.
+//! - **Writes** go to Redis first, each as one Lua script, so each is atomic
+//!   and each enforces the engine's policies itself, for every server at
+//!   once: create (at capacity: reclaim expired sessions, then evict an
+//!   anonymous one, else `Full`); update with a version check (optimistic
+//!   concurrency, retried with the current value the script hands back, so
+//!   concurrent updates from several servers all land); rotate and login
+//!   (move the data, delete the old key or leave it as the session's one
+//!   grace alias, update the principal index and end the sessions beyond
+//!   the per-user limit, in one step); destroy; revoke. A write that changes
+//!   or ends a session publishes its digest on the invalidation channel,
+//!   and every server (the writer too) drops its copy.
+//! - **Policies**, as the engine's ([`crate::Builder`]) and under the same
+//!   names on [`RedisBuilder`]: [`RedisBuilder::rotation_grace`] (a plain
+//!   rotation leaves the old token as an alias key expiring with the
+//!   window; a login leaves none), [`RedisBuilder::max_sessions_per_user`]
+//!   (the principal index is a sorted set by bind time; a login ends the
+//!   earliest-bound sessions beyond the limit, never its own),
+//!   [`RedisBuilder::max_sessions`] (over the whole Redis session space:
+//!   two sorted sets, every session by deadline and the anonymous ones by
+//!   last recorded use). `tests/behaviour.rs` runs the same behaviour
+//!   suite on both backends.
+//! - **Events and counters**: [`RedisSessions::subscribe`] and
+//!   [`RedisSessions::stats`] give the engine's [`crate::Event`] and
+//!   [`crate::Stats`], reported by the server that ran the operation.
 //! - **Invalidation**: a tokio task per store subscribes to the channel. While
 //!   the subscription is down no copy is served: reads go to Redis, and
 //!   copies made before the gap are never served again (see `cache`). So a
@@ -48,8 +65,9 @@
 //!   session, server and half idle period). A local copy is served only
 //!   before the deadlines it knows of and for at most the cache TTL.
 //! - **Nothing secret in Redis**: keys and messages carry hex digests of
-//!   tokens under the secret key, never tokens. Each principal has a set of
-//!   digests for listing and revocation, pruned of expired members.
+//!   tokens under the secret key, never tokens. Each principal has an index
+//!   of digests for listing, revocation and the per-user limit, pruned of
+//!   expired members (layout: `scripts`).
 //! - **I/O**: the `redis` crate's async client on tokio, a few multiplexed
 //!   connections (each pipelines any number of concurrent requests; see
 //!   `conn` for why not its connection manager).
@@ -109,12 +127,28 @@
 //!
 //! # Differences from [`crate::Sessions`]
 //!
-//! Methods return `Result` (Redis may be unreachable); `update` may run its
-//! closure more than once (once per attempt) and requires `T: Clone`; there
-//! is no rotation grace window, no per-user limit, no capacity-based
-//! eviction (use Redis's `maxmemory` policy) and no events. Session data
-//! and principals cross the wire as JSON. Needs Redis 5 or later, not
-//! Redis Cluster (scripts name principal sets from data).
+//! The policies (grace window, per-user limit, capacity with
+//! anonymous-first eviction), events and counters behave as the engine's
+//! (`tests/behaviour.rs`). What is left different:
+//!
+//! - Methods are `async` and return `Result` (Redis may be unreachable).
+//! - `update` may run its closure more than once (once per attempt against
+//!   concurrent writers) and requires `T: Clone`; there is no `login_with`.
+//! - Session data and principals cross the wire as JSON (`serde`), not as
+//!   values in place.
+//! - Expiry is Redis's TTL: no [`crate::EventKind::Expired`] event, and
+//!   `expired_idle`/`expired_absolute` stay zero in [`crate::Stats`]. Other
+//!   counters count this server's operations; `live` and `anonymous` the
+//!   whole Redis space. [`RedisSessions::stats`] is `async` (one round
+//!   trip).
+//! - Capacity eviction picks the anonymous session with the oldest use
+//!   *recorded in Redis* (reads record one at most once per half idle
+//!   timeout); the engine's is the least recently seen of a small sample.
+//!   Sessions removed behind sesame's back count against `max_sessions`
+//!   until their deadline passes.
+//! - Reads through a grace alias are not cached: each goes to Redis.
+//! - Needs Redis 5 or later, not Redis Cluster (scripts name keys built
+//!   from data).
 
 mod builder;
 mod cache;

@@ -23,6 +23,14 @@
 //!   disappears. An index left as a plain set by an earlier version is
 //!   converted in place by the first script that touches it (scored by the
 //!   members' `i`, their last token issue).
+//! - `{prefix}:all`: a sorted set of every session's hex digest, scored
+//!   by its deadline (`min(s + idle, a)`, kept in step by every script that
+//!   moves the TTL): its size is what `max_sessions` bounds; members whose
+//!   deadline passed are dropped by `create` at capacity and by `COUNT`.
+//! - `{prefix}:anon`: a sorted set of the anonymous sessions' hex digests,
+//!   scored by their last recorded use (`s`): the eviction order. A login
+//!   removes its session.
+//! - `{prefix}:live`: the subscriber's flush marker (see `subscriber`).
 //! - `{prefix}:inv`: the pub/sub channel of invalidations. A message is the
 //!   space-separated hex digests of sessions changed or ended.
 //!
