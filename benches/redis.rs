@@ -96,7 +96,7 @@ fn bench_validate(c: &mut Criterion, server: &RedisServer, rt: &Runtime) {
             async move { black_box(sessions.get(token).await.expect("redis up")) }
         })
     });
-    let fetches_before = sessions.stats().fetches;
+    let fetches_before = sessions.redis_stats().fetches;
 
     // A GET per request, keyed by the raw session ID, JSON value.
     let mut con = server.connection();
@@ -157,7 +157,7 @@ fn bench_validate(c: &mut Criterion, server: &RedisServer, rt: &Runtime) {
     });
     group.finish();
     assert_eq!(
-        sessions.stats().fetches,
+        sessions.redis_stats().fetches,
         fetches_before,
         "the near cache served every hit"
     );

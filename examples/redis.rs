@@ -87,10 +87,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("log out everywhere ended {ended} session(s)");
     assert_eq!(sessions.validate(&token).await?, None);
 
-    let stats = sessions.stats();
+    let stats = sessions.stats().await?;
     println!(
-        "stats: {} reads went to Redis, {} copies cached, {} invalidations",
-        stats.fetches, stats.cached, stats.invalidations
+        "stats: {} created, {} rotated, {} destroyed, {} revoked, {} live in Redis",
+        stats.created, stats.rotated, stats.destroyed, stats.revoked, stats.live
+    );
+    let redis = sessions.redis_stats();
+    println!(
+        "redis: {} reads went to Redis, {} copies cached, {} invalidations",
+        redis.fetches, redis.cached, redis.invalidations
     );
     Ok(())
 }

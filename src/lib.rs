@@ -106,6 +106,13 @@
 //!   back is refused; `Sessions::save_snapshot` and
 //!   `Sessions::load_snapshot` are the same without the journal. See
 //!   `sesame::snapshot`.
+//! - `redis`: `sesame::redis::RedisSessions`, one session space for many
+//!   servers: Redis is the source of truth, each server a near cache kept
+//!   honest by invalidation messages. The policies above (grace window,
+//!   per-user limit, capacity with anonymous sessions evicted first), the
+//!   events and the [`Stats`] are the same on both stores, each policy
+//!   enforced atomically by the write's Lua script (`tests/behaviour.rs`
+//!   runs one behaviour suite on both). See `sesame::redis`.
 //!
 //! # Locking
 //!

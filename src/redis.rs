@@ -30,13 +30,30 @@
 //!
 //! - **Reads**: a valid local copy answers without a round trip. A miss
 //!   reads Redis once (one script) and caches the copy.
-//! - **Writes** go to Redis first, each as one Lua script, so each is atomic:
-//!   create; update with a version check (optimistic concurrency, retried
-//!   with the current value the script hands back, so concurrent updates
-//!   from several servers all land); rotate and login (move the data, delete
-//!   the old key, update the principal index, in one step); destroy; revoke.
-//!   A write that changes or ends a session publishes its digest on the
-//!   invalidation channel, and every server (the writer too) drops its copy.
+//! - **Writes** go to Redis first, each as one Lua script, so each is atomic
+//!   and each enforces the engine's policies itself, for every server at
+//!   once: create (at capacity: reclaim expired sessions, then evict an
+//!   anonymous one, else `Full`); update with a version check (optimistic
+//!   concurrency, retried with the current value the script hands back, so
+//!   concurrent updates from several servers all land); rotate and login
+//!   (move the data, delete the old key or leave it as the session's one
+//!   grace alias, update the principal index and end the sessions beyond
+//!   the per-user limit, in one step); destroy; revoke. A write that changes
+//!   or ends a session publishes its digest on the invalidation channel,
+//!   and every server (the writer too) drops its copy.
+//! - **Policies**, as the engine's ([`crate::Builder`]) and under the same
+//!   names on [`RedisBuilder`]: [`RedisBuilder::rotation_grace`] (a plain
+//!   rotation leaves the old token as an alias key expiring with the
+//!   window; a login leaves none), [`RedisBuilder::max_sessions_per_user`]
+//!   (the principal index is a sorted set by bind time; a login ends the
+//!   earliest-bound sessions beyond the limit, never its own),
+//!   [`RedisBuilder::max_sessions`] (over the whole Redis session space:
+//!   two sorted sets, every session by deadline and the anonymous ones by
+//!   last recorded use). `tests/behaviour.rs` runs the same behaviour
+//!   suite on both backends.
+//! - **Events and counters**: [`RedisSessions::subscribe`] and
+//!   [`RedisSessions::stats`] give the engine's [`crate::Event`] and
+//!   [`crate::Stats`], reported by the server that ran the operation.
 //! - **Invalidation**: a tokio task per store subscribes to the channel. While
 //!   the subscription is down no copy is served: reads go to Redis, and
 //!   copies made before the gap are never served again (see `cache`). So a
@@ -48,8 +65,9 @@
 //!   session, server and half idle period). A local copy is served only
 //!   before the deadlines it knows of and for at most the cache TTL.
 //! - **Nothing secret in Redis**: keys and messages carry hex digests of
-//!   tokens under the secret key, never tokens. Each principal has a set of
-//!   digests for listing and revocation, pruned of expired members.
+//!   tokens under the secret key, never tokens. Each principal has an index
+//!   of digests for listing, revocation and the per-user limit, pruned of
+//!   expired members (layout: `scripts`).
 //! - **I/O**: the `redis` crate's async client on tokio, a few multiplexed
 //!   connections (each pipelines any number of concurrent requests; see
 //!   `conn` for why not its connection manager).
@@ -133,21 +151,40 @@
 //!
 //! # Differences from [`crate::Sessions`]
 //!
-//! Methods return `Result` (Redis may be unreachable); `update` may run its
-//! closure more than once (once per attempt) and requires `T: Clone`; there
-//! is no rotation grace window, no per-user limit, no capacity-based
-//! eviction (use Redis's `maxmemory` policy) and no events. Session data
-//! and principals cross the wire as JSON. Needs Redis 5 or later, not
-//! Redis Cluster (scripts name principal sets from data).
+//! The policies (grace window, per-user limit, capacity with
+//! anonymous-first eviction), events and counters behave as the engine's
+//! (`tests/behaviour.rs`). What is left different:
+//!
+//! - Methods are `async` and return `Result` (Redis may be unreachable).
+//! - `update` may run its closure more than once (once per attempt against
+//!   concurrent writers) and requires `T: Clone`; there is no `login_with`.
+//! - Session data and principals cross the wire as JSON (`serde`), not as
+//!   values in place.
+//! - Expiry is Redis's TTL: no [`crate::EventKind::Expired`] event, and
+//!   `expired_idle`/`expired_absolute` stay zero in [`crate::Stats`]. Other
+//!   counters count this server's operations; `live` and `anonymous` the
+//!   whole Redis space. [`RedisSessions::stats`] is `async` (one round
+//!   trip).
+//! - Capacity eviction picks the anonymous session with the oldest use
+//!   *recorded in Redis* (reads record one at most once per half idle
+//!   timeout); the engine's is the least recently seen of a small sample.
+//!   Sessions removed behind sesame's back count against `max_sessions`
+//!   until their deadline passes.
+//! - Reads through a grace alias are not cached: each goes to Redis.
+//! - Needs Redis 5 or later, not Redis Cluster (scripts name keys built
+//!   from data).
 
 mod builder;
 mod cache;
 mod cause;
 mod conn;
+mod read;
 mod scripts;
+mod stats;
 mod store;
 mod subscriber;
 mod target;
+mod write;
 
 use std::fmt;
 use std::sync::Arc;
@@ -167,7 +204,9 @@ pub use cause::{BackendError, BackendErrorKind};
 
 use crate::clock::{Clock, EngineClock};
 use crate::error::{Error, ErrorKind};
+use crate::events::{Bus, EventKind, EvictionReason};
 use crate::key::{SecretKey, SessionKey};
+use crate::stats::bump;
 use crate::token::{SessionToken, TokenInput};
 use crate::{Handle, Principal, SessionInfo};
 use cache::{Cache, Copy};
@@ -250,6 +289,11 @@ pub(crate) struct Shared<T, P> {
     clock: EngineClock,
     idle_ms: u64,
     abs_ms: u64,
+    grace_ms: u64,
+    /// The per-user limit (0: none).
+    per_user: u64,
+    /// The most sessions under the prefix, across all servers.
+    max_sessions: u64,
     cache_ttl_ms: u64,
     fallback_ttl_ms: u64,
     /// Whether keyspace notifications are on (set by the subscriber): the
@@ -258,6 +302,13 @@ pub(crate) struct Shared<T, P> {
     pub(crate) prefix: String,
     pub(crate) channel: String,
     pub(crate) stats: Counters,
+    /// The engine's counters ([`crate::Stats`]), for this server's
+    /// operations.
+    counted: crate::stats::Counters,
+    /// Lookups that found no live session (`Stats::rejected`).
+    rejected: AtomicU64,
+    /// Subscribers to this server's events.
+    bus: Bus<P>,
     /// Dropped with the store: the subscriber task sees its receiver close
     /// and exits at once.
     _stop: tokio::sync::watch::Sender<()>,
@@ -272,6 +323,9 @@ pub(crate) struct Parts {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) idle_ms: u64,
     pub(crate) abs_ms: u64,
+    pub(crate) grace_ms: u64,
+    pub(crate) per_user: u64,
+    pub(crate) max_sessions: u64,
     pub(crate) cache_capacity: usize,
     pub(crate) cache_ttl_ms: u64,
     pub(crate) fallback_ttl_ms: u64,
@@ -347,12 +401,18 @@ where
             clock: EngineClock::new(parts.clock),
             idle_ms: parts.idle_ms,
             abs_ms: parts.abs_ms,
+            grace_ms: parts.grace_ms,
+            per_user: parts.per_user,
+            max_sessions: parts.max_sessions,
             cache_ttl_ms: parts.cache_ttl_ms,
             fallback_ttl_ms: parts.fallback_ttl_ms,
             notified: AtomicBool::new(false),
             prefix: parts.prefix,
             channel,
             stats: Counters::default(),
+            counted: crate::stats::Counters::default(),
+            rejected: AtomicU64::new(0),
+            bus: Bus::new(),
             _stop: stop,
         });
         subscriber::spawn(&parts.runtime, Arc::downgrade(&shared), target, stopped);
@@ -407,20 +467,21 @@ where
         self.shared.notified.load(Ordering::Relaxed)
     }
 
-    /// The store's counters.
+    /// The Redis backend's own counters: what went to Redis and why, and
+    /// the near cache (the engine's counters are [`RedisSessions::stats`]).
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
     /// # let sessions = sesame::redis::RedisSessions::<Vec<u32>>::builder("redis://127.0.0.1:6379/").build()?;
     /// let (token, _) = sessions.create(vec![1]).await?;
     /// sessions.validate(&token).await?;
-    /// let stats = sessions.stats();
+    /// let stats = sessions.redis_stats();
     /// assert!(stats.cached >= 1);
     /// println!("{} reads went to Redis", stats.fetches);
     /// # Ok(())
     /// # }
     /// ```
-    pub fn stats(&self) -> RedisStats {
+    pub fn redis_stats(&self) -> RedisStats {
         let c = &self.shared.stats;
         RedisStats {
             fetches: c.fetches.load(Ordering::Relaxed),
@@ -432,544 +493,6 @@ where
             cached: self.shared.cache.len() as u64,
             cache_trusted: self.shared.cache.trusted(),
         }
-    }
-
-    /// Creates an anonymous session holding `data`, in Redis first, then in
-    /// the near cache.
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::Unavailable`] when Redis cannot be reached,
-    /// [`ErrorKind::Encoding`] when `data` does not serialize.
-    ///
-    /// ```no_run
-    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let sessions = sesame::redis::RedisSessions::<Vec<u32>>::builder("redis://127.0.0.1:6379/").build()?;
-    /// let (token, handle) = sessions.create(vec![7]).await?;
-    /// assert_eq!(sessions.validate(&token).await?, Some(handle));
-    /// // Send `token.as_str()` to the client in a cookie.
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub async fn create(&self, data: T) -> Result<(SessionToken, Handle), Error> {
-        let s = &*self.shared;
-        let bytes = encode(&data)?;
-        let handle = Handle::generate();
-        let handle_hex = handle.to_string();
-        for _ in 0..MAX_KEY_ATTEMPTS {
-            let token = SessionToken::generate();
-            let key = s.secret.digest(token.as_bytes());
-            let ticket = s.cache.ticket(&key);
-            let now = s.clock.now();
-            let reply: Vec<i64> = s
-                .write(
-                    scripts::CREATE
-                        .key(s.session_key(&key))
-                        .arg(&handle_hex)
-                        .arg(&bytes)
-                        .arg(s.idle_ms)
-                        .arg(s.abs_ms),
-                )
-                .await?;
-            if reply.first() != Some(&1) {
-                continue;
-            }
-            let redis_now = reply.get(1).map_or(0, |&t| u64::try_from(t).unwrap_or(0));
-            let copy = Arc::new(Copy {
-                epoch: Cache::<T, P>::epoch_of(ticket),
-                handle,
-                version: 1,
-                principal: None,
-                created: redis_now,
-                issued: redis_now,
-                abs: redis_now.saturating_add(s.abs_ms),
-                skew: skew(redis_now, now),
-                data,
-                hard_until: now.saturating_add(s.abs_ms.min(s.ttl_ms())),
-                idle_until: AtomicU64::new(now.saturating_add(s.idle_ms)),
-                touching: AtomicBool::new(false),
-            });
-            s.cache.insert(key, &copy, ticket, now);
-            return Ok((token, handle));
-        }
-        Err(Error::new(ErrorKind::Conflict))
-    }
-
-    /// Validates a token: the session's handle if it is live, `Ok(None)` if
-    /// the token is malformed, unknown, expired or revoked.
-    ///
-    /// A hit in the near cache takes one shard read lock and no round trip.
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::Unavailable`] when the answer needs Redis and Redis
-    /// cannot be reached (fail closed: never a session that was not
-    /// checked); [`ErrorKind::Encoding`] when the stored data does not decode.
-    ///
-    /// ```no_run
-    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let sessions = sesame::redis::RedisSessions::<Vec<u32>>::builder("redis://127.0.0.1:6379/").build()?;
-    /// let (token, handle) = sessions.create(Vec::new()).await?;
-    /// assert_eq!(sessions.validate(token.as_str()).await?, Some(handle));
-    /// assert_eq!(sessions.validate("forged").await?, None);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub async fn validate(
-        &self,
-        token: &(impl TokenInput + ?Sized),
-    ) -> Result<Option<Handle>, Error> {
-        let s = &*self.shared;
-        let Some(bytes) = token.token_bytes() else {
-            return Ok(None);
-        };
-        let key = s.secret.digest(&bytes);
-        let now = s.clock.now();
-        let fast = s
-            .cache
-            .peek(&key, now, |c| (!s.touch_due(c, now)).then_some(c.handle));
-        if let Some(Some(handle)) = fast {
-            return Ok(Some(handle));
-        }
-        Ok(s.load(&key, now).await?.map(|c| c.handle))
-    }
-
-    /// Validates a token and reads the session's data through `f`, which
-    /// runs with no lock held.
-    ///
-    /// # Errors
-    ///
-    /// As [`RedisSessions::validate`].
-    ///
-    /// ```no_run
-    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let sessions = sesame::redis::RedisSessions::<Vec<u32>>::builder("redis://127.0.0.1:6379/").build()?;
-    /// let (token, _) = sessions.create(vec![1, 2, 3]).await?;
-    /// assert_eq!(sessions.with(&token, |items| items.len()).await?, Some(3));
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub async fn with<R>(
-        &self,
-        token: &(impl TokenInput + ?Sized),
-        f: impl FnOnce(&T) -> R,
-    ) -> Result<Option<R>, Error> {
-        Ok(self.copy_of(token).await?.map(|c| f(&c.data)))
-    }
-
-    /// Validates a token and returns a copy of the session's data.
-    ///
-    /// # Errors
-    ///
-    /// As [`RedisSessions::validate`].
-    ///
-    /// ```no_run
-    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let sessions = sesame::redis::RedisSessions::<Vec<u32>>::builder("redis://127.0.0.1:6379/").build()?;
-    /// let (token, _) = sessions.create(vec![1, 2]).await?;
-    /// assert_eq!(sessions.get(&token).await?, Some(vec![1, 2]));
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub async fn get(&self, token: &(impl TokenInput + ?Sized)) -> Result<Option<T>, Error>
-    where
-        T: Clone,
-    {
-        self.with(token, T::clone).await
-    }
-
-    /// Validates a token and returns the session's metadata.
-    ///
-    /// # Errors
-    ///
-    /// As [`RedisSessions::validate`].
-    ///
-    /// ```no_run
-    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let sessions = sesame::redis::RedisSessions::<Vec<u32>>::builder("redis://127.0.0.1:6379/").build()?;
-    /// let (token, handle) = sessions.create(Vec::new()).await?;
-    /// let token = sessions.login(&token, "alice".to_string()).await?;
-    /// let info = sessions.info(&token).await?.unwrap();
-    /// assert_eq!((info.handle, info.principal.as_deref()), (handle, Some("alice")));
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub async fn info(
-        &self,
-        token: &(impl TokenInput + ?Sized),
-    ) -> Result<Option<SessionInfo<P>>, Error> {
-        let s = &*self.shared;
-        let now = s.clock.now();
-        Ok(self.copy_of(token).await?.map(|c| {
-            let seen = shift(now, c.skew);
-            SessionInfo {
-                handle: c.handle,
-                principal: c.principal.clone(),
-                created: wall(c.created),
-                last_seen: wall(seen),
-                token_issued: wall(c.issued),
-                expires: wall(seen.saturating_add(s.idle_ms).min(c.abs)),
-                absolute_expires: wall(c.abs),
-            }
-        }))
-    }
-
-    async fn copy_of(
-        &self,
-        token: &(impl TokenInput + ?Sized),
-    ) -> Result<Option<Arc<Copy<T, P>>>, Error> {
-        let s = &*self.shared;
-        let Some(bytes) = token.token_bytes() else {
-            return Ok(None);
-        };
-        let key = s.secret.digest(&bytes);
-        s.load(&key, s.clock.now()).await
-    }
-
-    /// Changes the session's data: `f` runs on a copy, and the result is
-    /// written to Redis only if no other write landed since the copy was
-    /// read (a version check in the script). On a conflict the script hands
-    /// back the current data and `f` runs again on it, so concurrent updates
-    /// from any number of servers all land, in some order.
-    ///
-    /// `f` may run more than once: keep it free of side effects beyond the
-    /// data. Every server's copy is invalidated.
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::NotFound`] when no live session answers to the token,
-    /// [`ErrorKind::Unavailable`] when Redis cannot be reached (nothing or
-    /// everything of this update was written: a reply lost after the write
-    /// looks the same), [`ErrorKind::Conflict`] after 256 lost attempts,
-    /// [`ErrorKind::Encoding`] when the data does not (de)serialize.
-    ///
-    /// ```no_run
-    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let sessions = sesame::redis::RedisSessions::<Vec<u32>>::builder("redis://127.0.0.1:6379/").build()?;
-    /// let (token, _) = sessions.create(Vec::new()).await?;
-    /// let len = sessions.update(&token, |items| { items.push(7); items.len() }).await?;
-    /// assert_eq!(len, 1);
-    /// assert_eq!(sessions.get(&token).await?, Some(vec![7]));
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub async fn update<R>(
-        &self,
-        token: &(impl TokenInput + ?Sized),
-        mut f: impl FnMut(&mut T) -> R,
-    ) -> Result<R, Error>
-    where
-        T: Clone,
-    {
-        let s = &*self.shared;
-        let Some(bytes) = token.token_bytes() else {
-            return Err(Error::new(ErrorKind::NotFound));
-        };
-        let key = s.secret.digest(&bytes);
-        let Some(copy) = s.load(&key, s.clock.now()).await? else {
-            return Err(Error::new(ErrorKind::NotFound));
-        };
-        let mut version = copy.version;
-        let mut data = copy.data.clone();
-        drop(copy);
-        let skey = s.session_key(&key);
-        let hex = hex_key(&key);
-        for _ in 0..MAX_UPDATE_ATTEMPTS {
-            let r = f(&mut data);
-            let encoded = encode(&data)?;
-            let reply: Value = s
-                .write(
-                    scripts::UPDATE
-                        .key(&skey)
-                        .arg(version)
-                        .arg(&encoded)
-                        .arg(s.idle_ms)
-                        .arg(&s.channel)
-                        .arg(&hex),
-                )
-                .await?;
-            let items = array(&reply);
-            match items.first().and_then(int) {
-                Some(1) => {
-                    s.cache.invalidate(&key);
-                    return Ok(r);
-                }
-                Some(0) => {
-                    s.stats.conflicts.fetch_add(1, Ordering::Relaxed);
-                    version = items
-                        .get(1)
-                        .and_then(int)
-                        .and_then(|v| u64::try_from(v).ok())
-                        .ok_or(Error::new(ErrorKind::Unavailable))?;
-                    data = decode(items.get(2).and_then(bulk).unwrap_or_default())?;
-                }
-                _ => {
-                    s.cache.invalidate(&key);
-                    return Err(Error::new(ErrorKind::NotFound));
-                }
-            }
-        }
-        Err(Error::new(ErrorKind::Conflict))
-    }
-
-    /// Gives the session a new token; the old one stops working on every
-    /// server. Data, principal and handle stay.
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::NotFound`] when no live session answers to the token,
-    /// [`ErrorKind::Unavailable`] when Redis cannot be reached.
-    ///
-    /// ```no_run
-    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let sessions = sesame::redis::RedisSessions::<Vec<u32>>::builder("redis://127.0.0.1:6379/").build()?;
-    /// let (old, handle) = sessions.create(Vec::new()).await?;
-    /// let new = sessions.rotate(&old).await?;
-    /// assert_eq!(sessions.validate(&old).await?, None);
-    /// assert_eq!(sessions.validate(&new).await?, Some(handle));
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub async fn rotate(&self, token: &(impl TokenInput + ?Sized)) -> Result<SessionToken, Error> {
-        self.rotate_inner(token, None).await
-    }
-
-    /// Logs a session in: a new token, bound to `principal`, absolute
-    /// timeout restarted; the pre-login token stops working on every server.
-    /// Logging in as another principal than the one bound resets the data
-    /// to `T::default()`, as [`crate::Sessions::login`] does. Data, principal
-    /// index and invalidation change in one script.
-    ///
-    /// # Errors
-    ///
-    /// As [`RedisSessions::rotate`], and [`ErrorKind::Encoding`] when the
-    /// principal does not serialize.
-    ///
-    /// ```no_run
-    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let sessions = sesame::redis::RedisSessions::<Vec<u32>>::builder("redis://127.0.0.1:6379/").build()?;
-    /// let (anonymous, _) = sessions.create(vec![7]).await?; // the cart
-    /// let token = sessions.login(&anonymous, "alice".to_string()).await?;
-    /// assert_eq!(sessions.validate(&anonymous).await?, None); // fixation defeated
-    /// assert_eq!(sessions.get(&token).await?, Some(vec![7])); // the cart survives
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub async fn login(
-        &self,
-        token: &(impl TokenInput + ?Sized),
-        principal: P,
-    ) -> Result<SessionToken, Error>
-    where
-        T: Default,
-    {
-        let fresh = encode(&T::default())?;
-        self.rotate_inner(token, Some((principal, fresh))).await
-    }
-
-    async fn rotate_inner(
-        &self,
-        token: &(impl TokenInput + ?Sized),
-        login: Option<(P, Vec<u8>)>,
-    ) -> Result<SessionToken, Error> {
-        let s = &*self.shared;
-        let Some(bytes) = token.token_bytes() else {
-            return Err(Error::new(ErrorKind::NotFound));
-        };
-        let old = s.secret.digest(&bytes);
-        let (principal, fresh) = match &login {
-            Some((p, fresh)) => (principal_json(p)?, fresh.as_slice()),
-            None => (String::new(), &[][..]),
-        };
-        for _ in 0..MAX_KEY_ATTEMPTS {
-            let new_token = SessionToken::generate();
-            let new = s.secret.digest(new_token.as_bytes());
-            if new == old {
-                continue;
-            }
-            let reply: i64 = s
-                .write(
-                    scripts::ROTATE
-                        .key(s.session_key(&old))
-                        .key(s.session_key(&new))
-                        .arg(&s.prefix)
-                        .arg(hex_key(&old))
-                        .arg(hex_key(&new))
-                        .arg(s.idle_ms)
-                        .arg(s.abs_ms)
-                        .arg(&principal)
-                        .arg(&s.channel)
-                        .arg(fresh),
-                )
-                .await?;
-            match reply {
-                1 => {
-                    s.cache.invalidate(&old);
-                    return Ok(new_token);
-                }
-                -1 => continue,
-                _ => {
-                    s.cache.invalidate(&old);
-                    return Err(Error::new(ErrorKind::NotFound));
-                }
-            }
-        }
-        Err(Error::new(ErrorKind::Conflict))
-    }
-
-    /// Destroys the session (logout) on every server. Returns whether a live
-    /// session ended.
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::Unavailable`] when Redis cannot be reached.
-    ///
-    /// ```no_run
-    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let sessions = sesame::redis::RedisSessions::<Vec<u32>>::builder("redis://127.0.0.1:6379/").build()?;
-    /// let (token, _) = sessions.create(Vec::new()).await?;
-    /// assert!(sessions.logout(&token).await?);
-    /// assert!(!sessions.logout(&token).await?); // already ended
-    /// assert_eq!(sessions.validate(&token).await?, None);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub async fn logout(&self, token: &(impl TokenInput + ?Sized)) -> Result<bool, Error> {
-        let s = &*self.shared;
-        let Some(bytes) = token.token_bytes() else {
-            return Ok(false);
-        };
-        let key = s.secret.digest(&bytes);
-        let existed: i64 = s
-            .write(
-                scripts::DESTROY
-                    .key(s.session_key(&key))
-                    .arg(&s.prefix)
-                    .arg(hex_key(&key))
-                    .arg(&s.channel),
-            )
-            .await?;
-        s.cache.invalidate(&key);
-        Ok(existed == 1)
-    }
-
-    /// Ends every session of `principal` on every server ("log out
-    /// everywhere"). Returns how many ended.
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::Unavailable`] when Redis cannot be reached,
-    /// [`ErrorKind::Encoding`] when the principal does not serialize.
-    ///
-    /// ```no_run
-    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let sessions = sesame::redis::RedisSessions::<Vec<u32>>::builder("redis://127.0.0.1:6379/").build()?;
-    /// let alice = "alice".to_string();
-    /// let (phone, _) = sessions.create(Vec::new()).await?;
-    /// let phone = sessions.login(&phone, alice.clone()).await?;
-    /// assert_eq!(sessions.revoke_user(&alice).await?, 1);
-    /// assert_eq!(sessions.validate(&phone).await?, None);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub async fn revoke_user(&self, principal: &P) -> Result<usize, Error> {
-        self.revoke_inner(principal, None).await
-    }
-
-    /// Ends one of `principal`'s sessions by its handle. False if the handle
-    /// is not one of theirs.
-    ///
-    /// # Errors
-    ///
-    /// As [`RedisSessions::revoke_user`].
-    ///
-    /// ```no_run
-    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let sessions = sesame::redis::RedisSessions::<Vec<u32>>::builder("redis://127.0.0.1:6379/").build()?;
-    /// let alice = "alice".to_string();
-    /// let (token, handle) = sessions.create(Vec::new()).await?;
-    /// let token = sessions.login(&token, alice.clone()).await?;
-    /// assert!(!sessions.revoke(&"bob".to_string(), handle).await?); // not bob's
-    /// assert!(sessions.revoke(&alice, handle).await?);
-    /// assert_eq!(sessions.validate(&token).await?, None);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub async fn revoke(&self, principal: &P, handle: Handle) -> Result<bool, Error> {
-        Ok(self.revoke_inner(principal, Some(handle)).await? > 0)
-    }
-
-    async fn revoke_inner(&self, principal: &P, handle: Option<Handle>) -> Result<usize, Error> {
-        let s = &*self.shared;
-        let set = s.user_key(principal)?;
-        let handle = handle.map(|h| h.to_string()).unwrap_or_default();
-        let gone: Vec<Vec<u8>> = s
-            .write(
-                scripts::REVOKE
-                    .key(&set)
-                    .arg(&s.prefix)
-                    .arg(&s.channel)
-                    .arg(&handle),
-            )
-            .await?;
-        for key in gone.iter().filter_map(|h| unhex_key(h)) {
-            s.cache.invalidate(&key);
-        }
-        Ok(gone.len())
-    }
-
-    /// The live sessions of `principal`, oldest first: metadata, never
-    /// tokens. Prunes the index of expired sessions.
-    ///
-    /// # Errors
-    ///
-    /// As [`RedisSessions::revoke_user`].
-    ///
-    /// ```no_run
-    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let sessions = sesame::redis::RedisSessions::<Vec<u32>>::builder("redis://127.0.0.1:6379/").build()?;
-    /// let alice = "alice".to_string();
-    /// let (token, handle) = sessions.create(Vec::new()).await?;
-    /// sessions.login(&token, alice.clone()).await?;
-    /// let listed: Vec<_> = sessions.sessions_of(&alice).await?.iter().map(|i| i.handle).collect();
-    /// assert!(listed.contains(&handle));
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub async fn sessions_of(&self, principal: &P) -> Result<Vec<SessionInfo<P>>, Error> {
-        let s = &*self.shared;
-        let set = s.user_key(principal)?;
-        let reply: Value = s.invoke(scripts::LIST.key(&set).arg(&s.prefix)).await?;
-        let items = array(&reply);
-        let now = items.first().and_then(uint).unwrap_or(0);
-        let mut out: Vec<SessionInfo<P>> = items
-            .get(1)
-            .map(array)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|row| {
-                let f = array(row);
-                let handle: Handle = std::str::from_utf8(bulk(f.first()?)?).ok()?.parse().ok()?;
-                let (c, i, seen, a) = (
-                    uint(f.get(1)?)?,
-                    uint(f.get(2)?)?,
-                    uint(f.get(3)?)?,
-                    uint(f.get(4)?)?,
-                );
-                let expires = seen.saturating_add(s.idle_ms).min(a);
-                (now < expires).then(|| SessionInfo {
-                    handle,
-                    principal: Some(principal.clone()),
-                    created: wall(c),
-                    last_seen: wall(seen),
-                    token_issued: wall(i),
-                    expires: wall(expires),
-                    absolute_expires: wall(a),
-                })
-            })
-            .collect();
-        out.sort_by_key(|i| i.created);
-        Ok(out)
     }
 }
 
@@ -1015,104 +538,6 @@ where
     fn user_key(&self, principal: &P) -> Result<String, Error> {
         Ok(format!("{}:u:{}", self.prefix, principal_json(principal)?))
     }
-
-    /// Whether a hit at `now` should refresh the idle deadline in Redis.
-    #[inline]
-    fn touch_due(&self, c: &Copy<T, P>, now: u64) -> bool {
-        now.saturating_add(self.idle_ms / TOUCH_DIVISOR) >= c.idle_until.load(Ordering::Relaxed)
-    }
-
-    /// The live session for `key`: the local copy, refreshed in Redis if its
-    /// idle deadline is getting close, or a read from Redis.
-    async fn load(&self, key: &SessionKey, now: u64) -> Result<Option<Arc<Copy<T, P>>>, Error> {
-        if let Some(c) = self.cache.peek(key, now, Arc::clone) {
-            if self.touch_due(&c, now) && !c.touching.swap(true, Ordering::AcqRel) {
-                let touched = self.touch(key, now).await;
-                match touched {
-                    Ok(Some(())) => {
-                        c.idle_until
-                            .store(now.saturating_add(self.idle_ms), Ordering::Relaxed);
-                        c.touching.store(false, Ordering::Release);
-                    }
-                    Ok(None) => {
-                        self.cache.discard(key, &c);
-                        return Ok(None);
-                    }
-                    Err(e) => {
-                        c.touching.store(false, Ordering::Release);
-                        return Err(e);
-                    }
-                }
-            }
-            return Ok(Some(c));
-        }
-        self.fetch(key, now).await
-    }
-
-    async fn touch(&self, key: &SessionKey, _now: u64) -> Result<Option<()>, Error> {
-        self.stats.touches.fetch_add(1, Ordering::Relaxed);
-        let reply: i64 = self
-            .invoke(scripts::TOUCH.key(self.session_key(key)).arg(self.idle_ms))
-            .await?;
-        Ok((reply >= 0).then_some(()))
-    }
-
-    async fn fetch(&self, key: &SessionKey, now: u64) -> Result<Option<Arc<Copy<T, P>>>, Error> {
-        let ticket = self.cache.ticket(key);
-        self.stats.fetches.fetch_add(1, Ordering::Relaxed);
-        let rec: Option<Vec<Vec<u8>>> = self
-            .invoke(scripts::FETCH.key(self.session_key(key)).arg(self.idle_ms))
-            .await?;
-        let Some(rec) = rec else { return Ok(None) };
-        let bad = || Error::new(ErrorKind::Encoding);
-        let field = |i: usize| rec.get(i).map(Vec::as_slice).ok_or_else(bad);
-        let num = |i: usize| -> Result<u64, Error> {
-            std::str::from_utf8(field(i)?)
-                .ok()
-                .and_then(|t| t.parse().ok())
-                .ok_or_else(bad)
-        };
-        let version = num(0)?;
-        let data: T = decode(field(1)?)?;
-        let principal = match field(2)? {
-            [] => None,
-            p => Some(serde_json::from_slice(p).map_err(|_| bad())?),
-        };
-        let handle: Handle = std::str::from_utf8(field(3)?)
-            .ok()
-            .and_then(|h| h.parse().ok())
-            .ok_or_else(bad)?;
-        let (created, issued, seen, abs, redis_now) = (num(4)?, num(5)?, num(6)?, num(7)?, num(8)?);
-        let idle_left = seen.saturating_add(self.idle_ms).saturating_sub(redis_now);
-        let abs_left = abs.saturating_sub(redis_now);
-        let copy = Arc::new(Copy {
-            epoch: Cache::<T, P>::epoch_of(ticket),
-            handle,
-            version,
-            principal,
-            created,
-            issued,
-            abs,
-            skew: skew(redis_now, now),
-            data,
-            hard_until: now.saturating_add(abs_left.min(self.ttl_ms())),
-            idle_until: AtomicU64::new(now.saturating_add(idle_left)),
-            touching: AtomicBool::new(false),
-        });
-        if !self.cache.insert(*key, &copy, ticket, now) {
-            // Not cached (an invalidation since the ticket, or a newer copy
-            // there): serve the cached copy if it is newer, so that no
-            // reader on this server is handed a version older than one
-            // another reader here may already have been served.
-            let newer = self.cache.peek(key, now, |c| {
-                (c.version > copy.version).then(|| Arc::clone(c))
-            });
-            if let Some(Some(newer)) = newer {
-                return Ok(Some(newer));
-            }
-        }
-        Ok(Some(copy))
-    }
 }
 
 fn encode<V: Serialize>(v: &V) -> Result<Vec<u8>, Error> {
@@ -1139,6 +564,11 @@ fn shift(local: u64, skew: i64) -> u64 {
 
 fn wall(unix_ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(unix_ms)
+}
+
+/// A handle as scripts return it (16 hex digits).
+fn parse_handle(text: &[u8]) -> Option<Handle> {
+    std::str::from_utf8(text).ok()?.parse().ok()
 }
 
 /// Lowercase hex of a digest: how sessions are named in Redis.

@@ -15,8 +15,10 @@
 
 use std::future::{Future, ready};
 
+use crossbeam_channel::Receiver;
+
 use crate::error::Error;
-use crate::{Handle, Principal, SessionInfo, SessionToken};
+use crate::{Event, Handle, Principal, SessionInfo, SessionToken, Stats};
 
 /// A session store: the in-process [`crate::Sessions`] or, with the
 /// `redis` feature, `sesame::redis::RedisSessions`.
@@ -102,6 +104,15 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         principal: &Self::Principal,
     ) -> impl Future<Output = Result<Vec<SessionInfo<Self::Principal>>, Error>> + Send;
+
+    /// The store's counters ([`crate::Stats`], the same meaning per field on
+    /// every store; see each store's `stats` for what it cannot count).
+    fn stats(&self) -> impl Future<Output = Result<Stats, Error>> + Send;
+
+    /// Subscribes to the store's events through a channel of `capacity`
+    /// (never a token in them). A full channel drops events, counted in
+    /// [`crate::Stats::events_dropped`]. Synchronous: no I/O.
+    fn subscribe(&self, capacity: usize) -> Receiver<Event<Self::Principal>>;
 
     /// A client presented a value that is not a well-formed token, so no
     /// other method saw it: a store that keeps statistics counts it among
@@ -217,6 +228,16 @@ where
         principal: &P,
     ) -> impl Future<Output = Result<Vec<SessionInfo<P>>, Error>> + Send {
         ready(Ok(crate::Sessions::sessions_of(self, principal)))
+    }
+
+    #[inline]
+    fn stats(&self) -> impl Future<Output = Result<Stats, Error>> + Send {
+        ready(Ok(crate::Sessions::stats(self)))
+    }
+
+    #[inline]
+    fn subscribe(&self, capacity: usize) -> Receiver<Event<P>> {
+        crate::Sessions::subscribe(self, capacity)
     }
 
     #[inline]

@@ -71,7 +71,7 @@ async fn sigkill_and_restart_fail_closed_then_recover() {
     for s in [&a, &b] {
         let down = eventually_async(RECOVERY, async || {
             never_accepted(s, &revoked).await;
-            !s.stats().cache_trusted && unavailable(s.validate(&live).await)
+            !s.redis_stats().cache_trusted && unavailable(s.validate(&live).await)
         })
         .await;
         assert!(down.is_some(), "the store noticed Redis is gone");
@@ -93,7 +93,7 @@ async fn sigkill_and_restart_fail_closed_then_recover() {
             never_accepted(s, &revoked).await;
         }
     }
-    assert!(a.stats().unavailable > 0);
+    assert!(a.redis_stats().unavailable > 0);
 
     server.restart();
     for s in [&a, &b] {
@@ -165,17 +165,17 @@ async fn without_the_invalidation_channel_reads_go_through() {
         .unwrap();
     assert_eq!(killed, 2);
     assert!(
-        eventually_async(READY, async || !a.stats().cache_trusted)
+        eventually_async(READY, async || !a.redis_stats().cache_trusted)
             .await
             .is_some()
     );
 
     // A still answers, from Redis each time.
-    let f0 = a.stats().fetches;
+    let f0 = a.redis_stats().fetches;
     assert_eq!(a.validate(&token).await.unwrap(), Some(handle));
     assert_eq!(a.validate(&token).await.unwrap(), Some(handle));
     assert_eq!(
-        a.stats().fetches,
+        a.redis_stats().fetches,
         f0 + 2,
         "no copy served while the channel is down"
     );
@@ -192,11 +192,11 @@ async fn without_the_invalidation_channel_reads_go_through() {
         .query::<()>(&mut admin)
         .unwrap();
     assert!(a.wait_ready(RECOVERY).await && b.wait_ready(RECOVERY).await);
-    let f1 = a.stats().fetches;
+    let f1 = a.redis_stats().fetches;
     assert_eq!(a.validate(&other).await.unwrap(), Some(h2));
-    assert_eq!(a.stats().fetches, f1 + 1, "re-read after the gap");
+    assert_eq!(a.redis_stats().fetches, f1 + 1, "re-read after the gap");
     assert_eq!(a.validate(&other).await.unwrap(), Some(h2));
-    assert_eq!(a.stats().fetches, f1 + 1, "then cached again");
+    assert_eq!(a.redis_stats().fetches, f1 + 1, "then cached again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -211,10 +211,10 @@ async fn killed_subscription_drops_copies_from_before_the_gap() {
     for round in 0..5 {
         let (token, handle) = a.create(round).await.unwrap();
         assert_eq!(a.validate(&token).await.unwrap(), Some(handle));
-        let subs = a.stats().subscriptions;
-        let f0 = a.stats().fetches;
+        let subs = a.redis_stats().subscriptions;
+        let f0 = a.redis_stats().fetches;
         assert_eq!(a.validate(&token).await.unwrap(), Some(handle));
-        assert_eq!(a.stats().fetches, f0, "cached");
+        assert_eq!(a.redis_stats().fetches, f0, "cached");
         let _: i64 = redis::cmd("CLIENT")
             .arg("KILL")
             .arg("TYPE")
@@ -222,14 +222,14 @@ async fn killed_subscription_drops_copies_from_before_the_gap() {
             .query(&mut admin)
             .unwrap();
         assert!(
-            eventually_async(RECOVERY, async || a.stats().subscriptions > subs)
+            eventually_async(RECOVERY, async || a.redis_stats().subscriptions > subs)
                 .await
                 .is_some()
         );
         assert!(a.wait_ready(RECOVERY).await);
         assert_eq!(a.validate(&token).await.unwrap(), Some(handle));
         assert_eq!(
-            a.stats().fetches,
+            a.redis_stats().fetches,
             f0 + 1,
             "the copy from before the gap was not served"
         );
@@ -344,7 +344,7 @@ fn a_store_whose_subscriber_runtime_ended_serves_no_copies() {
     });
     drop(first);
     other.block_on(async {
-        assert!(!a.stats().cache_trusted, "no subscriber, no trust");
+        assert!(!a.redis_stats().cache_trusted, "no subscriber, no trust");
         assert!(b.logout(&token).await.unwrap());
         assert_eq!(a.validate(&token).await.unwrap(), None, "read through");
     });

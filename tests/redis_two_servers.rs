@@ -68,15 +68,19 @@ async fn a_cache_hit_makes_no_round_trip() {
     let (a, b) = pair(&server).await;
     let (token, handle) = a.create(Cart::default()).await.unwrap();
     assert_eq!(b.validate(&token).await.unwrap(), Some(handle)); // B reads Redis once
-    let (fa, fb) = (a.stats().fetches, b.stats().fetches);
+    let (fa, fb) = (a.redis_stats().fetches, b.redis_stats().fetches);
     for _ in 0..1_000 {
         assert_eq!(a.validate(&token).await.unwrap(), Some(handle));
         assert_eq!(b.validate(&token).await.unwrap(), Some(handle));
         assert!(b.with(&token, |c| c.visits).await.unwrap().is_some());
     }
-    assert_eq!(a.stats().fetches, fa, "the creator cached its session");
-    assert_eq!(b.stats().fetches, fb, "B cached after one read");
-    assert_eq!(a.stats().touches + b.stats().touches, 0);
+    assert_eq!(
+        a.redis_stats().fetches,
+        fa,
+        "the creator cached its session"
+    );
+    assert_eq!(b.redis_stats().fetches, fb, "B cached after one read");
+    assert_eq!(a.redis_stats().touches + b.redis_stats().touches, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,7 +119,7 @@ async fn logout_on_a_is_refused_on_b_within_100ms() {
     assert!(took.is_some(), "B refuses within 100 ms");
     assert!(a.validate(&token).await.unwrap().is_none());
     assert!(!a.logout(&token).await.unwrap(), "already gone");
-    assert!(b.stats().invalidations >= 1);
+    assert!(b.redis_stats().invalidations >= 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -321,7 +325,7 @@ async fn redis_ttl_is_min_of_idle_and_absolute_and_touch_is_rate_limited() {
     for _ in 0..100 {
         assert!(a.validate(&token).await.unwrap().is_some());
     }
-    assert_eq!(a.stats().touches, 0);
+    assert_eq!(a.redis_stats().touches, 0);
     // Past half: one read refreshes the deadline in Redis, the rest do not.
     redis::cmd("PEXPIRE")
         .arg(&keys[0])
@@ -332,10 +336,10 @@ async fn redis_ttl_is_min_of_idle_and_absolute_and_touch_is_rate_limited() {
     for _ in 0..100 {
         assert!(a.validate(&token).await.unwrap().is_some());
     }
-    assert_eq!(a.stats().touches, 1);
+    assert_eq!(a.redis_stats().touches, 1);
     let ttl = pttl(&mut con);
     assert!(ttl > 590_000, "the touch renewed the TTL: {ttl}");
-    assert_eq!(a.stats().fetches, 0, "all served from the near cache");
+    assert_eq!(a.redis_stats().fetches, 0, "all served from the near cache");
 
     // Near the absolute deadline the TTL is what is left of it.
     let now: (String, String) = redis::cmd("TIME").query(&mut con).unwrap();
@@ -348,7 +352,7 @@ async fn redis_ttl_is_min_of_idle_and_absolute_and_touch_is_rate_limited() {
         .unwrap();
     clock.advance(Duration::from_secs(400));
     assert!(a.validate(&token).await.unwrap().is_some());
-    assert_eq!(a.stats().touches, 2);
+    assert_eq!(a.redis_stats().touches, 2);
     let ttl = pttl(&mut con);
     assert!(
         ttl > 0 && ttl <= 5_000,
@@ -370,10 +374,15 @@ async fn principal_index_is_pruned_of_expired_sessions() {
     let mut con = server.connection();
     let set = "sesame:u:\"alice\"";
     assert_eq!(
-        redis::cmd("SCARD").arg(set).query::<i64>(&mut con).unwrap(),
+        redis::cmd("ZCARD").arg(set).query::<i64>(&mut con).unwrap(),
         3
     );
-    let members: Vec<String> = redis::cmd("SMEMBERS").arg(set).query(&mut con).unwrap();
+    let members: Vec<String> = redis::cmd("ZRANGE")
+        .arg(set)
+        .arg(0)
+        .arg(-1)
+        .query(&mut con)
+        .unwrap();
     // Let one session expire in Redis.
     let victim = format!("sesame:s:{}", members[0]);
     redis::cmd("PEXPIRE")
@@ -392,7 +401,7 @@ async fn principal_index_is_pruned_of_expired_sessions() {
     assert!(gone.is_some());
     assert_eq!(a.sessions_of(&alice()).await.unwrap().len(), 2);
     assert_eq!(
-        redis::cmd("SCARD").arg(set).query::<i64>(&mut con).unwrap(),
+        redis::cmd("ZCARD").arg(set).query::<i64>(&mut con).unwrap(),
         2,
         "listing pruned the expired member"
     );
@@ -458,6 +467,12 @@ async fn redis_holds_no_token_text() {
             let values: Vec<Vec<u8>> = match kind.as_str() {
                 "hash" => redis::cmd("HGETALL").arg(&k).query(&mut con).unwrap(),
                 "set" => redis::cmd("SMEMBERS").arg(&k).query(&mut con).unwrap(),
+                "zset" => redis::cmd("ZRANGE")
+                    .arg(&k)
+                    .arg(0)
+                    .arg(-1)
+                    .query(&mut con)
+                    .unwrap(),
                 // The flush marker: a random value, no token.
                 "string" if k == "sesame:live" => {
                     vec![redis::cmd("GET").arg(&k).query(&mut con).unwrap()]
@@ -616,12 +631,16 @@ async fn a_copy_is_served_at_most_cache_ttl() {
     assert!(a.validate(&token).await.unwrap().is_some());
     clock.advance(Duration::from_secs(9));
     assert!(a.validate(&token).await.unwrap().is_some());
-    assert_eq!(a.stats().fetches, 0, "within the TTL: the local copy");
+    assert_eq!(a.redis_stats().fetches, 0, "within the TTL: the local copy");
     clock.advance(Duration::from_secs(1));
     assert!(a.validate(&token).await.unwrap().is_some());
-    assert_eq!(a.stats().fetches, 1, "past the TTL: read again from Redis");
+    assert_eq!(
+        a.redis_stats().fetches,
+        1,
+        "past the TTL: read again from Redis"
+    );
     assert!(a.validate(&token).await.unwrap().is_some());
-    assert_eq!(a.stats().fetches, 1, "and cached again");
+    assert_eq!(a.redis_stats().fetches, 1, "and cached again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -676,9 +695,9 @@ fn session_keys(con: &mut redis::Connection) -> Vec<String> {
 /// Caches `token` on `s` and checks that the next read is a hit.
 async fn cached_on(s: &Store, token: &SessionToken) {
     assert!(s.validate(token).await.unwrap().is_some());
-    let f = s.stats().fetches;
+    let f = s.redis_stats().fetches;
     assert!(s.validate(token).await.unwrap().is_some());
-    assert_eq!(s.stats().fetches, f, "served from the near cache");
+    assert_eq!(s.redis_stats().fetches, f, "served from the near cache");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

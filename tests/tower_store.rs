@@ -98,6 +98,13 @@ impl Store for Flaky {
         self.gate()?;
         Store::sessions_of(&self.inner, principal).await
     }
+    async fn stats(&self) -> Result<sesame::Stats, Error> {
+        self.gate()?;
+        Store::stats(&self.inner).await
+    }
+    fn subscribe(&self, capacity: usize) -> crossbeam_channel::Receiver<sesame::Event<String>> {
+        Store::subscribe(&self.inner, capacity)
+    }
 }
 
 type S = Session<u32, String, Flaky>;

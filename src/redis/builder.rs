@@ -17,7 +17,10 @@ use super::conn::Acks;
 use super::target::Target;
 use crate::Principal;
 use crate::clock::{Clock, SystemClock};
-use crate::config::{DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_IDLE_TIMEOUT};
+use crate::config::{
+    DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_SESSIONS,
+    DEFAULT_MAX_SESSIONS_PER_USER, MAX_ROTATION_GRACE,
+};
 use crate::key::SecretKey;
 
 /// Default near-cache capacity: sessions this server keeps copies of.
@@ -50,6 +53,14 @@ struct SentinelSpec {
     sentinels: Vec<String>,
     service: String,
     node_url: Option<String>,
+}
+
+/// The per-user limit as chosen.
+#[derive(Clone, Copy, Debug)]
+enum PerUser {
+    Default,
+    Limit(usize),
+    Unlimited,
 }
 
 /// The option a [`RedisBuildError`] is about.
@@ -85,6 +96,12 @@ pub enum RedisOption {
     Sentinel,
     /// [`RedisBuilder::replica_acks`]
     ReplicaAcks,
+    /// [`RedisBuilder::rotation_grace`]
+    RotationGrace,
+    /// [`RedisBuilder::max_sessions_per_user`]
+    MaxSessionsPerUser,
+    /// [`RedisBuilder::max_sessions`]
+    MaxSessions,
 }
 
 impl fmt::Display for RedisOption {
@@ -103,6 +120,9 @@ impl fmt::Display for RedisOption {
             Self::IoTimeout => "io_timeout",
             Self::Sentinel => "sentinel",
             Self::ReplicaAcks => "replica_acks",
+            Self::RotationGrace => "rotation_grace",
+            Self::MaxSessionsPerUser => "max_sessions_per_user",
+            Self::MaxSessions => "max_sessions",
         })
     }
 }
@@ -182,6 +202,9 @@ pub struct RedisBuilder<T, P = String> {
     secret: Option<SecretKey>,
     idle: Duration,
     absolute: Duration,
+    grace: Duration,
+    per_user: PerUser,
+    max_sessions: usize,
     cache_capacity: usize,
     cache_ttl: Duration,
     fallback_cache_ttl: Duration,
@@ -199,6 +222,9 @@ impl<T, P> fmt::Debug for RedisBuilder<T, P> {
             .field("secret", &self.secret.as_ref().map(|_| ".."))
             .field("idle", &self.idle)
             .field("absolute", &self.absolute)
+            .field("grace", &self.grace)
+            .field("per_user", &self.per_user)
+            .field("max_sessions", &self.max_sessions)
             .field("cache_capacity", &self.cache_capacity)
             .field("cache_ttl", &self.cache_ttl)
             .field("prefix", &self.prefix)
@@ -230,6 +256,9 @@ where
             secret: None,
             idle: DEFAULT_IDLE_TIMEOUT,
             absolute: DEFAULT_ABSOLUTE_TIMEOUT,
+            grace: Duration::ZERO,
+            per_user: PerUser::Default,
+            max_sessions: DEFAULT_MAX_SESSIONS,
             cache_capacity: DEFAULT_CACHE_CAPACITY,
             cache_ttl: DEFAULT_CACHE_TTL,
             fallback_cache_ttl: DEFAULT_FALLBACK_CACHE_TTL,
@@ -302,6 +331,122 @@ where
     /// ```
     pub fn absolute_timeout(mut self, absolute: Duration) -> Self {
         self.absolute = absolute;
+        self
+    }
+
+    /// How long a token replaced by a plain rotation ([`RedisSessions::rotate`],
+    /// the layer's `renew_after`) keeps working, for requests already in
+    /// flight, on every server: as [`crate::Builder::rotation_grace`].
+    /// Default zero: the old token fails at once. At most
+    /// [`crate::config::MAX_ROTATION_GRACE`] and shorter than the idle
+    /// timeout.
+    ///
+    /// The old token becomes the session's one alias in Redis, expiring
+    /// with the window (rotating again ends it at once). A login never
+    /// leaves one, and ends the one a rotation left. Reads through an alias
+    /// always go to Redis (they are not cached).
+    ///
+    /// # Warning
+    ///
+    /// During the window a stolen pre-rotation token still works. Keep it
+    /// to the few seconds concurrent requests need, or leave it at zero.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sesame::{SecretKey, redis::{RedisOption, RedisSessions}};
+    /// # let url = "redis://127.0.0.1:6379/";
+    /// // Options are checked before anything else: no runtime, no Redis needed.
+    /// let e = RedisSessions::<()>::builder(url)
+    ///     .secret_key(SecretKey::generate())
+    ///     .rotation_grace(Duration::from_secs(61))
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(e.option(), RedisOption::RotationGrace);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn rotation_grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// The most live sessions in the whole Redis session space (every
+    /// server, one prefix): as [`crate::Builder::max_sessions`], default
+    /// [`crate::config::DEFAULT_MAX_SESSIONS`]. A `create` at the limit
+    /// first drops the sessions whose deadline passed, then evicts the
+    /// anonymous session Redis saw in use least recently; with none,
+    /// creation fails with [`crate::ErrorKind::Full`]. Logged-in sessions
+    /// are never evicted for room. Every server must set the same value.
+    ///
+    /// **Cost:** below the limit a create adds two sorted-set insertions
+    /// (`O(log n)`); at the limit, `O(log n + m)` more to drop the `m`
+    /// sessions that expired since the last time, and one eviction.
+    ///
+    /// **Approximate:** sessions created by a version without this count,
+    /// or removed behind sesame's back (`DEL`, `maxmemory` eviction), are
+    /// counted until their deadline passes; "least recently used" is as
+    /// recorded in Redis, where reads refresh the use at most once per half
+    /// idle timeout (see the [module docs](crate::redis)).
+    ///
+    /// ```
+    /// use sesame::{SecretKey, redis::{RedisOption, RedisSessions}};
+    /// # let url = "redis://127.0.0.1:6379/";
+    /// // Options are checked before anything else: no runtime, no Redis needed.
+    /// let e = RedisSessions::<()>::builder(url)
+    ///     .secret_key(SecretKey::generate())
+    ///     .max_sessions(0)
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(e.option(), RedisOption::MaxSessions);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn max_sessions(mut self, max: usize) -> Self {
+        self.max_sessions = max;
+        self
+    }
+
+    /// The most live sessions one principal may hold, across all servers; a
+    /// login beyond it ends the principal's session that logged in longest
+    /// ago (never the new one), atomically in the login's script, on every
+    /// server. As [`crate::Builder::max_sessions_per_user`]; default
+    /// [`crate::config::DEFAULT_MAX_SESSIONS_PER_USER`] (100, or a tenth of
+    /// [`RedisBuilder::max_sessions`] if that is fewer). At least 1, at
+    /// most `max_sessions`.
+    ///
+    /// ```
+    /// use sesame::{SecretKey, redis::{RedisOption, RedisSessions}};
+    /// # let url = "redis://127.0.0.1:6379/";
+    /// // Options are checked before anything else: no runtime, no Redis needed.
+    /// let e = RedisSessions::<()>::builder(url)
+    ///     .secret_key(SecretKey::generate())
+    ///     .max_sessions_per_user(0)
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(e.option(), RedisOption::MaxSessionsPerUser);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn max_sessions_per_user(mut self, max: usize) -> Self {
+        self.per_user = PerUser::Limit(max);
+        self
+    }
+
+    /// Lifts the per-principal limit.
+    ///
+    /// # Warning
+    ///
+    /// As [`crate::Builder::unlimited_sessions_per_user`]: one account
+    /// logging in again and again then holds as many sessions as it likes.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let sessions = sesame::redis::RedisSessions::<()>::builder("redis://127.0.0.1:6379/")
+    ///     .secret_key(sesame::SecretKey::generate())
+    ///     .unlimited_sessions_per_user() // API clients of one service account
+    ///     .build()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn unlimited_sessions_per_user(mut self) -> Self {
+        self.per_user = PerUser::Unlimited;
         self
     }
 
@@ -394,7 +539,7 @@ where
     ///     .connect_timeout(Duration::from_millis(50))
     ///     .runtime(runtime.handle().clone())
     ///     .build()?;
-    /// assert_eq!(sessions.stats().cached, 0);
+    /// assert_eq!(sessions.redis_stats().cached, 0);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn runtime(mut self, handle: tokio::runtime::Handle) -> Self {
@@ -651,6 +796,31 @@ where
                 "at most the absolute timeout",
             ));
         }
+        if self.grace > MAX_ROTATION_GRACE || self.grace >= self.idle {
+            return Err(RedisBuildError::new(
+                O::RotationGrace,
+                "at most 60 s and shorter than the idle timeout",
+            ));
+        }
+        if self.max_sessions == 0 || self.max_sessions > (u32::MAX as usize) {
+            return Err(RedisBuildError::new(
+                O::MaxSessions,
+                "between 1 and 2^32 - 1",
+            ));
+        }
+        let per_user = match self.per_user {
+            PerUser::Limit(n) if n == 0 || n > self.max_sessions => {
+                return Err(RedisBuildError::new(
+                    O::MaxSessionsPerUser,
+                    "between 1 and max_sessions",
+                ));
+            }
+            PerUser::Limit(n) => n as u64,
+            PerUser::Default => {
+                DEFAULT_MAX_SESSIONS_PER_USER.min((self.max_sessions / 10).max(1)) as u64
+            }
+            PerUser::Unlimited => 0,
+        };
         if self.cache_capacity == 0 || self.cache_capacity > u32::MAX as usize {
             return Err(RedisBuildError::new(
                 O::CacheCapacity,
@@ -709,6 +879,9 @@ where
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock::new())),
             idle_ms: crate::clock::duration_millis(self.idle),
             abs_ms: crate::clock::duration_millis(self.absolute),
+            grace_ms: crate::clock::duration_millis(self.grace),
+            per_user,
+            max_sessions: self.max_sessions as u64,
             cache_capacity: self.cache_capacity,
             cache_ttl_ms: crate::clock::duration_millis(self.cache_ttl),
             fallback_ttl_ms: crate::clock::duration_millis(self.fallback_cache_ttl),

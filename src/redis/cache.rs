@@ -75,6 +75,10 @@ pub(crate) struct Copy<T, P> {
     pub(crate) idle_until: AtomicU64,
     /// One thread at a time refreshes the idle deadline in Redis.
     pub(crate) touching: AtomicBool,
+    /// `Some(current key)` when the copy was read through a grace alias
+    /// (a token replaced by a rotation): such a copy is never cached, since
+    /// invalidations name sessions by their current key only.
+    pub(crate) target: Option<SessionKey>,
 }
 
 impl<T, P> Copy<T, P> {
@@ -289,6 +293,7 @@ mod tests {
             hard_until: 1_000,
             idle_until: AtomicU64::new(1_000),
             touching: AtomicBool::new(false),
+            target: None,
         })
     }
 

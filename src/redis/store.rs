@@ -8,7 +8,8 @@ use serde::de::DeserializeOwned;
 use super::RedisSessions;
 use crate::error::Error;
 use crate::store::Store;
-use crate::{Handle, Principal, SessionInfo, SessionToken};
+use crate::{Event, Handle, Principal, SessionInfo, SessionToken, Stats};
+use crossbeam_channel::Receiver;
 
 impl<T, P> Store for RedisSessions<T, P>
 where
@@ -22,9 +23,8 @@ where
         RedisSessions::validate(self, token).await
     }
 
-    /// Redis keeps no grace aliases: a live token is the current one.
     async fn is_current(&self, token: &SessionToken) -> Result<bool, Error> {
-        Ok(RedisSessions::validate(self, token).await?.is_some())
+        RedisSessions::is_current(self, token).await
     }
 
     async fn info(&self, token: &SessionToken) -> Result<Option<SessionInfo<P>>, Error> {
@@ -75,5 +75,17 @@ where
 
     async fn sessions_of(&self, principal: &P) -> Result<Vec<SessionInfo<P>>, Error> {
         RedisSessions::sessions_of(self, principal).await
+    }
+
+    async fn stats(&self) -> Result<Stats, Error> {
+        RedisSessions::stats(self).await
+    }
+
+    fn subscribe(&self, capacity: usize) -> Receiver<Event<P>> {
+        RedisSessions::subscribe(self, capacity)
+    }
+
+    fn note_malformed(&self) {
+        RedisSessions::note_malformed(self);
     }
 }
