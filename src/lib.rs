@@ -149,7 +149,7 @@ use engine::{reaper, shard, users, wheel};
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{BuildError, BuildOption, Builder};
-pub use engine::Sessions;
+pub use engine::{MAX_ID_LEN, MIN_ID_LEN, Sessions};
 pub use error::{Error, ErrorKind};
 pub use events::{Event, EventKind, EvictionReason, ExpiryReason};
 pub use key::SecretKey;
