@@ -1,9 +1,14 @@
 //! The HTTP adapters, each behind its feature: framework-agnostic cookie
 //! helpers, a tower layer with its per-request `Session` handle, and the
-//! axum extractor. They use only the public [`crate::store::Store`] seam.
+//! axum extractor, and a store for tower-sessions. The first three use only
+//! the public [`crate::store::Store`] seam; the tower-sessions store uses the
+//! engine's methods keyed by a caller-chosen id.
 
 #[cfg(feature = "axum")]
 pub mod axum;
+#[cfg(feature = "cookie")]
 pub mod cookie;
 #[cfg(feature = "tower")]
 pub mod tower;
+#[cfg(feature = "tower-sessions")]
+pub mod tower_sessions;

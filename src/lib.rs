@@ -121,7 +121,7 @@ pub mod config;
 mod engine;
 pub mod error;
 pub mod events;
-#[cfg(feature = "cookie")]
+#[cfg(any(feature = "cookie", feature = "tower-sessions"))]
 mod http;
 pub mod key;
 #[cfg(feature = "model")]
@@ -144,6 +144,8 @@ pub use http::axum;
 pub use http::cookie;
 #[cfg(feature = "tower")]
 pub use http::tower;
+#[cfg(feature = "tower-sessions")]
+pub use http::tower_sessions;
 // The engine's parts, by their short paths inside the crate.
 use engine::{reaper, shard, users, wheel};
 

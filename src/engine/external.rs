@@ -77,6 +77,12 @@ where
         }
     }
 
+    /// The engine's time now, as wall time (the scale of own deadlines).
+    #[cfg_attr(not(all(test, feature = "tower-sessions")), allow(dead_code))]
+    pub(crate) fn wall_now(&self) -> SystemTime {
+        self.wall(self.inner.clock.now())
+    }
+
     /// The entry's absolute deadline for its own deadline `expires`.
     fn own_deadline(&self, created: u64, expires: Option<SystemTime>) -> u64 {
         let abs = created.saturating_add(self.inner.config.absolute_ms);
