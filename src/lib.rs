@@ -98,6 +98,11 @@
 //!   back is refused; `Sessions::save_snapshot` and
 //!   `Sessions::load_snapshot` are the same without the journal. See
 //!   `sesame::snapshot`.
+//! - `tower-sessions`: `sesame::tower_sessions::SesameStore`, a store for
+//!   tower-sessions (and so for axum-login): an app swaps `MemoryStore` for
+//!   it in one line and gets ids hashed at rest, bounded memory and expiry
+//!   that frees memory; [`Sessions::insert_with_id`] and its siblings are
+//!   the engine's methods keyed by a caller-chosen id beneath it.
 //!
 //! # Locking
 //!

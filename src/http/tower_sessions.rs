@@ -53,6 +53,7 @@
 //! | data | your typed `T`, no serialization | tower-sessions' `HashMap<String, serde_json::Value>`, each value serialized by tower-sessions on `insert` and deserialized on `get` |
 //! | update | atomic per session (`update` closures) | last save wins: two concurrent requests of one session each save their whole copy |
 //! | rotation on login | `login` rotates in one step; optional grace window for in-flight requests | axum-login's `cycle_id`: tower-sessions deletes the old id and creates a new one; no grace window |
+//! | a new user on the same browser | `login` as another principal rotates and resets the data to `T::default()` | axum-login 0.17 cycles the id only when nobody was logged in: bob logging in over alice keeps the id and alice's other session data (have the login handler `logout` first, or `session.flush()`) |
 //! | principal | bound by `login`: per-user limit, `sessions_of`, `revoke_user` (log out everywhere) | none: axum-login keeps the user id inside the record's data, which the engine does not read. No per-user limit, no listing, no "log out everywhere" |
 //! | eviction at capacity | anonymous sessions only; logged-in ones are never evicted for room | every session counts as anonymous to the engine, so a logged-in session can be evicted (least recently seen first) |
 //! | an ended session | stays ended | stays ended: `save` of a deleted or expired id stores nothing (as tower-sessions' Redis store, `SET .. XX`); the next request gets a new session |
