@@ -201,6 +201,8 @@ mod tests {
             (ErrorKind::NotFound, 409, None),
             (ErrorKind::Conflict, 409, None),
             (ErrorKind::Encoding, 500, None),
+            (ErrorKind::IdTaken, 500, None),
+            (ErrorKind::InvalidId, 500, None),
         ];
         for (kind, status, retry) in cases {
             let response = Error::from(kind).into_response();
