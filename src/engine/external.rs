@@ -13,9 +13,11 @@
 //! `max_sessions`, is evicted first at capacity like every anonymous
 //! session, expires on the engine's idle and absolute timeouts, is reaped
 //! by the wheel and saved by snapshots. It has no token, so it cannot be
-//! rotated or logged in (a caller that wants a new id removes the session
-//! and inserts its data under the new id, as tower-sessions' `cycle_id`
-//! does), and no principal.
+//! rotated (a caller that wants a new id removes the session and inserts
+//! its data under the new id, as tower-sessions' `cycle_id` does). It can be
+//! bound to a principal in place ([`Sessions::bind_by_id`]): then it is in
+//! the principal index, counts against the per-user limit, ends with
+//! [`Sessions::revoke_user`] and is no longer evicted for room.
 //!
 //! # Expiry
 //!
@@ -30,10 +32,11 @@
 
 use super::*;
 use crate::error::{Error, ErrorKind};
-use crate::events::{EventKind, ExpiryReason};
+use crate::events::{EventKind, EvictionReason, ExpiryReason};
 use crate::key::{SecretKey, SessionKey};
 use crate::shard::{Entry, Slot};
 use crate::stats::bump;
+use crate::users::Member;
 use crate::{Handle, Principal};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -336,6 +339,118 @@ where
         true
     }
 
+    /// Binds the live session holding `id` to `principal`, or makes it
+    /// anonymous again (`None`), without changing its id (a caller-chosen
+    /// id cannot be rotated here: the caller that wants a new one removes
+    /// the session and inserts it again, which is what tower-sessions'
+    /// `cycle_id` does). A bound session is in the principal index
+    /// ([`Sessions::sessions_of`], [`Sessions::revoke_user`]), counts
+    /// against the per-user limit (the principal's sessions bound longest
+    /// ago are ended beyond it, never this one) and is never evicted for
+    /// room. Binding to the principal already bound does nothing.
+    ///
+    /// Unlike [`Sessions::login`] this neither rotates nor resets the data
+    /// nor restarts the absolute timeout: the caller chose the id and
+    /// owns those decisions.
+    ///
+    /// **Locking:** one shard read lock; then the session's principal lock
+    /// and, under it, one principal-index shard.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotFound`] when no live session holds `id`.
+    ///
+    /// ```
+    /// let sessions = sesame::Sessions::<()>::new();
+    /// let id = [9u8; 16];
+    /// sessions.insert_with_id(&id, (), None)?;
+    /// sessions.bind_by_id(&id, Some("alice".to_string()))?;
+    /// assert_eq!(sessions.sessions_of(&"alice".to_string()).len(), 1);
+    /// assert_eq!(sessions.revoke_user(&"alice".to_string()), 1); // log out everywhere
+    /// assert!(sessions.get_by_id(&id).is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn bind_by_id(&self, id: &[u8], principal: Option<P>) -> Result<(), Error> {
+        let inner = &*self.inner;
+        let Some((entry, key)) = self.find_id(id) else {
+            return Err(Error::new(ErrorKind::NotFound));
+        };
+        // User code (the principal's `Clone`) before anything changes.
+        let bound = principal.clone();
+        let now = inner.clock.now();
+        let idle = inner.config.idle_ms;
+        let limit = inner.config.max_per_user;
+        let live = |e: &Entry<T, P>| e.is_live(now, idle);
+        let member = || Member {
+            key,
+            entry: Arc::clone(&entry),
+        };
+        let mut victims = Vec::new();
+        let anonymous_again;
+        {
+            let mut current = entry.principal.write();
+            if !entry.is_alive() {
+                return Err(Error::new(ErrorKind::NotFound));
+            }
+            match (current.as_ref(), principal) {
+                (None, None) => return Ok(()),
+                (Some(q), Some(p)) if *q == p => return Ok(()),
+                // A panic in `add` (the principal's `Hash`/`Eq`) leaves
+                // everything as it was.
+                (None, Some(p)) => {
+                    victims = inner.users.add(p, member(), limit, live);
+                    inner.anonymous.fetch_sub(1, Ordering::AcqRel);
+                }
+                (Some(q), None) => {
+                    inner.users.remove(q, &entry);
+                    inner.anonymous.fetch_add(1, Ordering::AcqRel);
+                }
+                (Some(q), Some(p)) => {
+                    // Two index updates: a panic between them would leave
+                    // the session listed under neither or both principals,
+                    // where "log out everywhere" could miss it. Fail
+                    // closed: the session ends (as `login` does).
+                    let moved = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        inner.users.remove(q, &entry);
+                        inner.users.add(p, member(), limit, live)
+                    }));
+                    match moved {
+                        Ok(v) => victims = v,
+                        Err(panic) => {
+                            let killed = entry.try_kill();
+                            drop(current);
+                            if killed {
+                                self.shard(&key).remove_if(&key, &entry);
+                                self.retire(&entry, EventKind::Destroyed);
+                            }
+                            std::panic::resume_unwind(panic);
+                        }
+                    }
+                    entry.bump_epoch();
+                }
+            }
+            anonymous_again = bound.is_none();
+            *current = bound;
+        }
+        if anonymous_again {
+            // Evictable again: back in the ring (a stale copy of the key
+            // there is skipped by eviction, and purged in time).
+            self.push_ring(self.shard(&key), key);
+        }
+        let principal = entry.principal.read().clone();
+        if principal.is_some() {
+            // `LoggedIn` without a rotation: the caller chose the id (and,
+            // under tower-sessions, drew a new one for the login).
+            inner
+                .bus
+                .emit(EventKind::LoggedIn, entry.handle, principal.as_ref());
+        }
+        for m in &victims {
+            self.end_member(m, EventKind::Evicted(EvictionReason::PerUser));
+        }
+        Ok(())
+    }
+
     /// The metadata of the live session holding `id` (records the use).
     /// Its `absolute_expires` is the earlier of the engine's absolute
     /// timeout and the session's own deadline.
@@ -534,5 +649,78 @@ mod tests {
         assert_eq!(sessions.len(), 3);
         assert_eq!(sessions.stats().evicted_capacity, 7);
         assert_eq!(sessions.get_by_id(&[9; 16]), Some(9), "the newest stays");
+    }
+    /// A bound session is in the index, is never evicted for room, obeys
+    /// the per-user limit, and ends with "log out everywhere".
+    #[test]
+    fn a_bound_id_session_is_indexed_kept_at_capacity_and_revocable() {
+        let clock = ManualClock::new();
+        let sessions: Sessions<u32> = Sessions::builder()
+            .clock(clock.clone())
+            .max_sessions(4)
+            .max_sessions_per_user(2)
+            .reaper_interval(None)
+            .build()
+            .unwrap();
+        let alice = "alice".to_string();
+        for i in 1..=3u8 {
+            sessions.insert_with_id(&[i; 16], 0, None).unwrap();
+            sessions.bind_by_id(&[i; 16], Some(alice.clone())).unwrap();
+            clock.advance(Duration::from_millis(10));
+        }
+        assert_eq!(
+            sessions.get_by_id(&[1; 16]),
+            None,
+            "per-user limit: the oldest ended"
+        );
+        assert_eq!(sessions.sessions_of(&alice).len(), 2);
+        assert_eq!(sessions.stats().evicted_per_user, 1);
+        // Anonymous floods evict anonymous sessions only.
+        for i in 10..20u8 {
+            sessions.insert_with_id(&[i; 16], 0, None).unwrap();
+        }
+        assert_eq!(sessions.len(), 4);
+        assert!(sessions.get_by_id(&[2; 16]).is_some() && sessions.get_by_id(&[3; 16]).is_some());
+        assert_eq!(sessions.stats().anonymous, 2);
+        // Unbound again: evictable again.
+        sessions.bind_by_id(&[3; 16], None).unwrap();
+        assert_eq!(sessions.sessions_of(&alice).len(), 1);
+        assert_eq!(sessions.stats().anonymous, 3);
+        assert_eq!(sessions.revoke_user(&alice), 1);
+        assert!(sessions.get_by_id(&[2; 16]).is_none());
+        assert_eq!(sessions.stats().anonymous, 3, "{:?}", sessions.stats());
+        assert_eq!(sessions.len(), 3);
+        for i in 20..30u8 {
+            sessions.insert_with_id(&[i; 16], 0, None).unwrap();
+        }
+        assert!(
+            sessions.get_by_id(&[3; 16]).is_none(),
+            "evicted once anonymous"
+        );
+        assert_eq!(
+            sessions
+                .bind_by_id(&[3; 16], Some(alice.clone()))
+                .unwrap_err()
+                .kind(),
+            ErrorKind::NotFound
+        );
+    }
+
+    /// Moving a session to another principal moves it in the index.
+    #[test]
+    fn binding_another_principal_moves_the_session() {
+        let sessions = Sessions::<u32>::new();
+        let (alice, bob) = ("alice".to_string(), "bob".to_string());
+        sessions.insert_with_id(&[1; 16], 0, None).unwrap();
+        sessions.bind_by_id(&[1; 16], Some(alice.clone())).unwrap();
+        sessions.bind_by_id(&[1; 16], Some(alice.clone())).unwrap();
+        assert_eq!(sessions.sessions_of(&alice).len(), 1, "bound once");
+        sessions.bind_by_id(&[1; 16], Some(bob.clone())).unwrap();
+        assert!(sessions.sessions_of(&alice).is_empty());
+        assert_eq!(sessions.sessions_of(&bob).len(), 1);
+        assert_eq!(sessions.revoke_user(&alice), 0);
+        assert_eq!(sessions.revoke_user(&bob), 1);
+        let s = sessions.stats();
+        assert_eq!((s.live, s.anonymous), (0, 0));
     }
 }
