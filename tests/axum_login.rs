@@ -219,6 +219,15 @@ impl Client {
         Reply { status, set, body }
     }
 
+    /// Another client of the same server, holding no cookie.
+    fn clone_client(&self) -> Self {
+        Self {
+            http: self.http.clone(),
+            base: self.base.clone(),
+            cookie: None,
+        }
+    }
+
     /// Sends with the held cookie and keeps what the server sets.
     async fn send(&mut self, method: Method, path: &str) -> Reply {
         let reply = self.send_with(method, path, self.cookie.as_deref()).await;
@@ -352,4 +361,64 @@ async fn forged_and_malformed_cookies_reach_nothing() {
         assert_ne!(new, cookie, "never the presented id");
     }
     assert_eq!(store.sessions().len(), forged.len());
+}
+
+/// With `with_axum_login`, the store binds each session to the user id
+/// axum-login keeps in it: "log out everywhere" reaches every browser of
+/// that user, and a flood of anonymous sessions at capacity evicts only
+/// anonymous ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_axum_login_the_store_logs_a_user_out_everywhere_and_keeps_logged_in_sessions() {
+    let sessions = Sessions::builder()
+        .max_sessions(4)
+        .max_sessions_per_user(2)
+        .build()
+        .unwrap();
+    let store = SesameStore::new(sessions).with_axum_login();
+    let mut laptop = Client::serve(app(store.clone())).await;
+    let mut phone = laptop.clone_client();
+    let mut other = laptop.clone_client();
+    for (c, who) in [
+        (&mut laptop, "alice"),
+        (&mut phone, "alice"),
+        (&mut other, "bob"),
+    ] {
+        let r = c
+            .send(
+                Method::POST,
+                &format!("/login?name={who}&password={who}-pw"),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    assert_eq!(store.sessions_of(&1u64).len(), 2);
+    assert_eq!(store.sessions_of(&2u64).len(), 1);
+
+    // Anonymous visitors at capacity: they evict each other, never a
+    // logged-in session.
+    for _ in 0..20 {
+        let r = laptop.send_with(Method::GET, "/visit", None).await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    assert_eq!(store.sessions().len(), 4);
+    for c in [&mut laptop, &mut phone, &mut other] {
+        assert_eq!(c.send(Method::GET, "/me").await.status, StatusCode::OK);
+    }
+
+    // Alice changes her password: every one of her sessions ends at once.
+    assert_eq!(store.revoke_user(&1u64), 2);
+    assert_eq!(
+        laptop.send(Method::GET, "/me").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        phone.send(Method::GET, "/me").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let r = other.send(Method::GET, "/me").await;
+    assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "bob:-:-"));
+
+    // Logout: the session leaves the index with the store.
+    other.send(Method::POST, "/logout").await;
+    assert!(store.sessions_of(&2u64).is_empty());
 }

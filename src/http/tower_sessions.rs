@@ -64,6 +64,7 @@
 //! [axum-login]: https://docs.rs/axum-login
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -71,7 +72,7 @@ use time::OffsetDateTime;
 use tower_sessions_core::session::{Id, Record};
 use tower_sessions_core::session_store::{self, ExpiredDeletion, SessionStore};
 
-use crate::{ErrorKind, Sessions};
+use crate::{ErrorKind, SessionInfo, Sessions};
 
 /// How many ids `create` draws before it gives up: with 128-bit random ids a
 /// second draw is already a 2^-128 event, so reaching the limit means the
@@ -152,20 +153,130 @@ impl<'de> serde::Deserialize<'de> for RecordData {
 /// # let _ = layer;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct SesameStore {
     sessions: Sessions<RecordData>,
+    principal_of: Option<PrincipalOf>,
+}
+
+/// Reads the principal a record's data names.
+type PrincipalOf = Arc<dyn Fn(&HashMap<String, serde_json::Value>) -> Option<String> + Send + Sync>;
+
+impl std::fmt::Debug for SesameStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SesameStore")
+            .field("sessions", &self.sessions)
+            .field("binds_principals", &self.principal_of.is_some())
+            .finish()
+    }
+}
+
+/// The key under which axum-login keeps its data in the session, unless
+/// the app set another (`AuthManagerLayerBuilder::with_data_key`).
+pub const AXUM_LOGIN_DATA_KEY: &str = "axum-login.data";
+
+/// The principal of a record written by axum-login: the JSON text of the
+/// `user_id` it keeps under [`AXUM_LOGIN_DATA_KEY`] (`1` for a numeric id,
+/// `"alice"`, quotes included, for a string), or `None` when nobody is
+/// logged in. For [`SesameStore::with_principal`];
+/// [`SesameStore::with_axum_login`] uses it.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use serde_json::json;
+/// use sesame::tower_sessions::axum_login_principal;
+///
+/// let data = HashMap::from([("axum-login.data".to_string(), json!({"user_id": 42, "auth_hash": [1, 2]}))]);
+/// assert_eq!(axum_login_principal(&data).as_deref(), Some("42"));
+/// let anonymous = HashMap::from([("axum-login.data".to_string(), json!({"user_id": null, "auth_hash": null}))]);
+/// assert_eq!(axum_login_principal(&anonymous), None);
+/// assert_eq!(axum_login_principal(&HashMap::new()), None);
+/// ```
+pub fn axum_login_principal(data: &HashMap<String, serde_json::Value>) -> Option<String> {
+    match data.get(AXUM_LOGIN_DATA_KEY)?.get("user_id")? {
+        serde_json::Value::Null => None,
+        id => Some(id.to_string()),
+    }
 }
 
 impl SesameStore {
     /// A store on `sessions` (its timeouts, capacity, secret key and clock).
     pub fn new(sessions: Sessions<RecordData>) -> Self {
-        Self { sessions }
+        Self {
+            sessions,
+            principal_of: None,
+        }
+    }
+
+    /// Binds each record, whenever it is created or saved, to the principal
+    /// `principal_of` reads from its data (`None`: anonymous). This gives a
+    /// tower-sessions app back what the engine keeps per principal: logged-in
+    /// sessions are never evicted for room (only anonymous ones are), a
+    /// per-user limit ([`crate::Builder::max_sessions_per_user`]), the list
+    /// of a user's sessions and "log out everywhere"
+    /// ([`SesameStore::revoke_user`]). The closure runs on every create and
+    /// save; keep it to a map lookup.
+    ///
+    /// ```
+    /// use sesame::tower_sessions::SesameStore;
+    /// let store = SesameStore::default()
+    ///     .with_principal(|data| data.get("user").and_then(|u| u.as_str()).map(str::to_owned));
+    /// # let _ = store;
+    /// ```
+    pub fn with_principal(
+        mut self,
+        principal_of: impl Fn(&HashMap<String, serde_json::Value>) -> Option<String>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        self.principal_of = Some(Arc::new(principal_of));
+        self
+    }
+
+    /// [`SesameStore::with_principal`] with [`axum_login_principal`]: the
+    /// user id axum-login keeps in the session (under the default data key)
+    /// is the principal.
+    ///
+    /// ```
+    /// use sesame::tower_sessions::SesameStore;
+    /// let store = SesameStore::default().with_axum_login();
+    /// // later, when user 42 changes their password:
+    /// assert_eq!(store.revoke_user(&42u64), 0);
+    /// ```
+    pub fn with_axum_login(self) -> Self {
+        self.with_principal(axum_login_principal)
+    }
+
+    /// Ends every session bound to the user (with [`SesameStore::with_principal`]):
+    /// "log out everywhere". `user_id` is written as JSON, as axum-login
+    /// stores it (`42u64` → `42`, `"alice"` → `"alice"` with quotes).
+    /// Returns how many sessions ended; 0 if the id does not serialize.
+    pub fn revoke_user<U: serde::Serialize + ?Sized>(&self, user_id: &U) -> usize {
+        serde_json::to_string(user_id).map_or(0, |p| self.sessions.revoke_user(&p))
+    }
+
+    /// The live sessions bound to the user, oldest first: metadata, never
+    /// ids. `user_id` as for [`SesameStore::revoke_user`].
+    pub fn sessions_of<U: serde::Serialize + ?Sized>(
+        &self,
+        user_id: &U,
+    ) -> Vec<SessionInfo<String>> {
+        serde_json::to_string(user_id)
+            .map_or_else(|_| Vec::new(), |p| self.sessions.sessions_of(&p))
     }
 
     /// The engine underneath: for stats, events, snapshots and `len`.
     pub fn sessions(&self) -> &Sessions<RecordData> {
         &self.sessions
+    }
+
+    /// Binds the session to the principal its data names, if the store
+    /// reads principals. A session that ended in between stays ended.
+    fn bind(&self, id: &[u8; 16], record: &Record) {
+        if let Some(principal_of) = &self.principal_of {
+            let _ = self.sessions.bind_by_id(id, principal_of(&record.data));
+        }
     }
 }
 
@@ -194,7 +305,10 @@ impl SessionStore for SesameStore {
                 RecordData::of(record),
                 expires,
             ) {
-                Ok(_) => return Ok(()),
+                Ok(_) => {
+                    self.bind(&id_bytes(&record.id), record);
+                    return Ok(());
+                }
                 Err(e) if e.kind() == ErrorKind::IdTaken => record.id = Id::default(),
                 Err(e) => return Err(backend(e)),
             }
@@ -215,6 +329,7 @@ impl SessionStore for SesameStore {
             let _ = self
                 .sessions
                 .set_expiry_by_id(&id, Some(SystemTime::from(record.expiry_date)));
+            self.bind(&id, record);
         }
         Ok(())
     }
