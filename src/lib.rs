@@ -101,8 +101,10 @@
 //! - `tower-sessions`: `sesame::tower_sessions::SesameStore`, a store for
 //!   tower-sessions (and so for axum-login): an app swaps `MemoryStore` for
 //!   it in one line and gets ids hashed at rest, bounded memory and expiry
-//!   that frees memory; [`Sessions::insert_with_id`] and its siblings are
-//!   the engine's methods keyed by a caller-chosen id beneath it.
+//!   that frees memory, and with `.with_axum_login()` the principal index
+//!   (logged-in sessions kept at capacity, per-user limit, log out
+//!   everywhere); [`Sessions::insert_with_id`] and its siblings are the
+//!   engine's methods keyed by a caller-chosen id beneath it.
 //!
 //! # Locking
 //!

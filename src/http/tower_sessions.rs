@@ -11,6 +11,10 @@
 //! # let _ = layer;
 //! ```
 //!
+//! An axum-login app adds `.with_axum_login()` to also get sesame's
+//! principal index back: `SesameStore::default().with_axum_login()` (see
+//! *Principals*).
+//!
 //! Built with the feature `tower-sessions` (tower-sessions 0.14,
 //! axum-login 0.17).
 //!
@@ -31,6 +35,26 @@
 //!   and `load_snapshot(..)` keep users logged in across a restart
 //!   ([`RecordData`] encodes its data as JSON inside the snapshot).
 //! - **Stats and events** of [`crate::Sessions`]: `store.sessions().stats()`.
+//!
+//! # Principals
+//!
+//! tower-sessions has no notion of a user; axum-login keeps the user id
+//! inside the session's data. [`SesameStore::with_axum_login`] (or
+//! [`SesameStore::with_principal`] with your own reader) has the store read
+//! it on every create and save and bind the session to it in the engine
+//! ([`crate::Sessions::bind_by_id`]). Then:
+//!
+//! - logged-in sessions are never evicted for room: at capacity only
+//!   anonymous ones are, as with sesame's own layer;
+//! - a user holds at most [`crate::Builder::max_sessions_per_user`]
+//!   sessions (a new login ends the one that logged in longest ago);
+//! - [`SesameStore::revoke_user`] ends all of a user's sessions ("log out
+//!   everywhere", after a password change) and [`SesameStore::sessions_of`]
+//!   lists them (metadata, never ids).
+//!
+//! Without it, every session is anonymous to the engine: any can be evicted
+//! at capacity (least recently seen first), and there is no per-user limit
+//! and no "log out everywhere".
 //!
 //! # Expiry
 //!
@@ -54,8 +78,8 @@
 //! | update | atomic per session (`update` closures) | last save wins: two concurrent requests of one session each save their whole copy |
 //! | rotation on login | `login` rotates in one step; optional grace window for in-flight requests | axum-login's `cycle_id`: tower-sessions deletes the old id and creates a new one; no grace window |
 //! | a new user on the same browser | `login` as another principal rotates and resets the data to `T::default()` | axum-login 0.17 cycles the id only when nobody was logged in: bob logging in over alice keeps the id and alice's other session data (have the login handler `logout` first, or `session.flush()`) |
-//! | principal | bound by `login`: per-user limit, `sessions_of`, `revoke_user` (log out everywhere) | none: axum-login keeps the user id inside the record's data, which the engine does not read. No per-user limit, no listing, no "log out everywhere" |
-//! | eviction at capacity | anonymous sessions only; logged-in ones are never evicted for room | every session counts as anonymous to the engine, so a logged-in session can be evicted (least recently seen first) |
+//! | principal | bound by `login` (with rotation): per-user limit, `sessions_of`, `revoke_user` (log out everywhere) | with `with_axum_login`: bound in place whenever the record is created or saved (on login axum-login has cycled the id, so the new id's `create` binds it); per-user limit, `sessions_of`, `revoke_user`. Without: none |
+//! | eviction at capacity | anonymous sessions only; logged-in ones are never evicted for room | the same with `with_axum_login`; without it every session is anonymous to the engine and any can be evicted (least recently seen first) |
 //! | an ended session | stays ended | stays ended: `save` of a deleted or expired id stores nothing (as tower-sessions' Redis store, `SET .. XX`); the next request gets a new session |
 //! | cookie | `__Host-id`, `Secure`, `HttpOnly`, `SameSite=Lax`, `no-store` | tower-sessions' cookie settings (`SessionManagerLayer::with_secure(..)`, …) |
 //! | Redis | `sesame::redis::RedisSessions` | not supported: this store is in-process only |
@@ -517,6 +541,39 @@ mod tests {
             let mut past = record(Id(2), time::PrimitiveDateTime::MIN.assume_utc());
             s.create(&mut past).await.unwrap();
             assert!(s.load(&Id(2)).await.unwrap().is_none());
+        });
+    }
+
+    /// With a principal reader, create and save keep the engine's binding
+    /// in step with the record's data.
+    #[test]
+    fn records_are_bound_to_the_user_their_data_names() {
+        let clock = ManualClock::new();
+        let s = store(&clock).with_axum_login();
+        let user = |id: serde_json::Value| {
+            HashMap::from([(
+                AXUM_LOGIN_DATA_KEY.to_string(),
+                json!({"user_id": id, "auth_hash": [1, 2, 3]}),
+            )])
+        };
+        block_on(async {
+            let mut r = record(Id(1), at(&s, 600));
+            r.data = user(json!(7));
+            s.create(&mut r).await.unwrap();
+            assert_eq!(s.sessions_of(&7u64).len(), 1, "bound on create");
+            r.data = user(json!("bob"));
+            s.save(&r).await.unwrap();
+            assert!(s.sessions_of(&7u64).is_empty());
+            assert_eq!(s.sessions_of("bob").len(), 1, "moved on save");
+            r.data = user(serde_json::Value::Null);
+            s.save(&r).await.unwrap();
+            assert!(s.sessions_of("bob").is_empty(), "anonymous again");
+            assert_eq!(s.sessions.stats().anonymous, 1);
+            r.data = user(json!(7));
+            s.save(&r).await.unwrap();
+            assert_eq!(s.revoke_user(&7u64), 1);
+            assert!(s.load(&Id(1)).await.unwrap().is_none());
+            assert_eq!(s.revoke_user(&7u64), 0);
         });
     }
 
