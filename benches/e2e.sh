@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # End to end: one axum handler that reads and updates a session counter,
-# behind sesame's layer, tower-sessions + MemoryStore and tower-sessions +
-# its moka store; same app, same machine, same load generator (wrk) over
-# loopback. Prints requests/s and p50/p99 latency per store.
+# behind sesame's layer, tower-sessions + MemoryStore, tower-sessions + its
+# moka store and tower-sessions + sesame's SesameStore; same app, same
+# machine, same load generator (wrk) over loopback. Prints requests/s,
+# p50/p90/p99 latency and resident memory per session for each store.
 #
 #   benches/e2e.sh                      # 10 s per store after a 2 s warm-up
 #   E2E_DURATION=30s E2E_CONNECTIONS=64 benches/e2e.sh
@@ -17,10 +18,10 @@ CONNECTIONS=${E2E_CONNECTIONS:-32}
 THREADS=${E2E_THREADS:-1}
 SESSIONS=${E2E_SESSIONS:-10000}
 PORT=${E2E_PORT:-38080}
-STORES=${E2E_STORES:-"sesame tower_sessions tower_sessions_moka"}
+STORES=${E2E_STORES:-"sesame tower_sessions tower_sessions_moka tower_sessions_sesame"}
 
 command -v wrk >/dev/null || apt-get install -y wrk >/dev/null
-cargo build --release --features axum --example e2e
+cargo build --release --features axum,tower-sessions --example e2e
 BIN=${CARGO_TARGET_DIR:-target}/release/examples/e2e
 TMP=$(mktemp -d)
 SERVER=
@@ -30,10 +31,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-printf '%-22s %12s %10s %10s %10s %s\n' store requests/s p50 p90 p99 errors
+printf '%-22s %12s %10s %10s %10s %12s %s\n' store requests/s p50 p90 p99 B/session errors
 for store in $STORES; do
     rm -f "$TMP/cookies"
-    "$BIN" "$store" "$PORT" "$SESSIONS" "$TMP/cookies" &
+    "$BIN" "$store" "$PORT" "$SESSIONS" "$TMP/cookies" 2>"$TMP/$store.err" &
     SERVER=$!
     # Bounded wait (10 s) for the server to listen.
     for _ in $(seq 100); do
@@ -51,7 +52,8 @@ for store in $STORES; do
     p50=$(awk '$1 == "50%" {print $2}' "$TMP/$store.txt")
     p90=$(awk '$1 == "90%" {print $2}' "$TMP/$store.txt")
     p99=$(awk '$1 == "99%" {print $2}' "$TMP/$store.txt")
+    mem=$(awk -F'[= ]' '/^rss_per_session=/ {print $2}' "$TMP/$store.err")
     errors=$(awk '/Non-2xx|Socket errors/ {print}' "$TMP/$store.txt" | tr '\n' ' ')
-    printf '%-22s %12s %10s %10s %10s %s\n' "$store" "$rps" "$p50" "$p90" "$p99" "${errors:-none}"
+    printf '%-22s %12s %10s %10s %10s %12s %s\n' "$store" "$rps" "$p50" "$p90" "$p99" "${mem:--}" "${errors:-none}"
 done
 echo "($DURATION per store, $CONNECTIONS connections, $THREADS wrk thread(s), $SESSIONS sessions, $(nproc) cores shared by server and wrk)"

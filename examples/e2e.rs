@@ -6,12 +6,15 @@
 //! cargo run --release --features axum --example e2e -- STORE PORT SESSIONS COOKIE_FILE
 //! ```
 //!
-//! `STORE` is `sesame`, `tower_sessions` or `tower_sessions_moka`. The
-//! server creates `SESSIONS` sessions before it listens and writes one
-//! `Cookie` header value per line to `COOKIE_FILE`, so that the load
-//! generator spreads its requests over live sessions (no creation in the
-//! measured loop, the same for every store). It listens on 127.0.0.1 only
-//! and runs until killed.
+//! `STORE` is `sesame`, `tower_sessions` or `tower_sessions_moka`, or, with
+//! the feature `tower-sessions`, `tower_sessions_sesame` (the same
+//! tower-sessions app as `tower_sessions`, on `sesame::tower_sessions::SesameStore`
+//! instead of `MemoryStore`). The server creates `SESSIONS` sessions before it
+//! listens and writes one `Cookie` header value per line to `COOKIE_FILE`, so
+//! that the load generator spreads its requests over live sessions (no
+//! creation in the measured loop, the same for every store). It prints the
+//! resident memory the sessions took, per session, to stderr
+//! (`rss_per_session=… B`). It listens on 127.0.0.1 only and runs until killed.
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -58,6 +61,14 @@ async fn tower_fill(store: &impl SessionStore, n: usize) -> Vec<String> {
     cookies
 }
 
+/// The process's resident memory in bytes (Linux; `None` elsewhere).
+fn rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -65,7 +76,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: e2e STORE PORT SESSIONS COOKIE_FILE".into());
     };
     let n: usize = n.parse()?;
-    let (app, cookies) = match store.as_str() {
+    let before = rss();
+    let (app, cookies): (Router, Vec<String>) = match store.as_str() {
         "sesame" => {
             let sessions = Sessions::<u64>::builder()
                 .idle_timeout(Duration::from_secs(3600))
@@ -99,8 +111,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .layer(SessionManagerLayer::new(store));
             (app, cookies)
         }
+        #[cfg(feature = "tower-sessions")]
+        "tower_sessions_sesame" => {
+            let store = sesame::tower_sessions::SesameStore::new(
+                Sessions::builder()
+                    .idle_timeout(Duration::from_secs(3600))
+                    .max_sessions(n * 2 + 1024)
+                    .build()?,
+            );
+            let cookies = tower_fill(&store, n).await;
+            let app = Router::new()
+                .route("/", get(tower_visit))
+                .layer(SessionManagerLayer::new(store));
+            (app, cookies)
+        }
         other => return Err(format!("unknown store {other}").into()),
     };
+    if let (Some(before), Some(after)) = (before, rss()) {
+        // The sessions' share: less the cookie list kept for the file.
+        let list = cookies.capacity() * std::mem::size_of::<String>()
+            + cookies.iter().map(String::capacity).sum::<usize>();
+        let bytes = after.saturating_sub(before).saturating_sub(list as u64);
+        eprintln!("rss_per_session={} B", bytes / n.max(1) as u64);
+    }
     let mut f = std::io::BufWriter::new(std::fs::File::create(cookie_file)?);
     for c in &cookies {
         writeln!(f, "{c}")?;

@@ -39,6 +39,12 @@ pub enum ErrorKind {
     /// Session data could not be encoded for, or decoded from, a remote
     /// backend (for example after an incompatible change of its type).
     Encoding,
+    /// A live session already holds the caller-chosen id
+    /// ([`crate::Sessions::insert_with_id`]): draw another; nothing changed.
+    IdTaken,
+    /// A caller-chosen id is shorter than [`crate::MIN_ID_LEN`] or longer
+    /// than [`crate::MAX_ID_LEN`] bytes ([`crate::Sessions::insert_with_id`]).
+    InvalidId,
 }
 
 impl Error {
@@ -101,6 +107,8 @@ impl fmt::Display for Error {
             ErrorKind::Unavailable => "session backend unavailable",
             ErrorKind::Conflict => "session update lost to concurrent writers; nothing written",
             ErrorKind::Encoding => "session data could not be encoded or decoded",
+            ErrorKind::IdTaken => "a live session already holds this id",
+            ErrorKind::InvalidId => "invalid session id: expected 16 to 64 bytes",
         })
     }
 }
@@ -139,6 +147,7 @@ pub const RETRY_AFTER_SECS: u32 = 1;
 /// | [`ErrorKind::NotFound`] | `409` | the session ended or changed hands while the request ran (another request logged it out, or rotated it with a login) |
 /// | [`ErrorKind::Conflict`] | `409` | an update lost to concurrent writers; nothing was written, retrying may succeed |
 /// | [`ErrorKind::Encoding`] | `500` | the stored data does not fit the program's type: a deployment bug |
+/// | [`ErrorKind::IdTaken`], [`ErrorKind::InvalidId`] | `500` | caller-chosen ids only, which the layer never uses: a bug |
 ///
 /// ```
 /// use axum_core::response::IntoResponse as _;
@@ -161,7 +170,9 @@ impl axum_core::response::IntoResponse for Error {
             }
             ErrorKind::NotFound => (StatusCode::CONFLICT, "session ended or changed"),
             ErrorKind::Conflict => (StatusCode::CONFLICT, "conflict, try again"),
-            ErrorKind::Encoding => (StatusCode::INTERNAL_SERVER_ERROR, "internal server error"),
+            ErrorKind::Encoding | ErrorKind::IdTaken | ErrorKind::InvalidId => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal server error")
+            }
         };
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
@@ -190,6 +201,8 @@ mod tests {
             (ErrorKind::NotFound, 409, None),
             (ErrorKind::Conflict, 409, None),
             (ErrorKind::Encoding, 500, None),
+            (ErrorKind::IdTaken, 500, None),
+            (ErrorKind::InvalidId, 500, None),
         ];
         for (kind, status, retry) in cases {
             let response = Error::from(kind).into_response();

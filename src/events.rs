@@ -33,7 +33,8 @@ pub enum EventKind {
     Created,
     /// Its token was rotated (plain rotation, or login).
     Rotated,
-    /// It logged in: rotated and bound to a principal.
+    /// It logged in: rotated and bound to a principal (or, for a session
+    /// with a caller-chosen id, bound by `Sessions::bind_by_id`).
     LoggedIn,
     /// It expired.
     Expired(ExpiryReason),

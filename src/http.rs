@@ -1,12 +1,19 @@
 //! The HTTP adapters, each behind its feature: framework-agnostic cookie
-//! helpers, a tower layer with its per-request `Session` handle, the
-//! axum extractor, bearer tokens and the CSRF guard. They use only the
-//! public [`crate::store::Store`] seam.
+//! helpers, a tower layer with its per-request `Session` handle, the axum
+//! extractor, bearer tokens, the CSRF guard, and a store for
+//! tower-sessions. All but the last use only the public
+//! [`crate::store::Store`] seam; the tower-sessions store uses the engine's
+//! methods keyed by a caller-chosen id.
 
 #[cfg(feature = "axum")]
 pub mod axum;
+#[cfg(feature = "cookie")]
 pub mod bearer;
+#[cfg(feature = "cookie")]
 pub mod cookie;
+#[cfg(feature = "cookie")]
 pub mod csrf;
 #[cfg(feature = "tower")]
 pub mod tower;
+#[cfg(feature = "tower-sessions")]
+pub mod tower_sessions;

@@ -113,6 +113,13 @@
 //!   events and the [`Stats`] are the same on both stores, each policy
 //!   enforced atomically by the write's Lua script (`tests/behaviour.rs`
 //!   runs one behaviour suite on both). See `sesame::redis`.
+//! - `tower-sessions`: `sesame::tower_sessions::SesameStore`, a store for
+//!   tower-sessions (and so for axum-login): an app swaps `MemoryStore` for
+//!   it in one line and gets ids hashed at rest, bounded memory and expiry
+//!   that frees memory, and with `.with_axum_login()` the principal index
+//!   (logged-in sessions kept at capacity, per-user limit, log out
+//!   everywhere); [`Sessions::insert_with_id`] and its siblings are the
+//!   engine's methods keyed by a caller-chosen id beneath it.
 //!
 //! # Locking
 //!
@@ -136,7 +143,7 @@ pub mod config;
 mod engine;
 pub mod error;
 pub mod events;
-#[cfg(feature = "cookie")]
+#[cfg(any(feature = "cookie", feature = "tower-sessions"))]
 mod http;
 pub mod key;
 #[cfg(feature = "model")]
@@ -163,12 +170,14 @@ pub use http::cookie;
 pub use http::csrf;
 #[cfg(feature = "tower")]
 pub use http::tower;
+#[cfg(feature = "tower-sessions")]
+pub use http::tower_sessions;
 // The engine's parts, by their short paths inside the crate.
 use engine::{reaper, shard, users, wheel};
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{BuildError, BuildOption, Builder};
-pub use engine::Sessions;
+pub use engine::{MAX_ID_LEN, MIN_ID_LEN, Sessions};
 pub use error::{Error, ErrorKind};
 pub use events::{Event, EventKind, EvictionReason, ExpiryReason};
 pub use key::SecretKey;

@@ -35,6 +35,7 @@ use crate::users::Users;
 use crate::{Handle, Principal, SessionInfo};
 
 mod create;
+mod external;
 mod reap;
 pub(crate) mod reaper;
 #[cfg(feature = "snapshot")]
@@ -44,6 +45,7 @@ mod rotate;
 pub(crate) mod shard;
 pub(crate) mod users;
 pub(crate) mod wheel;
+pub use external::{MAX_ID_LEN, MIN_ID_LEN};
 #[cfg(feature = "snapshot")]
 pub(crate) use restore::Restored;
 
