@@ -5,5 +5,6 @@
 #[cfg(feature = "axum")]
 pub mod axum;
 pub mod cookie;
+pub mod device;
 #[cfg(feature = "tower")]
 pub mod tower;

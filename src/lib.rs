@@ -118,6 +118,7 @@
 // model. Dependencies point down: adapters → store → engine → core.
 pub mod clock;
 pub mod config;
+pub mod device;
 mod engine;
 pub mod error;
 pub mod events;
@@ -149,6 +150,7 @@ use engine::{reaper, shard, users, wheel};
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{BuildError, BuildOption, Builder};
+pub use device::Device;
 pub use engine::Sessions;
 pub use error::{Error, ErrorKind};
 pub use events::{Event, EventKind, EvictionReason, ExpiryReason};

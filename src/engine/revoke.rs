@@ -16,7 +16,7 @@ where
     T: Send + 'static,
     P: Principal,
 {
-    /// Bookkeeping after a kill: counters, index, alias, event, end hook.
+    /// Bookkeeping after a kill: counters, index, alias, device, event, end hook.
     ///
     /// The counters move first: the index update runs the principal's
     /// `Hash`/`Eq` and the event its `Clone` (user code), and a panic there
@@ -52,6 +52,7 @@ where
         inner.bus.emit(kind, entry.handle, principal.as_ref());
         drop(principal);
         self.drop_alias(entry);
+        self.drop_device(entry.handle);
     }
 
     pub(super) fn end_member(&self, m: &Member<T, P>, kind: EventKind) -> bool {
