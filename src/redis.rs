@@ -554,6 +554,9 @@ where
                 token_issued: wall(c.issued),
                 expires: wall(seen.saturating_add(s.idle_ms).min(c.abs)),
                 absolute_expires: wall(c.abs),
+                // Not in the cached copy (a device costs the hot path
+                // nothing): listed by `sessions_of`.
+                device: None,
             }
         }))
     }
@@ -909,11 +912,121 @@ where
                     token_issued: wall(i),
                     expires: wall(expires),
                     absolute_expires: wall(a),
+                    device: None,
                 })
             })
             .collect();
+        if !out.is_empty() {
+            let devices: Value = s.invoke(scripts::DEVICES.key(&set).arg(&s.prefix)).await?;
+            for row in array(&devices) {
+                if let Some((handle, device)) = device_row(&array(&row))
+                    && let Some(info) = out.iter_mut().find(|i| i.handle == handle)
+                {
+                    info.device = Some(device);
+                }
+            }
+        }
         out.sort_by_key(|i| i.created);
         Ok(out)
+    }
+
+    /// Records the device of the session `token` names, listed by
+    /// [`RedisSessions::sessions_of`] (as [`crate::Sessions::set_device`]:
+    /// kept in the session's hash, gone with it, never logged). Not
+    /// returned by [`RedisSessions::info`], whose copy is cached per server.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotFound`] when no live session answers to the token,
+    /// [`ErrorKind::Unavailable`] when Redis cannot be reached.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let sessions = sesame::redis::RedisSessions::<Vec<u32>>::builder("redis://127.0.0.1:6379/").build()?;
+    /// let (token, _) = sessions.create(Vec::new()).await?;
+    /// let token = sessions.login(&token, "alice".to_string()).await?;
+    /// sessions.set_device(&token, sesame::Device::new().with_user_agent("curl/8.5.0", 256)).await?;
+    /// let listed = sessions.sessions_of(&"alice".to_string()).await?;
+    /// let agent = listed[0].device.as_ref().and_then(|d| d.user_agent.as_deref());
+    /// assert_eq!(agent, Some("curl/8.5.0"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn set_device(
+        &self,
+        token: &(impl TokenInput + ?Sized),
+        device: crate::Device,
+    ) -> Result<(), Error> {
+        let s = &*self.shared;
+        let Some(bytes) = token.token_bytes() else {
+            return Err(Error::new(ErrorKind::NotFound));
+        };
+        let key = s.secret.digest(&bytes);
+        let device = device.bounded();
+        let address = device.address.map(|a| a.to_string()).unwrap_or_default();
+        let written: i64 = s
+            .invoke(
+                scripts::SET_DEVICE
+                    .key(s.session_key(&key))
+                    .arg(device.user_agent.as_deref().unwrap_or_default())
+                    .arg(address)
+                    .arg(s.idle_ms),
+            )
+            .await?;
+        if written == 1 {
+            Ok(())
+        } else {
+            Err(Error::new(ErrorKind::NotFound))
+        }
+    }
+
+    /// Ends every session of the principal `token` is logged in as, except
+    /// that one, on every server ("sign out of all other devices"), in one
+    /// script. Returns how many ended: 0 for an anonymous session.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotFound`] when no live session answers to the token,
+    /// [`ErrorKind::Unavailable`] when Redis cannot be reached.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let sessions = sesame::redis::RedisSessions::<Vec<u32>>::builder("redis://127.0.0.1:6379/").build()?;
+    /// let alice = "alice".to_string();
+    /// let (phone, _) = sessions.create(Vec::new()).await?;
+    /// let phone = sessions.login(&phone, alice.clone()).await?;
+    /// let (laptop, _) = sessions.create(Vec::new()).await?;
+    /// let laptop = sessions.login(&laptop, alice.clone()).await?;
+    /// assert_eq!(sessions.logout_others(&laptop).await?, 1);
+    /// assert_eq!(sessions.validate(&phone).await?, None);
+    /// assert!(sessions.validate(&laptop).await?.is_some());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn logout_others(&self, token: &(impl TokenInput + ?Sized)) -> Result<usize, Error> {
+        let s = &*self.shared;
+        let Some(bytes) = token.token_bytes() else {
+            return Err(Error::new(ErrorKind::NotFound));
+        };
+        let key = s.secret.digest(&bytes);
+        let gone: Option<Vec<Vec<u8>>> = s
+            .invoke(
+                scripts::REVOKE_OTHERS
+                    .key(s.session_key(&key))
+                    .arg(&s.prefix)
+                    .arg(&s.channel)
+                    .arg(hex_key(&key))
+                    .arg(s.idle_ms),
+            )
+            .await?;
+        let Some(gone) = gone else {
+            s.cache.invalidate(&key);
+            return Err(Error::new(ErrorKind::NotFound));
+        };
+        for key in gone.iter().filter_map(|h| unhex_key(h)) {
+            s.cache.invalidate(&key);
+        }
+        Ok(gone.len())
     }
 }
 
@@ -1046,6 +1159,27 @@ where
         }
         Ok(Some(copy))
     }
+}
+
+/// A row of [`scripts::DEVICES`]: `{h, ua, ip}`. A field that does not
+/// parse is left out (the listing goes on).
+fn device_row(f: &[Value]) -> Option<(Handle, crate::Device)> {
+    let handle: Handle = std::str::from_utf8(bulk(f.first()?)?).ok()?.parse().ok()?;
+    let mut device = crate::Device::new();
+    if let Some(ua) = f.get(1).and_then(bulk).filter(|ua| !ua.is_empty()) {
+        device = device.with_user_agent(
+            &String::from_utf8_lossy(ua),
+            crate::device::MAX_USER_AGENT_BYTES,
+        );
+    }
+    if let Some(ip) = f
+        .get(2)
+        .and_then(bulk)
+        .and_then(|ip| std::str::from_utf8(ip).ok()?.parse().ok())
+    {
+        device = device.with_address(ip);
+    }
+    Some((handle, device))
 }
 
 fn encode<V: Serialize>(v: &V) -> Result<Vec<u8>, Error> {

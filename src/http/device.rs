@@ -152,17 +152,19 @@ impl DeviceConfig {
 
     /// The request's device: its cleaned user agent and its client address.
     pub fn device(&self, headers: &HeaderMap, extensions: &Extensions) -> Device {
-        let mut device = Device::new();
-        if self.max_user_agent > 0
-            && let Some(ua) = headers.get(USER_AGENT)
-        {
-            device = device
-                .with_user_agent(&String::from_utf8_lossy(ua.as_bytes()), self.max_user_agent);
+        self.seen(headers, extensions).device(self)
+    }
+
+    /// What the device will be built from, taken when the request arrives
+    /// (cheap: a reference-counted header value and an address); the
+    /// `Device` itself is built only when a session records it.
+    pub(crate) fn seen(&self, headers: &HeaderMap, extensions: &Extensions) -> Seen {
+        Seen {
+            user_agent: (self.max_user_agent > 0)
+                .then(|| headers.get(USER_AGENT).cloned())
+                .flatten(),
+            address: self.address(headers, extensions),
         }
-        if let Some(ip) = self.address(headers, extensions) {
-            device = device.with_address(ip);
-        }
-        device
     }
 
     /// The request's client address, as configured (see [`ClientAddress`]).
@@ -178,6 +180,31 @@ impl DeviceConfig {
             }
             _ => (self.peer)(extensions),
         }
+    }
+}
+
+/// A request's device, before it is built (see [`DeviceConfig::seen`]).
+/// No `Debug`: its parts are personal data.
+#[derive(Clone)]
+pub(crate) struct Seen {
+    user_agent: Option<http::HeaderValue>,
+    address: Option<IpAddr>,
+}
+
+impl Seen {
+    /// The device, its user agent cleaned and cut as `config` says.
+    pub(crate) fn device(&self, config: &DeviceConfig) -> Device {
+        let mut device = Device::new();
+        if let Some(ua) = &self.user_agent {
+            device = device.with_user_agent(
+                &String::from_utf8_lossy(ua.as_bytes()),
+                config.max_user_agent,
+            );
+        }
+        if let Some(ip) = self.address {
+            device = device.with_address(ip);
+        }
+        device
     }
 }
 

@@ -8,7 +8,9 @@
 //!   anonymous), `h` handle (16 hex digits), `c` created, `i` token issued,
 //!   `s` last seen, `a` absolute deadline — times in Unix ms on Redis's own
 //!   clock (`TIME`), so servers with skewed clocks still agree. The key's
-//!   TTL is always `min(s + idle, a) - now`.
+//!   TTL is always `min(s + idle, a) - now`. With a recorded device (see
+//!   [`SET_DEVICE`]), also `ua` its user agent and `ip` its address (text,
+//!   empty when unknown): personal data, gone with the key.
 //! - `{prefix}:u:{principal JSON}`: a set of the hex digests of a
 //!   principal's sessions. Members whose session expired are pruned by the
 //!   scripts that read the set; the set's own TTL covers its longest-lived
@@ -200,5 +202,58 @@ for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   end
 end
 return {n(now), out}"
+    ))
+});
+
+/// KEYS: session. ARGV: user agent, address (each '' when unknown), idle ms.
+/// Records the session's device (fields `ua`, `ip`). Returns 1, or 0 when
+/// the session is gone (nothing written: a recording never revives a key).
+pub(crate) static SET_DEVICE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        prelude!(),
+        "local r = redis.call('HMGET', KEYS[1], 'a', 's')
+if not r[1] or not r[2] then return 0 end
+if now >= math.min(tonumber(r[2]) + tonumber(ARGV[3]), tonumber(r[1])) then return 0 end
+redis.call('HSET', KEYS[1], 'ua', ARGV[1], 'ip', ARGV[2])
+return 1"
+    ))
+});
+
+/// KEYS: principal set. ARGV: prefix.
+/// The recorded devices of the principal's sessions (read only).
+/// Returns `{{h, ua, ip}, ...}` for the sessions that have one.
+pub(crate) static DEVICES: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "local out = {}
+for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local r = redis.call('HMGET', ARGV[1] .. ':s:' .. m, 'h', 'ua', 'ip')
+  if r[1] and (r[2] or r[3]) then table.insert(out, {r[1], r[2] or '', r[3] or ''}) end
+end
+return out",
+    )
+});
+
+/// KEYS: session. ARGV: prefix, channel, its hex, idle ms.
+/// "Sign out of all other devices": deletes every session in the set of
+/// the principal the session is logged in as, except the session itself,
+/// and invalidates them. Returns nil when the session is gone, else the hex
+/// digests of the sessions ended (none for an anonymous session).
+pub(crate) static REVOKE_OTHERS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        prelude!(),
+        "local r = redis.call('HMGET', KEYS[1], 'p', 'a', 's')
+if not r[2] or not r[3] then return false end
+if now >= math.min(tonumber(r[3]) + tonumber(ARGV[4]), tonumber(r[2])) then return false end
+if not r[1] then return {} end
+local set = ARGV[1] .. ':u:' .. r[1]
+local gone = {}
+for _, m in ipairs(redis.call('SMEMBERS', set)) do
+  if m ~= ARGV[3] then
+    if redis.call('DEL', ARGV[1] .. ':s:' .. m) == 1 then table.insert(gone, m) end
+    redis.call('SREM', set, m)
+  end
+end
+if #gone > 0 then redis.call('PUBLISH', ARGV[2], table.concat(gone, ' ')) end
+return gone"
     ))
 });

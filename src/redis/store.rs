@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use super::RedisSessions;
 use crate::error::Error;
 use crate::store::Store;
-use crate::{Handle, Principal, SessionInfo, SessionToken};
+use crate::{Device, Handle, Principal, SessionInfo, SessionToken};
 
 impl<T, P> Store for RedisSessions<T, P>
 where
@@ -75,5 +75,13 @@ where
 
     async fn sessions_of(&self, principal: &P) -> Result<Vec<SessionInfo<P>>, Error> {
         RedisSessions::sessions_of(self, principal).await
+    }
+
+    async fn set_device(&self, token: &SessionToken, device: Device) -> Result<(), Error> {
+        RedisSessions::set_device(self, token, device).await
+    }
+
+    async fn logout_others(&self, token: &SessionToken) -> Result<usize, Error> {
+        RedisSessions::logout_others(self, token).await
     }
 }
