@@ -254,13 +254,17 @@ where
             }
         }
         let token = self.shared.sessions.create(data).await?;
+        // Recorded before the race below is settled: if this session turns
+        // out an orphan, its logout drops the device with it. A login
+        // (`replace`) records it once, after its rotation.
+        if !replace {
+            self.record_device(&token).await;
+        }
         let orphan = {
             let mut state = self.shared.state.lock();
             if state.token.is_none() {
-                state.token = Some(token.clone());
+                state.token = Some(token);
                 state.outcome = Outcome::Issued;
-                drop(state);
-                self.record_device(&token).await;
                 return Ok(Ok(()));
             }
             token
