@@ -6,17 +6,16 @@
 //!
 //! The address and the user agent are personal data. The engine records
 //! them only when asked ([`crate::Sessions::set_device`]; the tower layer
-//! only with [`crate::tower::SessionLayer::record_devices`] when the `tower`
-//! feature is on), keeps them only beside the session they describe, drops
+//! only with `SessionLayer::record_devices`, with the `tower` feature), keeps them only beside the session they describe, drops
 //! them when the session ends (whatever ends it), never logs them, never
 //! puts them in events or errors, and never writes them to a snapshot. A
 //! `Device`'s `Debug` output shows neither.
 //!
 //! # From HTTP requests
 //!
-//! With the `cookie` feature, [`DeviceConfig`] reads a request's device
+//! With the `cookie` feature, `DeviceConfig` reads a request's device
 //! (user agent, and client address from the connection or a trusted proxy
-//! header: [`ClientAddress`]); the tower layer uses it.
+//! header: `ClientAddress`); the tower layer uses it.
 
 use std::fmt;
 use std::net::IpAddr;

@@ -96,7 +96,7 @@ pub struct SessionInfo<P> {
     pub absolute_expires: SystemTime,
     /// The device it was created or last logged in from, when one was
     /// recorded ([`crate::Sessions::set_device`]; the tower layer's
-    /// [`record_devices`](crate::tower::SessionLayer::record_devices)).
+    /// `record_devices`).
     /// `None` when recording is off, and after a restart from a snapshot
     /// (devices are personal data and are not persisted; see
     /// [`crate::device`]).

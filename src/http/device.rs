@@ -1,22 +1,6 @@
 //! Which device an HTTP request comes from: its user agent, and its client
-//! address from the connection or from a proxy header the application
-//! says it can trust.
-//!
-//! # Trusting proxy headers
-//!
-//! `X-Forwarded-For` and `Forwarded` (RFC 7239) are written by whoever
-//! sends the request, so a client can put any address in them. Only the
-//! entries appended by proxies the application runs can be believed: each
-//! proxy appends the address it received the request from, so with `n`
-//! trusted proxies in front of the application the client's address is the
-//! `n`-th entry from the right (MDN, "X-Forwarded-For: Selecting an IP
-//! address"). That is all [`ClientAddress::XForwardedFor`] and
-//! [`ClientAddress::Forwarded`] read: never an entry further left, which
-//! the client wrote. With fewer entries than trusted hops, or an entry
-//! that is not an address (`unknown`, an obfuscated node, garbage), the
-//! address is unknown (`None`) rather than guessed. A header is read only
-//! when configured: by default ([`ClientAddress::Peer`]) the address is the
-//! connection's.
+//! address from the connection or from a proxy header the application says
+//! it can trust (see [`ClientAddress`]).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -33,6 +17,22 @@ pub const DEFAULT_MAX_USER_AGENT: usize = 256;
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// Where a request's client address comes from.
+///
+/// # Trusting proxy headers
+///
+/// `X-Forwarded-For` and `Forwarded` (RFC 7239) are written by whoever
+/// sends the request, so a client can put any address in them. Only the
+/// entries appended by proxies the application runs can be believed: each
+/// proxy appends the address it received the request from, so with `n`
+/// trusted proxies in front of the application the client's address is the
+/// `n`-th entry from the right (MDN, "X-Forwarded-For: Selecting an IP
+/// address"). That is all [`ClientAddress::XForwardedFor`] and
+/// [`ClientAddress::Forwarded`] read: never an entry further left, which
+/// the client wrote. With fewer entries than trusted hops, or an entry
+/// that is not an address (`unknown`, an obfuscated node, garbage), the
+/// address is unknown (`None`) rather than guessed. A header is read only
+/// when configured: by default ([`ClientAddress::Peer`]) the address is the
+/// connection's.
 ///
 /// ```
 /// use sesame::device::{ClientAddress, DeviceConfig};
@@ -136,8 +136,8 @@ impl DeviceConfig {
     /// # Warning
     ///
     /// A proxy header is believed only as far as `trusted_hops` says:
-    /// configure it only behind proxies that append to it (see the
-    /// [module docs](self)).
+    /// configure it only behind proxies that append to it (see
+    /// [`ClientAddress`]).
     pub fn client_address(mut self, from: ClientAddress) -> Self {
         self.address = from;
         self
@@ -470,7 +470,7 @@ mod tests {
         fn client_prefixes_cannot_move_the_trusted_hop(prefix in "[ -~]{0,40}") {
             let line = format!("{prefix}, 192.0.2.77");
             proptest::prop_assert_eq!(xff(&[&line], 1), ip("192.0.2.77"));
-            let line = format!("{}", prefix.replace('"', ""));
+            let line = prefix.replace('"', "");
             proptest::prop_assert_eq!(fwd(&[&line, "for=192.0.2.77"], 1), ip("192.0.2.77"));
         }
     }
