@@ -356,3 +356,57 @@ fn memory_does_not_grow_under_churn() {
         used.bytes_current
     );
 }
+
+/// Devices are personal data and are not persisted: a session restored
+/// from a snapshot lists no device until its next login records one, and
+/// nothing of the device is in the file (it is encrypted anyway; this
+/// checks the design, not the cipher, by reading the file's plain bytes).
+#[cfg(feature = "snapshot")]
+#[test]
+fn snapshots_keep_the_session_but_not_its_device() {
+    let key = sesame::SecretKey::generate();
+    let build = || {
+        Sessions::<(), String>::builder()
+            .secret_key(key.clone())
+            .reaper_interval(None)
+            .build()
+            .unwrap()
+    };
+    let a = build();
+    let t = signed_in(&a, "alice", "PersistMe/1.0");
+    let dir = std::env::temp_dir().join(format!("sesame-devices-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("snap");
+    a.save_snapshot(&path).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    assert!(!bytes.windows(9).any(|w| w == b"PersistMe"));
+    let b = build();
+    b.load_snapshot(&path).unwrap();
+    let info = b.info(&t).expect("the session is restored");
+    assert_eq!(info.principal.as_deref(), Some("alice"));
+    assert_eq!(info.device, None, "its device is not");
+    assert_eq!(b.device_slots(), 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// What a recorded device costs: the table's entry and the user agent's
+/// bytes, only for sessions that have one.
+#[test]
+fn a_device_costs_a_table_entry_and_its_user_agent() {
+    let s = manual::<()>(&ManualClock::new()).build().unwrap();
+    let tokens: Vec<_> = (0..4096).map(|_| s.create(()).unwrap().0).collect();
+    let agent = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0";
+    let used = allocation_counter::measure(|| {
+        for t in &tokens {
+            s.set_device(t, device(agent, [192, 0, 2, 1])).unwrap();
+        }
+    });
+    let per_session = used.bytes_current as usize / tokens.len();
+    // The user agent's 70 bytes, a `Device` (48) and a handle (8) in a
+    // hash table at its load factor, and the table's shards, once: 174
+    // bytes measured.
+    assert!(
+        per_session <= agent.len() + 160,
+        "{per_session} bytes per device"
+    );
+}
