@@ -69,6 +69,14 @@
 //!   concurrent logins. NIST SP 800-63B sets no number and OWASP leaves it to
 //!   the application; the default only has to keep one account from taking
 //!   the store.
+//! - **Device lists**: [`Sessions::sessions_of`] lists a principal's
+//!   sessions (metadata, never tokens), each with the device it was created
+//!   or logged in from when one was recorded ([`Sessions::set_device`]; the
+//!   tower layer's `record_devices`): user agent and client address,
+//!   personal data kept only beside the session, dropped when it ends,
+//!   never logged nor written to a snapshot, not recorded unless enabled
+//!   ([`device`]). [`Sessions::logout_others`] signs out of every other
+//!   device; [`Sessions::revoke`] ends one.
 //! - **User code** (your principal's `Hash`/`Eq`/`Clone`, the closures of
 //!   `update`, `with` and `login_with`) that panics never leaves the
 //!   engine's counters or index wrong.
@@ -82,6 +90,9 @@
 //! - `cookie`: `sesame::cookie` helpers, framework-agnostic: read the token from
 //!   `Cookie` headers, write `Set-Cookie` with secure defaults (`__Host-id`,
 //!   `HttpOnly`, `Secure`, `SameSite=Lax`).
+//!   With it, `sesame::device::DeviceConfig` reads a request's device (user
+//!   agent; client address from the connection, or from `X-Forwarded-For` /
+//!   `Forwarded` only as far as the configured trusted hops).
 //! - `tower`: `sesame::tower::SessionLayer`, which gives each request a lazily
 //!   created `sesame::tower::Session` and writes the cookie only when it changes.
 //!   Both run on any [`store::Store`] (the in-process [`Sessions`], or Redis),

@@ -554,8 +554,7 @@ where
                 token_issued: wall(c.issued),
                 expires: wall(seen.saturating_add(s.idle_ms).min(c.abs)),
                 absolute_expires: wall(c.abs),
-                // Not in the cached copy (a device costs the hot path
-                // nothing): listed by `sessions_of`.
+                // As on the engine: filled in by `sessions_of` only.
                 device: None,
             }
         }))
@@ -932,8 +931,8 @@ where
 
     /// Records the device of the session `token` names, listed by
     /// [`RedisSessions::sessions_of`] (as [`crate::Sessions::set_device`]:
-    /// kept in the session's hash, gone with it, never logged). Not
-    /// returned by [`RedisSessions::info`], whose copy is cached per server.
+    /// kept in the session's hash, gone with it, never logged; not in the
+    /// copies servers cache, so reads pay nothing for it).
     ///
     /// # Errors
     ///

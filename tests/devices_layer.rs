@@ -88,8 +88,7 @@ async fn the_layer_records_at_creation_and_login_only_when_configured() {
         &[("user-agent", "A/1")],
     )
     .await;
-    let info = sessions.info(t.as_deref().unwrap()).unwrap();
-    assert_eq!(info.device, None);
+    assert_eq!(sessions.device(t.as_deref().unwrap()), None);
     assert_eq!(sessions.device_slots(), 0);
 
     // On: recorded when the first write creates the session...
@@ -103,7 +102,7 @@ async fn the_layer_records_at_creation_and_login_only_when_configured() {
     )
     .await;
     let t = t.unwrap();
-    let d = sessions.info(&t).unwrap().device.unwrap();
+    let d = sessions.device(&t).unwrap();
     assert_eq!(d.user_agent.as_deref(), Some("Anonymou"), "cut to 8 bytes");
     assert_eq!(d.address, Some(IpAddr::from([192, 0, 2, 2])));
     // ...not on a later request that changes nothing about the session...
@@ -115,7 +114,7 @@ async fn the_layer_records_at_creation_and_login_only_when_configured() {
         &[("user-agent", "Other/2")],
     )
     .await;
-    let d = sessions.info(&t).unwrap().device.unwrap();
+    let d = sessions.device(&t).unwrap();
     assert_eq!(d.address, Some(IpAddr::from([192, 0, 2, 2])));
     // ...and again at login (another network, another browser version).
     let (_, _, t) = send(
@@ -146,20 +145,20 @@ async fn a_proxy_header_is_read_only_as_far_as_configured() {
     // Not configured: the header is ignored, the peer is the address.
     let direct = app(&sessions, Some(DeviceConfig::new()));
     let (_, _, t) = send(&direct, "/visit", None, [192, 0, 2, 9], &hostile).await;
-    let d = sessions.info(&t.unwrap()).unwrap().device.unwrap();
+    let d = sessions.device(&t.unwrap()).unwrap();
     assert_eq!(d.address, Some(IpAddr::from([192, 0, 2, 9])));
     // One trusted proxy: the entry it appended, not the client's.
     let config =
         DeviceConfig::new().client_address(ClientAddress::XForwardedFor { trusted_hops: 1 });
     let proxied = app(&sessions, Some(config));
     let (_, _, t) = send(&proxied, "/visit", None, [10, 0, 0, 1], &hostile).await;
-    let d = sessions.info(&t.unwrap()).unwrap().device.unwrap();
+    let d = sessions.device(&t.unwrap()).unwrap();
     assert_eq!(d.address, Some(IpAddr::from([203, 0, 113, 5])));
     // Garbage in the trusted position: unknown, and the request goes on.
     let garbage = [("x-forwarded-for", "203.0.113.5,\t%zz\"\\, [::1")];
     let (status, _, t) = send(&proxied, "/visit", None, [10, 0, 0, 1], &garbage).await;
     assert_eq!(status, StatusCode::OK);
-    let d = sessions.info(&t.unwrap()).unwrap().device;
+    let d = sessions.device(&t.unwrap());
     assert_eq!(d.and_then(|d| d.address), None);
 }
 

@@ -42,7 +42,7 @@ where
 
     /// Records the device of the session `token` names (replacing one
     /// recorded before), for [`SessionInfo::device`] in
-    /// [`Sessions::sessions_of`] and [`Sessions::info`]. The tower layer
+    /// [`Sessions::sessions_of`] and for [`Sessions::device`]. The tower layer
     /// calls this at creation and login when built with `record_devices`.
     ///
     /// The device is kept only beside its session and dropped when the
@@ -93,6 +93,26 @@ where
             return Err(Error::new(ErrorKind::NotFound));
         }
         Ok(())
+    }
+
+    /// Validates a token and returns its session's recorded device, if any
+    /// (the device list, [`Sessions::sessions_of`], has every session's).
+    ///
+    /// **Locking:** one shard read lock, then one device-table leaf lock.
+    ///
+    /// ```
+    /// use sesame::Device;
+    /// let sessions = sesame::Sessions::<()>::new();
+    /// let (token, _) = sessions.create(())?;
+    /// assert_eq!(sessions.device(&token), None);
+    /// sessions.set_device(&token, Device::new().with_user_agent("curl/8.5.0", 256))?;
+    /// let agent = sessions.device(&token).and_then(|d| d.user_agent);
+    /// assert_eq!(agent.as_deref(), Some("curl/8.5.0"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn device(&self, token: &(impl TokenInput + ?Sized)) -> Option<Device> {
+        let handle = self.validate(token)?;
+        self.device_of(handle)
     }
 
     /// The device recorded for `handle`, if any.

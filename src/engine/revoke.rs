@@ -139,7 +139,8 @@ where
             .is_some_and(|m| self.end_member(m, EventKind::Revoked))
     }
 
-    /// The live sessions of `principal`, oldest first: metadata, never tokens.
+    /// The live sessions of `principal`, oldest first: metadata, never
+    /// tokens, each with its recorded device ([`SessionInfo::device`]).
     ///
     /// ```
     /// let sessions = sesame::Sessions::<()>::new();
@@ -157,6 +158,13 @@ where
         let mut members = self.inner.users.members(principal);
         members.retain(|m| m.entry.is_live(now, self.idle_ms()));
         members.sort_by_key(|m| m.entry.created);
-        members.iter().map(|m| self.info_of(&m.entry)).collect()
+        members
+            .iter()
+            .map(|m| {
+                let mut info = self.info_of(&m.entry);
+                info.device = self.device_of(m.entry.handle);
+                info
+            })
+            .collect()
     }
 }
