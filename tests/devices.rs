@@ -415,3 +415,34 @@ fn a_device_costs_a_table_entry_and_its_user_agent() {
         "{per_session} bytes per device"
     );
 }
+
+/// A recording that races the end of its session never leaves the device
+/// behind: `set_device` re-checks liveness after inserting, and `retire`
+/// drops what it finds (see src/engine/device.rs).
+#[test]
+fn a_recording_racing_a_logout_leaves_nothing_behind() {
+    let s = Sessions::<(), String>::builder()
+        .reaper_interval(None)
+        .build()
+        .unwrap();
+    let d = device("Racer/1.0", [192, 0, 2, 1]);
+    for _ in 0..200 {
+        let tokens: Vec<_> = (0..256).map(|_| s.create(()).unwrap().0).collect();
+        // Scoped threads: a failing assertion in one ends the scope (no
+        // barrier to wait on), so the test cannot hang.
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                for t in &tokens {
+                    let _ = s.set_device(t, d.clone());
+                }
+            });
+            scope.spawn(|| {
+                for t in &tokens {
+                    assert!(s.logout(t));
+                }
+            });
+        });
+        assert_eq!(s.len(), 0);
+        assert_eq!(s.device_slots(), 0, "a device outlived its session");
+    }
+}
