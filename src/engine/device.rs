@@ -7,7 +7,13 @@
 //! the grace aliases, not in the entry: a session without a device pays
 //! no memory for the feature, and an engine that never records one pays a
 //! single pointer (the table is allocated by the first
-//! [`Sessions::set_device`]).
+//! [`Sessions::set_device`]). Keyed by the session's handle, which stays
+//! across rotation and login, so a device recorded at creation is still
+//! there after the login (which records a fresh one over it). Handles are
+//! 64 random bits; two live sessions sharing one (as likely as for the
+//! grace aliases, which make the same assumption) would share a device
+//! entry, a listing detail, never a credential. A session ends once, and
+//! its end drops its entry.
 //!
 //! # Ground rules
 //!
