@@ -257,6 +257,15 @@ pub(crate) fn forwarded<'a>(
     node_address(node)
 }
 
+/// How many elements the `Forwarded` field lines `values` hold (what
+/// [`forwarded`] counts its hops in).
+#[cfg_attr(not(feature = "model"), allow(dead_code))]
+pub(crate) fn forwarded_elements<'a>(values: impl Iterator<Item = &'a [u8]>) -> usize {
+    values
+        .map(|v| split_unquoted(v, b',').filter(|e| !trim(e).is_empty()).count())
+        .sum()
+}
+
 /// Splits `s` on `sep` outside double-quoted strings (a backslash escapes
 /// the next byte inside one).
 fn split_unquoted(s: &[u8], sep: u8) -> impl Iterator<Item = &[u8]> {
