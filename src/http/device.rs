@@ -262,7 +262,11 @@ pub(crate) fn forwarded<'a>(
 #[cfg_attr(not(feature = "model"), allow(dead_code))]
 pub(crate) fn forwarded_elements<'a>(values: impl Iterator<Item = &'a [u8]>) -> usize {
     values
-        .map(|v| split_unquoted(v, b',').filter(|e| !trim(e).is_empty()).count())
+        .map(|v| {
+            split_unquoted(v, b',')
+                .filter(|e| !trim(e).is_empty())
+                .count()
+        })
         .sum()
 }
 
