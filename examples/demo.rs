@@ -1,5 +1,6 @@
 //! The sesame demo: an axum server with anonymous visit counting, login,
-//! logout, "log out everywhere" and a list of the user's sessions.
+//! logout, "log out everywhere", a list of the user's sessions with the
+//! device of each, and "sign out of all other devices".
 //!
 //! ```sh
 //! cargo run --example demo --features axum,snapshot
@@ -46,6 +47,19 @@
 //! freezes Redis and checks that other routes keep answering); each is
 //! bounded by the store's timeouts.
 //!
+//! # Devices
+//!
+//! The session layer records each session's device (its `User-Agent`, cut
+//! to 256 bytes, and the client's address from the connection) when the
+//! session is created and when it logs in; `/api/sessions` and the user's
+//! page list them, and `POST /logout-others` ends every other session of
+//! the user. The device is personal data: sesame keeps it only beside its
+//! session, drops it when the session ends, never logs it and never writes
+//! it to a snapshot (after a restart a session shows no device until its
+//! next login). Behind a proxy, the address is the proxy's: an application
+//! there reads a header it can trust with
+//! `sesame::device::ClientAddress::XForwardedFor { trusted_hops }`.
+//!
 //! # Behind a proxy
 //!
 //! State-changing requests (`POST`, `DELETE`) from another site are refused
@@ -75,12 +89,14 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use sesame::axum::SessionRouterExt as _;
 pub use sesame::csrf::Origin;
 use sesame::csrf::{CsrfGuard, CsrfLayer, Scheme};
+use sesame::device::DeviceConfig;
 use sesame::snapshot::{LoadReport, SaveReport, SnapshotError, SnapshotStore, SnapshotTask};
 use sesame::store::Store;
 use sesame::tower::{Session, SessionLayer};
-use sesame::{Error, Handle, Sessions};
+use sesame::{Error, Handle, SessionInfo, Sessions};
 use subtle::ConstantTimeEq as _;
 
 /// What a session holds: how often this visitor has seen `/`.
@@ -174,11 +190,12 @@ pub fn router_for<S: DemoStore>(sessions: S, public_origin: Option<Origin>) -> R
         .route("/protected", get(protected::<S>))
         .route("/logout", post(logout::<S>))
         .route("/logout-all", post(logout_all::<S>))
+        .route("/logout-others", post(logout_others::<S>))
         .route("/api/me", get(me::<S>))
         .route("/api/sessions", get(list_sessions::<S>))
         .route("/api/sessions/{handle}", delete(end_session::<S>))
         .route("/healthz", get(healthz::<S>))
-        .layer(SessionLayer::new(sessions.clone()))
+        .session_layer(SessionLayer::new(sessions.clone()).record_devices(devices()))
         .layer(CsrfLayer::new(csrf_guard(public_origin)))
         .layer(middleware::from_fn(log_request))
         .with_state(sessions)
@@ -193,6 +210,17 @@ pub fn csrf_guard(public_origin: Option<Origin>) -> CsrfGuard {
         None => builder.same_origin_as_host(Scheme::Http),
     };
     builder.build().expect("one origin is allowed")
+}
+
+/// What the demo records about each session's device: the user agent (up
+/// to 256 bytes) and the connection's address, which axum hands over as
+/// `ConnectInfo` when served by [`serve`] (a router served without it
+/// records no address).
+pub fn devices() -> DeviceConfig {
+    DeviceConfig::new().peer(|ext| {
+        ext.get::<axum::extract::ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+    })
 }
 
 /// The demo's settings, read from `SESAME_*` environment variables (an
@@ -524,6 +552,7 @@ pub async fn serve(
     };
     #[cfg(not(feature = "redis"))]
     let app = router_for(sessions, public_origin);
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
@@ -734,22 +763,58 @@ async fn login<S: DemoStore>(
     }
 }
 
-/// `GET /protected`: the user's page, or `303` to `/login`.
+/// `GET /protected`: the user's page, with their devices, or `303` to
+/// `/login`.
 async fn protected<S: DemoStore>(session: DemoSession<S>) -> Response {
-    let Some(user) = tri!(session.principal().await) else {
+    let Some(current) = tri!(session.info().await) else {
         return Redirect::to("/login").into_response();
     };
+    let Some(user) = current.principal.as_ref() else {
+        return Redirect::to("/login").into_response();
+    };
+    let devices: String = tri!(session.store().sessions_of(user).await)
+        .iter()
+        .map(|s| {
+            let (agent, address) = device_text(s);
+            let this = if s.handle == current.handle {
+                " <strong>(this device)</strong>"
+            } else {
+                ""
+            };
+            format!(
+                "<li>{} from {}, last seen {}{this}</li>",
+                escape(&agent),
+                escape(&address),
+                unix(s.last_seen)
+            )
+        })
+        .collect();
     page(
         "Your page",
         &format!(
             "<p>Hello, <strong id=\"user\">{}</strong>.</p>\
              <form method=\"post\" action=\"/logout\"><button>Log out</button></form>\
              <form method=\"post\" action=\"/logout-all\"><button>Log out everywhere</button></form>\
+             <h2>Your devices</h2><ul id=\"devices\">{devices}</ul>\
+             <form method=\"post\" action=\"/logout-others\">\
+             <button>Sign out of all other devices</button></form>\
              <p><a href=\"/api/sessions\">Your sessions</a></p>",
-            escape(&user)
+            escape(user)
         ),
     )
     .into_response()
+}
+
+/// A session's device as text for the page: user agent and address, or
+/// "unknown" for what was not recorded.
+fn device_text(s: &SessionInfo<String>) -> (String, String) {
+    let device = s.device.as_ref();
+    let agent = device.and_then(|d| d.user_agent.clone());
+    let address = device.and_then(|d| d.address).map(|a| a.to_string());
+    (
+        agent.unwrap_or_else(|| "unknown browser".to_owned()),
+        address.unwrap_or_else(|| "unknown address".to_owned()),
+    )
 }
 
 /// `GET /api/me`: the user and the session's times, or `401`.
@@ -784,7 +849,20 @@ async fn logout_all<S: DemoStore>(session: DemoSession<S>) -> Response {
     Redirect::to("/").into_response()
 }
 
-/// `GET /api/sessions`: the current user's sessions (never tokens).
+/// `POST /logout-others`: ends every other session of the current user
+/// ("sign out of all other devices") and keeps this one, `303` to
+/// `/protected`; `401` when not logged in.
+async fn logout_others<S: DemoStore>(session: DemoSession<S>) -> Response {
+    if tri!(session.principal().await).is_none() {
+        return unauthorized();
+    }
+    let ended = tri!(session.logout_others().await);
+    tracing::info!(ended, "signed out of other devices");
+    Redirect::to("/protected").into_response()
+}
+
+/// `GET /api/sessions`: the current user's sessions with their devices
+/// (never tokens).
 async fn list_sessions<S: DemoStore>(session: DemoSession<S>) -> Response {
     let Some(current) = tri!(session.info().await) else {
         return unauthorized();
@@ -795,8 +873,11 @@ async fn list_sessions<S: DemoStore>(session: DemoSession<S>) -> Response {
     let list: Vec<_> = tri!(session.store().sessions_of(user).await)
         .into_iter()
         .map(|s| {
+            let device = s.device.as_ref();
             json!({
                 "handle": s.handle.to_string(),
+                "user_agent": device.and_then(|d| d.user_agent.as_deref()),
+                "address": device.and_then(|d| d.address).map(|a| a.to_string()),
                 "created": unix(s.created),
                 "last_seen": unix(s.last_seen),
                 "expires": unix(s.expires),

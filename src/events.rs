@@ -7,7 +7,12 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Sender, TrySendError};
+
+/// The receiving end of an event subscription ([`crate::Sessions::subscribe`],
+/// [`crate::store::Store::subscribe`]): crossbeam's channel, re-exported so
+/// that a store implemented elsewhere can name it.
+pub use crossbeam_channel::Receiver;
 use parking_lot::RwLock;
 
 use crate::Handle;

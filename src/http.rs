@@ -13,6 +13,8 @@ pub mod bearer;
 pub mod cookie;
 #[cfg(feature = "cookie")]
 pub mod csrf;
+#[cfg(feature = "cookie")]
+pub mod device;
 #[cfg(feature = "tower")]
 pub mod tower;
 #[cfg(feature = "tower-sessions")]

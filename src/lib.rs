@@ -69,6 +69,14 @@
 //!   concurrent logins. NIST SP 800-63B sets no number and OWASP leaves it to
 //!   the application; the default only has to keep one account from taking
 //!   the store.
+//! - **Device lists**: [`Sessions::sessions_of`] lists a principal's
+//!   sessions (metadata, never tokens), each with the device it was created
+//!   or logged in from when one was recorded ([`Sessions::set_device`]; the
+//!   tower layer's `record_devices`): user agent and client address,
+//!   personal data kept only beside the session, dropped when it ends,
+//!   never logged nor written to a snapshot, not recorded unless enabled
+//!   ([`device`]). [`Sessions::logout_others`] signs out of every other
+//!   device; [`Sessions::revoke`] ends one.
 //! - **User code** (your principal's `Hash`/`Eq`/`Clone`, the closures of
 //!   `update`, `with` and `login_with`) that panics never leaves the
 //!   engine's counters or index wrong.
@@ -85,6 +93,9 @@
 //!   tokens in `Authorization: Bearer`; `sesame::csrf`, a CSRF guard
 //!   (`Sec-Fetch-Site` and an exact `Origin` allow-list), with the `tower`
 //!   feature also as a layer.
+//!   With it, `sesame::device::DeviceConfig` reads a request's device (user
+//!   agent; client address from the connection, or from `X-Forwarded-For` /
+//!   `Forwarded` only as far as the configured trusted hops).
 //! - `tower`: `sesame::tower::SessionLayer`, which gives each request a lazily
 //!   created `sesame::tower::Session` and writes the cookie only when it changes.
 //!   With `SessionLayer::token_source` it reads the token from
@@ -140,6 +151,7 @@
 // model. Dependencies point down: adapters → store → engine → core.
 pub mod clock;
 pub mod config;
+pub mod device;
 mod engine;
 pub mod error;
 pub mod events;
@@ -177,6 +189,7 @@ use engine::{reaper, shard, users, wheel};
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{BuildError, BuildOption, Builder};
+pub use device::Device;
 pub use engine::{MAX_ID_LEN, MIN_ID_LEN, Sessions};
 pub use error::{Error, ErrorKind};
 pub use events::{Event, EventKind, EvictionReason, ExpiryReason};

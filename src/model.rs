@@ -4,7 +4,8 @@
 //! feature, for `tests/model_based.rs` and the fuzz targets (which share
 //! this code, so a fuzz target stays a few lines): `token_parse`
 //! ([`check_token_parse`]), `engine_ops` ([`run_bytes`]) and, with the
-//! `cookie` feature, `cookie_header` (`check_cookie_header`) and, with the
+//! `cookie` feature, `cookie_header` (`check_cookie_header`) and
+//! `proxy_headers` (`check_proxy_headers`) and, with the
 //! `snapshot` feature, `snapshot_load` (`check_snapshot_load`).
 //!
 //! - [`Model`] is the engine written the naive way: a `HashMap` from token
@@ -48,6 +49,8 @@
 
 #[cfg(feature = "cookie")]
 mod cookie;
+#[cfg(feature = "cookie")]
+mod device;
 mod harness;
 mod reference;
 #[cfg(feature = "snapshot")]
@@ -55,6 +58,8 @@ mod snapshot;
 
 #[cfg(feature = "cookie")]
 pub use cookie::{KNOWN_TOKEN, check_cookie_header};
+#[cfg(feature = "cookie")]
+pub use device::check_proxy_headers;
 #[cfg(feature = "snapshot")]
 pub use snapshot::{check_snapshot_load, frame_snapshot, unframe_snapshot};
 

@@ -178,6 +178,7 @@ mod builder;
 mod cache;
 mod cause;
 mod conn;
+mod device;
 mod read;
 mod scripts;
 mod stats;
@@ -538,6 +539,27 @@ where
     fn user_key(&self, principal: &P) -> Result<String, Error> {
         Ok(format!("{}:u:{}", self.prefix, principal_json(principal)?))
     }
+}
+
+/// A row of [`scripts::DEVICES`]: `{h, ua, ip}`. A field that does not
+/// parse is left out (the listing goes on).
+fn device_row(f: &[Value]) -> Option<(Handle, crate::Device)> {
+    let handle: Handle = std::str::from_utf8(bulk(f.first()?)?).ok()?.parse().ok()?;
+    let mut device = crate::Device::new();
+    if let Some(ua) = f.get(1).and_then(bulk).filter(|ua| !ua.is_empty()) {
+        device = device.with_user_agent(
+            &String::from_utf8_lossy(ua),
+            crate::device::MAX_USER_AGENT_BYTES,
+        );
+    }
+    if let Some(ip) = f
+        .get(2)
+        .and_then(bulk)
+        .and_then(|ip| std::str::from_utf8(ip).ok()?.parse().ok())
+    {
+        device = device.with_address(ip);
+    }
+    Some((handle, device))
 }
 
 fn encode<V: Serialize>(v: &V) -> Result<Vec<u8>, Error> {

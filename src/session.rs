@@ -94,4 +94,13 @@ pub struct SessionInfo<P> {
     pub expires: SystemTime,
     /// Its absolute deadline.
     pub absolute_expires: SystemTime,
+    /// The device it was created or last logged in from, when one was
+    /// recorded ([`crate::Sessions::set_device`]; the tower layer's
+    /// `record_devices`): filled in by `sessions_of`, the device list, on
+    /// every store. `info` leaves it `None`, so that the lookups HTTP layers
+    /// make on every request pay nothing for device lists (read one
+    /// session's with [`crate::Sessions::device`]). `None` too when
+    /// recording is off, and after a restart from a snapshot (devices are
+    /// personal data and are not persisted; see [`crate::device`]).
+    pub device: Option<crate::Device>,
 }

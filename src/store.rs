@@ -18,7 +18,7 @@ use std::future::{Future, ready};
 use crossbeam_channel::Receiver;
 
 use crate::error::Error;
-use crate::{Event, Handle, Principal, SessionInfo, SessionToken, Stats};
+use crate::{Device, Event, Handle, Principal, SessionInfo, SessionToken, Stats};
 
 /// A session store: the in-process [`crate::Sessions`] or, with the
 /// `redis` feature, `sesame::redis::RedisSessions`.
@@ -113,6 +113,52 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// (never a token in them). A full channel drops events, counted in
     /// [`crate::Stats::events_dropped`]. Synchronous: no I/O.
     fn subscribe(&self, capacity: usize) -> Receiver<Event<Self::Principal>>;
+
+    /// Records the device of the session `token` names, for
+    /// [`SessionInfo::device`] (see [`crate::Sessions::set_device`]).
+    /// [`crate::ErrorKind::NotFound`] when no live session answers to the
+    /// token.
+    ///
+    /// By default the device is dropped (`Ok(())`): a store that keeps no
+    /// device metadata lists `device: None`. Both of sesame's stores keep it.
+    fn set_device(
+        &self,
+        token: &SessionToken,
+        device: Device,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        let _ = (token, device);
+        ready(Ok(()))
+    }
+
+    /// Ends every session of the principal `token` is logged in as, except
+    /// that one ("sign out of all other devices"); how many ended. `Ok(0)`
+    /// for an anonymous session, [`crate::ErrorKind::NotFound`] when no
+    /// live session answers to the token (see
+    /// [`crate::Sessions::logout_others`]).
+    ///
+    /// The default composes [`Store::info`], [`Store::sessions_of`] and
+    /// [`Store::revoke`]: correct, but a session that logs in meanwhile may
+    /// escape it. Both of sesame's stores do it in one step.
+    fn logout_others(
+        &self,
+        token: &SessionToken,
+    ) -> impl Future<Output = Result<usize, Error>> + Send {
+        async move {
+            let Some(me) = self.info(token).await? else {
+                return Err(Error::new(crate::ErrorKind::NotFound));
+            };
+            let Some(principal) = me.principal else {
+                return Ok(0);
+            };
+            let mut ended = 0;
+            for other in self.sessions_of(&principal).await? {
+                if other.handle != me.handle && self.revoke(&principal, other.handle).await? {
+                    ended += 1;
+                }
+            }
+            Ok(ended)
+        }
+    }
 
     /// A client presented a value that is not a well-formed token, so no
     /// other method saw it: a store that keeps statistics counts it among
@@ -238,6 +284,23 @@ where
     #[inline]
     fn subscribe(&self, capacity: usize) -> Receiver<Event<P>> {
         crate::Sessions::subscribe(self, capacity)
+    }
+
+    #[inline]
+    fn set_device(
+        &self,
+        token: &SessionToken,
+        device: Device,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        ready(crate::Sessions::set_device(self, token, device))
+    }
+
+    #[inline]
+    fn logout_others(
+        &self,
+        token: &SessionToken,
+    ) -> impl Future<Output = Result<usize, Error>> + Send {
+        ready(crate::Sessions::logout_others(self, token))
     }
 
     #[inline]

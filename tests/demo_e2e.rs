@@ -305,6 +305,105 @@ async fn sessions_api_lists_and_ends_only_the_users_own() {
     assert!(r.clears(), "ending the current session clears its cookie");
 }
 
+/// Serves the demo as `demo::serve` does: with the connection's address
+/// (`ConnectInfo`), which the session layer records as the device's.
+async fn start_with_addresses() -> (Http, DemoSessions) {
+    let sessions = engine();
+    let app = demo::router(sessions.clone())
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let listener = tokio::net::TcpListener::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .expect("bind an ephemeral loopback port");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.expect("server runs");
+    });
+    (Http::new(addr), sessions)
+}
+
+/// Logs in as alice with `agent` as the browser's `User-Agent`.
+async fn login_as_alice_with(http: &Http, agent: &str) -> String {
+    let rb = http
+        .request(Method::POST, "/login", None)
+        .header("user-agent", agent)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("username=alice&password=wonderland");
+    let r = http.send(rb).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "alice logs in");
+    r.token().expect("login sets the session cookie")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_are_listed_and_logout_others_keeps_only_this_one() {
+    let (http, sessions) = start_with_addresses().await;
+    let phone = login_as_alice_with(&http, "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0)").await;
+    let laptop = login_as_alice_with(&http, "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0").await;
+    let bob = http.login("bob", "builder").await;
+
+    // Both of alice's sessions are listed, each with its own device.
+    let list = http.get("/api/sessions", Some(&laptop)).await.json();
+    let list = list["sessions"].as_array().unwrap().clone();
+    assert_eq!(list.len(), 2);
+    let mut agents: Vec<_> = list
+        .iter()
+        .map(|s| s["user_agent"].as_str().unwrap())
+        .collect();
+    agents.sort();
+    assert_eq!(
+        agents,
+        [
+            "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0",
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0)"
+        ]
+    );
+    for s in &list {
+        assert_eq!(s["address"], "127.0.0.1", "the connection's address");
+    }
+    let current: Vec<_> = list.iter().filter(|s| s["current"] == true).collect();
+    assert_eq!(current.len(), 1);
+    assert_eq!(
+        current[0]["user_agent"],
+        "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0"
+    );
+    // The user's page shows them too.
+    let page = http.get("/protected", Some(&laptop)).await;
+    assert!(page.body.contains("iPhone") && page.body.contains("Firefox/120.0"));
+    assert!(page.body.contains("action=\"/logout-others\""));
+
+    // Sign out of all other devices, from the laptop.
+    let r = http.post("/logout-others", Some(&laptop), "").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.location(), Some("/protected"));
+    assert!(r.session_cookie().is_none(), "the laptop keeps its cookie");
+    // The phone's next request is anonymous.
+    let r = http.get("/api/me", Some(&phone)).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        http.get("/protected", Some(&phone)).await.status,
+        StatusCode::SEE_OTHER
+    );
+    // The laptop is still alice; bob is untouched.
+    assert_eq!(
+        http.get("/api/me", Some(&laptop)).await.json()["user"],
+        "alice"
+    );
+    assert_eq!(http.get("/api/me", Some(&bob)).await.json()["user"], "bob");
+    let list = http.get("/api/sessions", Some(&laptop)).await.json();
+    assert_eq!(list["sessions"].as_array().unwrap().len(), 1);
+    assert_eq!(list["sessions"][0]["current"], true);
+    // The phone's device went with its session.
+    assert_eq!(sessions.device_slots(), 2, "the laptop's and bob's");
+
+    // Not logged in: 401, nothing ended.
+    let anon = http.get("/", None).await.token().unwrap();
+    let r = http.post("/logout-others", Some(&anon), "").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        http.get("/api/me", Some(&laptop)).await.json()["user"],
+        "alice"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_concurrent_requests_on_one_session_count_fifty() {
     let (http, sessions) = start().await;

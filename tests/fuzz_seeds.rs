@@ -42,6 +42,14 @@ fn cookie_header_seeds_pass() {
     }
 }
 
+#[cfg(feature = "cookie")]
+#[test]
+fn proxy_headers_seeds_pass() {
+    for seed in seeds("proxy_headers") {
+        sesame::model::check_proxy_headers(&seed);
+    }
+}
+
 #[cfg(feature = "snapshot")]
 #[test]
 fn snapshot_load_seeds_pass() {

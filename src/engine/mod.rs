@@ -35,6 +35,7 @@ use crate::users::Users;
 use crate::{Handle, Principal, SessionInfo};
 
 mod create;
+mod device;
 mod external;
 mod reap;
 pub(crate) mod reaper;
@@ -121,10 +122,18 @@ pub(crate) struct Inner<T, P> {
     /// entries rather than in them, so a session without an alias pays no
     /// memory for the feature. Leaf locks. Empty when `grace_ms` is zero.
     aliases: Box<[AliasShard]>,
+    /// Each session's recorded device, by handle, for the sessions that
+    /// have one (see `device.rs`): allocated by the first
+    /// [`Sessions::set_device`], so an engine that records none pays one
+    /// pointer for the feature and each session pays nothing. Leaf locks.
+    devices: OnceLock<Box<[DeviceShard]>>,
 }
 
 /// One shard of the grace-alias table: handle → the alias key.
 type AliasShard = CachePadded<Mutex<HashMap<Handle, SessionKey>>>;
+
+/// One shard of the device table: handle → the session's device.
+type DeviceShard = CachePadded<Mutex<HashMap<Handle, crate::Device>>>;
 
 /// A synchronous observer of sessions that end before their deadlines
 /// (logout, revocation, eviction): called once per session, after it is
@@ -211,6 +220,7 @@ where
             aliases: (0..alias_shards)
                 .map(|_| CachePadded::new(Mutex::new(HashMap::new())))
                 .collect(),
+            devices: OnceLock::new(),
         });
         let reaper = interval.map(|every| {
             let weak = Arc::downgrade(&inner);
@@ -368,6 +378,9 @@ where
             token_issued: self.wall(e.issued.load(Ordering::Relaxed)),
             expires: self.wall(e.deadline(self.idle_ms())),
             absolute_expires: self.wall(abs),
+            // Filled in by `sessions_of`: a lookup on the request path pays
+            // nothing for device lists.
+            device: None,
         }
     }
 

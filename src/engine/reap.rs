@@ -158,6 +158,7 @@ where
         let events = inner.bus.active();
         for (entry, reason) in killed {
             self.drop_alias(entry);
+            self.drop_device(entry.handle);
             let principal = entry.principal.read();
             if let Some(p) = &*principal {
                 inner.users.remove(p, entry);

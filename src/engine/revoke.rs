@@ -16,7 +16,7 @@ where
     T: Send + 'static,
     P: Principal,
 {
-    /// Bookkeeping after a kill: counters, index, alias, event, end hook.
+    /// Bookkeeping after a kill: counters, index, alias, device, event, end hook.
     ///
     /// The counters move first: the index update runs the principal's
     /// `Hash`/`Eq` and the event its `Clone` (user code), and a panic there
@@ -52,6 +52,7 @@ where
         inner.bus.emit(kind, entry.handle, principal.as_ref());
         drop(principal);
         self.drop_alias(entry);
+        self.drop_device(entry.handle);
     }
 
     pub(super) fn end_member(&self, m: &Member<T, P>, kind: EventKind) -> bool {
@@ -159,7 +160,8 @@ where
             .is_some_and(|m| self.revoke_member(m, now))
     }
 
-    /// The live sessions of `principal`, oldest first: metadata, never tokens.
+    /// The live sessions of `principal`, oldest first: metadata, never
+    /// tokens, each with its recorded device ([`SessionInfo::device`]).
     ///
     /// ```
     /// let sessions = sesame::Sessions::<()>::new();
@@ -177,6 +179,13 @@ where
         let mut members = self.inner.users.members(principal);
         members.retain(|m| m.entry.is_live(now, self.idle_ms()));
         members.sort_by_key(|m| m.entry.created);
-        members.iter().map(|m| self.info_of(&m.entry)).collect()
+        members
+            .iter()
+            .map(|m| {
+                let mut info = self.info_of(&m.entry);
+                info.device = self.device_of(m.entry.handle);
+                info
+            })
+            .collect()
     }
 }

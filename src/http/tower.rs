@@ -143,6 +143,7 @@ use tower_service::Service;
 
 use crate::bearer::bearer_token;
 use crate::cookie::{CookieConfig, cookie_headers};
+use crate::device::DeviceConfig;
 use crate::store::Store;
 use crate::{Principal, SessionToken, Sessions};
 
@@ -159,6 +160,8 @@ struct Options {
     renew_after: Option<Duration>,
     no_store: bool,
     source: TokenSource,
+    /// Record each session's device at creation and login.
+    devices: Option<DeviceConfig>,
 }
 
 /// The tower layer: wraps a service so that each request gets a
@@ -243,6 +246,7 @@ where
                 renew_after: None,
                 no_store: true,
                 source: TokenSource::Cookie,
+                devices: None,
             },
             types: PhantomData,
         }
@@ -448,6 +452,47 @@ where
         self.options.no_store = on;
         self
     }
+
+    /// Record each session's device ([`crate::Device`]: user agent and
+    /// client address, read as `config` says) when the layer creates the
+    /// session and when [`Session::login`] logs it in, for device lists
+    /// ([`crate::SessionInfo::device`] in `sessions_of`) and
+    /// [`Session::logout_others`]. Default off: nothing is recorded.
+    ///
+    /// The device is personal data: it is kept only beside its session
+    /// (dropped when the session ends), never logged, and not recorded
+    /// unless this is on (see [`crate::device`]). Recording is best
+    /// effort: a store that fails to record it fails no request. Each
+    /// recording is one more store call (on Redis, a round trip).
+    ///
+    /// ```
+    /// use axum::{Router, body::Body, http::{Request, header}, routing::post};
+    /// use sesame::Sessions;
+    /// use sesame::device::DeviceConfig;
+    /// use sesame::tower::{Session, SessionLayer};
+    /// use tower::ServiceExt as _;
+    ///
+    /// async fn login(session: Session<u32>) -> Result<(), sesame::Error> {
+    ///     session.login("alice".to_owned()).await
+    /// }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// let sessions = Sessions::<u32>::new();
+    /// let layer = SessionLayer::new(sessions.clone()).record_devices(DeviceConfig::new());
+    /// let app = Router::new().route("/login", post(login)).with_state(sessions.clone()).layer(layer);
+    /// let request = Request::post("/login").header(header::USER_AGENT, "Mozilla/5.0 (Phone)");
+    /// app.oneshot(request.body(Body::empty())?).await?;
+    /// let listed = sessions.sessions_of(&"alice".to_owned());
+    /// let device = listed[0].device.as_ref().unwrap();
+    /// assert_eq!(device.user_agent.as_deref(), Some("Mozilla/5.0 (Phone)"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn record_devices(mut self, config: DeviceConfig) -> Self {
+        self.options.devices = Some(config);
+        self
+    }
 }
 
 impl<S, T, P, St: Clone> Layer<S> for SessionLayer<T, P, St> {
@@ -527,14 +572,18 @@ where
                 .next()
                 .is_some()
         };
+        let seen = self
+            .options
+            .devices
+            .as_ref()
+            .map(|d| d.seen(req.headers(), req.extensions()));
         if !presented && (bearer || !self.options.cookie.is_persistent()) {
             let mut state = State::new(false);
             state.bearer = bearer;
-            let shared = Arc::new(Shared::new(
-                self.sessions.clone(),
-                Arc::clone(&self.options),
-                state,
-            ));
+            let shared = Arc::new(
+                Shared::new(self.sessions.clone(), Arc::clone(&self.options), state)
+                    .with_device(seen),
+            );
             req.extensions_mut()
                 .insert(Session::<T, P, St>::new(Arc::clone(&shared)));
             return ResponseFuture {
@@ -558,7 +607,7 @@ where
                 } else {
                     open(&sessions, &options, req.headers()).await
                 };
-                let shared = Arc::new(Shared::new(sessions, options, state));
+                let shared = Arc::new(Shared::new(sessions, options, state).with_device(seen));
                 req.extensions_mut()
                     .insert(Session::<T, P, St>::new(Arc::clone(&shared)));
                 let mut response = inner.call(req).await?;

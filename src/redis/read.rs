@@ -167,6 +167,8 @@ where
                 token_issued: wall(c.issued),
                 expires: wall(seen.saturating_add(s.idle_ms).min(c.abs)),
                 absolute_expires: wall(c.abs),
+                // As on the engine: filled in by `sessions_of` only.
+                device: None,
             }
         }))
     }

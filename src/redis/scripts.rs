@@ -9,7 +9,9 @@
 //!   `s` last seen, `a` absolute deadline — times in Unix ms on Redis's own
 //!   clock (`TIME`), so servers with skewed clocks still agree. The key's
 //!   TTL is always `min(s + idle, a) - now`. `al`: the hex of the
-//!   session's one grace alias, while it has one.
+//!   session's one grace alias, while it has one. With a recorded device
+//!   (see [`SET_DEVICE`]), also `ua` its user agent and `ip` its address
+//!   (text, empty when unknown): personal data, gone with the key.
 //! - `{prefix}:a:{old hex}`: a token replaced by a plain rotation, still
 //!   accepted for the grace window (the key's TTL): the hex of the
 //!   session's current key. Followed only while the session's `al` names it
@@ -416,5 +418,82 @@ for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   end
 end
 return {n(now), out}"
+    ))
+});
+
+/// KEYS: session. ARGV: user agent, address (each '' when unknown), idle ms.
+/// Records the session's device (fields `ua`, `ip`). Returns 1, or 0 when
+/// the session is gone (nothing written: a recording never revives a key).
+pub(crate) static SET_DEVICE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        prelude!(),
+        "local r = redis.call('HMGET', KEYS[1], 'a', 's')
+if not r[1] or not r[2] then return 0 end
+if now >= math.min(tonumber(r[2]) + tonumber(ARGV[3]), tonumber(r[1])) then return 0 end
+redis.call('HSET', KEYS[1], 'ua', ARGV[1], 'ip', ARGV[2])
+return 1"
+    ))
+});
+
+/// KEYS: principal index. ARGV: prefix.
+/// The recorded devices of the principal's sessions (read only, but it
+/// converts an index left as a plain set, as every index reader does).
+/// Returns `{{h, ua, ip}, ...}` for the sessions that have one.
+pub(crate) static DEVICES: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        index_fn!(),
+        "local out = {}
+index(KEYS[1], ARGV[1])
+for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local r = redis.call('HMGET', ARGV[1] .. ':s:' .. m, 'h', 'ua', 'ip')
+  if r[1] and (r[2] or r[3]) then table.insert(out, {r[1], r[2] or '', r[3] or ''}) end
+end
+return out"
+    ))
+});
+
+/// KEYS: session. ARGV: prefix, channel, its hex, idle ms.
+/// "Sign out of all other devices": ends every session in the index of the
+/// principal the session is logged in as, except the session itself (found
+/// through its grace alias too), as `REVOKE` ends them (aliases, the session
+/// space, the index, one invalidation). Returns nil when the session is
+/// gone, else `{principal JSON or '', hex, handle, ...}`: the principal,
+/// then the sessions ended (none for an anonymous session).
+pub(crate) static REVOKE_OTHERS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        prelude!(),
+        index_fn!(),
+        "local key = KEYS[1]
+local me = ARGV[3]
+if redis.call('EXISTS', key) == 0 then
+  local t = redis.call('GET', ARGV[1] .. ':a:' .. ARGV[3])
+  if not t then return false end
+  key = ARGV[1] .. ':s:' .. t
+  if redis.call('HGET', key, 'al') ~= ARGV[3] then return false end
+  me = t
+end
+local r = redis.call('HMGET', key, 'p', 'a', 's')
+if not r[2] or not r[3] then return false end
+if now >= math.min(tonumber(r[3]) + tonumber(ARGV[4]), tonumber(r[2])) then return false end
+if not r[1] then return {''} end
+local set = index(ARGV[1] .. ':u:' .. r[1], ARGV[1])
+local gone = {}
+local out = {r[1]}
+for _, m in ipairs(redis.call('ZRANGE', set, 0, -1)) do
+  if m ~= me then
+    local k = ARGV[1] .. ':s:' .. m
+    local v = redis.call('HMGET', k, 'h', 'al')
+    if v[2] then redis.call('DEL', ARGV[1] .. ':a:' .. v[2]) end
+    redis.call('ZREM', ARGV[1] .. ':all', m)
+    if redis.call('DEL', k) == 1 then
+      table.insert(gone, m)
+      table.insert(out, m)
+      table.insert(out, v[1])
+    end
+    redis.call('ZREM', set, m)
+  end
+end
+if #gone > 0 then redis.call('PUBLISH', ARGV[2], table.concat(gone, ' ')) end
+return out"
     ))
 });

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use super::RedisSessions;
 use crate::error::Error;
 use crate::store::Store;
-use crate::{Event, Handle, Principal, SessionInfo, SessionToken, Stats};
+use crate::{Device, Event, Handle, Principal, SessionInfo, SessionToken, Stats};
 use crossbeam_channel::Receiver;
 
 impl<T, P> Store for RedisSessions<T, P>
@@ -87,5 +87,13 @@ where
 
     fn note_malformed(&self) {
         RedisSessions::note_malformed(self);
+    }
+
+    async fn set_device(&self, token: &SessionToken, device: Device) -> Result<(), Error> {
+        RedisSessions::set_device(self, token, device).await
+    }
+
+    async fn logout_others(&self, token: &SessionToken) -> Result<usize, Error> {
+        RedisSessions::logout_others(self, token).await
     }
 }

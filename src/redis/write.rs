@@ -481,9 +481,20 @@ where
                     token_issued: wall(i),
                     expires: wall(expires),
                     absolute_expires: wall(a),
+                    device: None,
                 })
             })
             .collect();
+        if !out.is_empty() {
+            let devices: Value = s.invoke(scripts::DEVICES.key(&set).arg(&s.prefix)).await?;
+            for row in array(&devices) {
+                if let Some((handle, device)) = device_row(&array(&row))
+                    && let Some(info) = out.iter_mut().find(|i| i.handle == handle)
+                {
+                    info.device = Some(device);
+                }
+            }
+        }
         out.sort_by_key(|i| i.created);
         Ok(out)
     }

@@ -26,6 +26,7 @@ use parking_lot::Mutex;
 
 use super::Options;
 use crate::error::{Error, ErrorKind};
+use crate::http::device::Seen;
 use crate::store::Store;
 use crate::{Handle, Principal, SessionInfo, SessionToken, Sessions};
 
@@ -87,6 +88,8 @@ pub(super) struct Shared<S> {
     sessions: S,
     options: Arc<Options>,
     state: Mutex<State>,
+    /// The request's device, when the layer records devices.
+    device: Option<Seen>,
 }
 
 impl<S> Shared<S> {
@@ -95,7 +98,14 @@ impl<S> Shared<S> {
             sessions,
             options,
             state: Mutex::new(state),
+            device: None,
         }
+    }
+
+    /// The request's device, to record at creation and login.
+    pub(super) fn with_device(mut self, device: Option<Seen>) -> Self {
+        self.device = device;
+        self
     }
 
     pub(super) fn sessions(&self) -> &S {
@@ -251,6 +261,12 @@ where
             }
         }
         let token = self.shared.sessions.create(data).await?;
+        // Recorded before the race below is settled: if this session turns
+        // out an orphan, its logout drops the device with it. A login
+        // (`replace`) records it once, after its rotation.
+        if !replace {
+            self.record_device(&token).await;
+        }
         let orphan = {
             let mut state = self.shared.state.lock();
             if state.token.is_none() {
@@ -269,6 +285,19 @@ where
         // timeout (or is evicted first).
         let _ = self.shared.sessions.logout(&orphan).await;
         Ok(Err(data?))
+    }
+
+    /// Records the request's device on the session `token` names, when the
+    /// layer records devices. Best effort: the session is what matters, and
+    /// it exists whether or not its device could be recorded.
+    async fn record_device(&self, token: &SessionToken) {
+        if let (Some(seen), Some(config)) = (&self.shared.device, &self.shared.options.devices) {
+            let _ = self
+                .shared
+                .sessions
+                .set_device(token, seen.device(config))
+                .await;
+        }
     }
 
     /// Runs `op` on the current token; `Ok(None)` when there is no session
@@ -702,6 +731,7 @@ where
             };
             match self.shared.sessions.login(&token, principal.clone()).await {
                 Ok(new) => {
+                    self.record_device(&new).await;
                     self.issued(new);
                     return Ok(());
                 }
@@ -888,6 +918,60 @@ where
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub async fn logout_everywhere(&self) -> Result<usize, Error> {
+        self.logout_everywhere_inner().await
+    }
+
+    /// Ends every other session of the logged-in principal ("sign out of
+    /// all other devices", as GitHub and Google offer) and keeps this one,
+    /// cookie and all. Returns how many ended: 0 without a session, or when
+    /// it is anonymous (see [`Sessions::logout_others`]). Pair it with
+    /// [`super::SessionLayer::record_devices`] so users can see what they
+    /// sign out of.
+    ///
+    /// # Errors
+    ///
+    /// When the store cannot answer (nothing is known to have ended).
+    ///
+    /// ```
+    /// # use axum::{Router, body::Body, http::Request, routing::get};
+    /// # use sesame::{Error, Sessions, tower::{Session, SessionLayer}};
+    /// # use tower::ServiceExt as _;
+    /// async fn handler(session: Session<u32>) -> Result<(), Error> {
+    ///     assert_eq!(session.logout_others().await?, 0, "no session");
+    ///     let phone = session.store().create(0)?.0;
+    ///     let phone = session.store().login(&phone, "alice".to_owned())?;
+    ///     session.login("alice".to_owned()).await?;
+    ///     assert_eq!(session.logout_others().await?, 1);
+    ///     assert!(session.store().validate(&phone).is_none());
+    ///     assert!(session.is_active()?, "this one stays");
+    ///     Ok(())
+    /// }
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// # let sessions = Sessions::<u32>::new();
+    /// # let layer = SessionLayer::new(sessions.clone());
+    /// # let app = Router::new().route("/", get(handler)).with_state(sessions).layer(layer);
+    /// # let response = app.oneshot(Request::get("/").body(Body::empty())?).await?;
+    /// # assert!(response.status().is_success(), "{}", response.status());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn logout_others(&self) -> Result<usize, Error> {
+        self.check()?;
+        let Some(token) = self.token() else {
+            return Ok(0);
+        };
+        match self.shared.sessions.logout_others(&token).await {
+            Ok(n) => Ok(n),
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                self.lost(&token);
+                Ok(0)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn logout_everywhere_inner(&self) -> Result<usize, Error> {
         let Some(principal) = self.principal().await? else {
             return Ok(0);
         };
