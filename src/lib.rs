@@ -138,6 +138,8 @@ pub mod store;
 pub mod token;
 
 // The HTTP adapters keep their public paths (`sesame::cookie`, …).
+#[cfg(feature = "actix")]
+pub use http::actix;
 #[cfg(feature = "axum")]
 pub use http::axum;
 #[cfg(feature = "cookie")]
