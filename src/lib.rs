@@ -91,6 +91,11 @@
 //!   response (`503` with `Retry-After` when the store cannot answer), so
 //!   handlers use `?`. The demo server:
 //!   `cargo run --example demo --features axum,snapshot`.
+//! - `actix`: `sesame::actix::SessionMiddleware`, an actix-web middleware,
+//!   and `sesame::actix::Session`, its extractor (typed by the store): the
+//!   tower layer's cookie policy and handle, natively on actix-web, on any
+//!   [`store::Store`]; [`Error`] is an actix-web `ResponseError`. The demo
+//!   on actix-web: `cargo run --example actix_demo --features actix`.
 //! - `snapshot`: `sesame::snapshot::SnapshotStore` saves every live session
 //!   to an encrypted file crash-safely (digests, never tokens) and restores
 //!   them after a restart, so users stay logged in, while a journal keeps

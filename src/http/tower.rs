@@ -660,7 +660,7 @@ pub(crate) async fn response_cookie<St: Store>(shared: &Shared<St>) -> Option<He
     let options = shared.options();
     let cookie = &options.cookie;
     let sessions = shared.sessions();
-    let value = match (outcome, token) {
+    match (outcome, token) {
         (Outcome::Issued, Some(token)) => set_cookie(sessions, cookie, &token, None).await,
         // Due for renewal and untouched by the handler: rotate now that
         // the response exists. Another request may have rotated or ended it
@@ -682,8 +682,7 @@ pub(crate) async fn response_cookie<St: Store>(shared: &Shared<St>) -> Option<He
             }
         }
         (_, _) => None,
-    };
-    value
+    }
 }
 
 /// The response's `Set-Cookie` when the store is not needed to decide it:
