@@ -24,9 +24,10 @@
 //!
 //! // The first write creates the session and sets the cookie.
 //! let first = test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
-//! let set_cookie = first.headers()[header::SET_COOKIE].to_str()?.to_owned();
+//! let set_cookie = first.headers().get(header::SET_COOKIE).ok_or("a cookie")?;
+//! let set_cookie = set_cookie.to_str()?.to_owned();
 //! assert!(set_cookie.starts_with("__Host-id="));
-//! assert_eq!(first.headers()[header::CACHE_CONTROL], "no-store");
+//! assert_eq!(first.headers().get(header::CACHE_CONTROL).ok_or("no-store")?, "no-store");
 //!
 //! // The client sends it back: same session, no new cookie.
 //! let cookie = set_cookie.split(';').next().unwrap_or_default();
@@ -188,7 +189,7 @@ impl<S: Store> SessionMiddleware<S> {
     /// let middleware = SessionMiddleware::new(Sessions::<u32>::new()).cookie(config);
     /// let app = test::init_service(App::new().wrap(middleware).route("/", web::get().to(write))).await;
     /// let response = test::call_service(&app, test::TestRequest::get().to_request()).await;
-    /// let cookie = response.headers()["set-cookie"].to_str()?;
+    /// let cookie = response.headers().get("set-cookie").ok_or("a cookie")?.to_str()?;
     /// assert!(cookie.starts_with("__Host-shop="), "{cookie}");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # })?;
@@ -929,7 +930,7 @@ impl ResponseError for SessionRejection {
 ///
 /// let response = Error::from(ErrorKind::Full).error_response();
 /// assert_eq!(response.status(), 503);
-/// assert_eq!(response.headers()["retry-after"], "1");
+/// assert_eq!(response.headers().get("retry-after").map(|v| v.as_bytes()), Some(&b"1"[..]));
 /// assert_eq!(Error::from(ErrorKind::NotFound).error_response().status(), 409);
 /// ```
 impl ResponseError for Error {
