@@ -363,6 +363,31 @@ async fn hostile_cookies_give_no_500_and_no_session() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_cookie_is_no_session_left_alone_and_counted() {
+    let clock = ManualClock::new();
+    let sessions: DemoSessions = Sessions::builder()
+        .clock(clock.clone())
+        .idle_timeout(Duration::from_secs(60))
+        .reaper_interval(None)
+        .build()
+        .expect("engine");
+    let server = serve(SessionMiddleware::new(sessions.clone()));
+    let http = &server.http;
+    let alice = http.login("alice", "wonderland").await;
+    clock.advance(Duration::from_secs(59));
+    assert_eq!(
+        http.get("/api/me", Some(&alice)).await.status,
+        StatusCode::OK
+    );
+    clock.advance(Duration::from_secs(61));
+    let rejected = sessions.stats().rejected;
+    let r = http.get("/api/me", Some(&alice)).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.set_cookies().is_empty(), "a dead cookie is left alone");
+    assert_eq!(sessions.stats().rejected, rejected + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_store_answers_503_with_retry_after() {
     // Logged-in sessions are never evicted for room: fill the store with
     // them (one user, no per-user limit), and a new visitor's session
@@ -415,7 +440,7 @@ async fn login_logout_and_logout_everywhere_on_redis() {
     use redis_support::RedisServer;
     use sesame::redis::RedisSessions;
 
-    let Some(redis) = RedisServer::start() else {
+    let Some(mut redis) = RedisServer::start() else {
         return;
     };
     let store: RedisSessions<demo::Visits, String> = RedisSessions::builder(&redis.url())
@@ -474,4 +499,19 @@ async fn login_logout_and_logout_everywhere_on_redis() {
         );
     }
     assert_eq!(http.get("/api/me", Some(&bob)).await.json()["user"], "bob");
+
+    // Redis gone: a request that needs it is 503 with Retry-After, and the
+    // client's cookie is left alone (never a session that was not checked,
+    // never a cookie cleared because the store was down).
+    redis.kill();
+    for token in [None, Some(bob.as_str())] {
+        let r = http.get("/", token).await;
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{token:?}");
+        assert_eq!(
+            r.headers.get(RETRY_AFTER),
+            Some(&HeaderValue::from_static("1"))
+        );
+        assert!(r.set_cookies().is_empty(), "{token:?}");
+        assert_eq!(r.body, "service unavailable");
+    }
 }

@@ -994,3 +994,71 @@ const _: fn() = || {
     fn assert_send_sync<X: Send + Sync + 'static>() {}
     assert_send_sync::<Session<Sessions<std::cell::Cell<u8>, u64>>>();
 };
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    fn extract<S: Store>(req: &HttpRequest) -> Result<Session<S>, SessionRejection> {
+        Session::<S>::from_request(req, &mut Payload::None).into_inner()
+    }
+
+    /// Wiring bugs are told apart by the middleware types built so far
+    /// (process-wide: this is the only test of this binary that builds a
+    /// `SessionMiddleware`), answer 500 and name no type in the body.
+    #[test]
+    fn wiring_errors_are_told_apart_and_answer_500() {
+        let req = TestRequest::default().to_http_request();
+        assert_eq!(
+            extract::<Sessions<u8>>(&req).unwrap_err(),
+            SessionRejection::MissingMiddleware,
+            "no middleware built yet"
+        );
+        let _middleware = SessionMiddleware::new(Sessions::<u8>::new());
+        assert_eq!(
+            extract::<Sessions<u8>>(&req).unwrap_err(),
+            SessionRejection::MissingMiddleware,
+            "a middleware of this type exists, not on this route"
+        );
+        let mismatch = extract::<Sessions<u16>>(&req).unwrap_err();
+        let SessionRejection::TypeMismatch {
+            middleware,
+            handler,
+        } = mismatch
+        else {
+            panic!("{mismatch:?}");
+        };
+        assert!(middleware.contains("Sessions<u8"), "{middleware}");
+        assert!(handler.contains("Sessions<u16"), "{handler}");
+        assert!(mismatch.to_string().contains(middleware));
+        for rejection in [SessionRejection::MissingMiddleware, mismatch] {
+            let response = rejection.error_response();
+            assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        }
+    }
+
+    /// Every kind's status, `Retry-After` exactly on `503`, `no-store`.
+    #[test]
+    fn each_error_kind_maps_to_its_status() {
+        use crate::ErrorKind;
+        let cases = [
+            (ErrorKind::Unavailable, 503, Some("1")),
+            (ErrorKind::Full, 503, Some("1")),
+            (ErrorKind::NotFound, 409, None),
+            (ErrorKind::Conflict, 409, None),
+            (ErrorKind::Encoding, 500, None),
+        ];
+        for (kind, status, retry) in cases {
+            let response = Error::from(kind).error_response();
+            assert_eq!(response.status().as_u16(), status, "{kind:?}");
+            let retry_after = response.headers().get(header::RETRY_AFTER);
+            assert_eq!(retry_after.map(|v| v.to_str().unwrap()), retry, "{kind:?}");
+            assert_eq!(
+                response.headers().get(header::CACHE_CONTROL).unwrap(),
+                "no-store"
+            );
+        }
+    }
+}
