@@ -133,8 +133,25 @@ impl std::error::Error for Error {
 /// `Retry-After` of [`Error`]'s response, in seconds): a remote store's
 /// reconnect backoff starts at 10 ms and caps at 1 s
 /// (`sesame::redis`), so one second covers it.
-#[cfg(feature = "axum")]
+#[cfg(any(feature = "axum", feature = "actix"))]
 pub const RETRY_AFTER_SECS: u32 = 1;
+
+impl Error {
+    /// The status code and fixed body of this error's HTTP response (see
+    /// the table on `IntoResponse for Error`); shared by the axum and
+    /// actix-web adapters.
+    #[cfg(any(feature = "axum", feature = "actix"))]
+    pub(crate) fn http_response(&self) -> (u16, &'static str) {
+        match self.kind {
+            ErrorKind::Unavailable | ErrorKind::Full => (503, "service unavailable"),
+            ErrorKind::NotFound => (409, "session ended or changed"),
+            ErrorKind::Conflict => (409, "conflict, try again"),
+            ErrorKind::Encoding | ErrorKind::IdTaken | ErrorKind::InvalidId => {
+                (500, "internal server error")
+            }
+        }
+    }
+}
 
 /// The response for a session operation that failed (feature `axum`), so
 /// handlers can use `?` on [`crate::tower::Session`]'s methods. Bodies are
@@ -164,16 +181,8 @@ impl axum_core::response::IntoResponse for Error {
         use http::StatusCode;
         use http::header::{CACHE_CONTROL, HeaderValue, RETRY_AFTER};
 
-        let (status, body) = match self.kind {
-            ErrorKind::Unavailable | ErrorKind::Full => {
-                (StatusCode::SERVICE_UNAVAILABLE, "service unavailable")
-            }
-            ErrorKind::NotFound => (StatusCode::CONFLICT, "session ended or changed"),
-            ErrorKind::Conflict => (StatusCode::CONFLICT, "conflict, try again"),
-            ErrorKind::Encoding | ErrorKind::IdTaken | ErrorKind::InvalidId => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal server error")
-            }
-        };
+        let (code, body) = self.http_response();
+        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         if status == StatusCode::SERVICE_UNAVAILABLE {

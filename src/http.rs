@@ -1,10 +1,12 @@
 //! The HTTP adapters, each behind its feature: framework-agnostic cookie
 //! helpers, a tower layer with its per-request `Session` handle, the axum
-//! extractor, bearer tokens, the CSRF guard, and a store for
-//! tower-sessions. All but the last use only the public
-//! [`crate::store::Store`] seam; the tower-sessions store uses the engine's
-//! methods keyed by a caller-chosen id.
+//! extractor, the actix-web middleware and extractor, bearer tokens, the
+//! CSRF guard, and a store for tower-sessions. All but the last use only
+//! the public [`crate::store::Store`] seam; the tower-sessions store uses
+//! the engine's methods keyed by a caller-chosen id.
 
+#[cfg(feature = "actix")]
+pub mod actix;
 #[cfg(feature = "axum")]
 pub mod axum;
 #[cfg(feature = "cookie")]

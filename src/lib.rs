@@ -110,6 +110,11 @@
 //!   state, so a handler whose session type does not match the store's is a
 //!   compile-time error (`sesame::axum::SessionRouterExt`). The demo server:
 //!   `cargo run --example demo --features axum,snapshot`.
+//! - `actix`: `sesame::actix::SessionMiddleware`, an actix-web middleware,
+//!   and `sesame::actix::Session`, its extractor (typed by the store): the
+//!   tower layer's cookie policy and handle, natively on actix-web, on any
+//!   [`store::Store`]; [`Error`] is an actix-web `ResponseError`. The demo
+//!   on actix-web: `cargo run --example actix_demo --features actix`.
 //! - `snapshot`: `sesame::snapshot::SnapshotStore` saves every live session
 //!   to an encrypted file crash-safely (digests, never tokens) and restores
 //!   them after a restart, so users stay logged in, while a journal keeps
@@ -172,6 +177,8 @@ pub mod store;
 pub mod token;
 
 // The HTTP adapters keep their public paths (`sesame::cookie`, …).
+#[cfg(feature = "actix")]
+pub use http::actix;
 #[cfg(feature = "axum")]
 pub use http::axum;
 #[cfg(feature = "cookie")]

@@ -150,18 +150,36 @@ use crate::{Principal, SessionToken, Sessions};
 pub use crate::bearer::TokenSource;
 pub use session::Session;
 
-use session::{Finished, Outcome, Shared, State};
+// The actix-web middleware (`crate::actix`) runs the same handle and the
+// same decisions around its own request and response types.
+pub(crate) use session::{Shared, State};
+
+use session::{Finished, Outcome};
 
 /// Options shared by a layer's services and their requests.
 #[derive(Clone, Debug)]
-struct Options {
-    cookie: CookieConfig,
-    rolling: bool,
-    renew_after: Option<Duration>,
-    no_store: bool,
-    source: TokenSource,
+pub(crate) struct Options {
+    pub(crate) cookie: CookieConfig,
+    pub(crate) rolling: bool,
+    pub(crate) renew_after: Option<Duration>,
+    pub(crate) no_store: bool,
+    pub(crate) source: TokenSource,
     /// Record each session's device at creation and login.
-    devices: Option<DeviceConfig>,
+    pub(crate) devices: Option<DeviceConfig>,
+}
+
+/// The defaults of [`SessionLayer::new`] (and of the actix middleware).
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            cookie: CookieConfig::default(),
+            rolling: false,
+            renew_after: None,
+            no_store: true,
+            source: TokenSource::Cookie,
+            devices: None,
+        }
+    }
 }
 
 /// The tower layer: wraps a service so that each request gets a
@@ -240,14 +258,7 @@ where
         record_layer_type(std::any::type_name::<Session<T, P, S>>());
         Self {
             sessions,
-            options: Options {
-                cookie: CookieConfig::default(),
-                rolling: false,
-                renew_after: None,
-                no_store: true,
-                source: TokenSource::Cookie,
-                devices: None,
-            },
+            options: Options::default(),
             types: PhantomData,
         }
     }
@@ -605,7 +616,7 @@ where
                 let state = if bearer {
                     open_bearer(&sessions, req.headers()).await
                 } else {
-                    open(&sessions, &options, req.headers()).await
+                    open(&sessions, &options, cookie_headers(req.headers())).await
                 };
                 let shared = Arc::new(Shared::new(sessions, options, state).with_device(seen));
                 req.extensions_mut()
@@ -618,20 +629,25 @@ where
     }
 }
 
-/// Finds the request's session and whether its token is due for renewal.
+/// Finds the request's session and whether its token is due for renewal,
+/// from the request's `Cookie` header values (raw bytes, in order).
 /// Changes nothing in the store (beyond the lookup's touch).
 ///
 /// Each cookie value with our name is tried in order (see
 /// [`CookieConfig::cookie_values`]); one that is not a well-formed token
 /// never reaches the store. A store error on one value is kept; a later
 /// value that validates still wins.
-async fn open<St: Store>(sessions: &St, options: &Options, headers: &http::HeaderMap) -> State {
+pub(crate) async fn open<'h, St: Store>(
+    sessions: &St,
+    options: &Options,
+    cookie_headers: impl IntoIterator<Item = &'h [u8]>,
+) -> State {
     let mut state = State::new(false);
     // The metadata costs a principal clone: read only when an option needs
     // the token's issue time.
     let needs_info = options.rolling || options.renew_after.is_some();
     let mut failed = None;
-    for value in options.cookie.cookie_values(cookie_headers(headers)) {
+    for value in options.cookie.cookie_values(cookie_headers) {
         state.presented = true;
         let Ok(token) = SessionToken::parse_bytes(value) else {
             sessions.note_malformed();
@@ -770,8 +786,18 @@ async fn finish<St: Store>(shared: &Shared<St>, headers: &mut http::HeaderMap) {
     if shared.failed() {
         return;
     }
+    let value = response_cookie(shared).await;
+    apply(shared, value, headers);
+}
+
+/// The `Set-Cookie` the request's outcome calls for, renewing the token
+/// first if it is due (see [`finish`]); `None`: no cookie.
+pub(crate) async fn response_cookie<St: Store>(shared: &Shared<St>) -> Option<HeaderValue> {
+    if shared.failed() {
+        return None;
+    }
     if let Some(value) = decide(shared) {
-        return apply(shared, value, headers);
+        return value;
     }
     let Finished {
         token,
@@ -782,7 +808,7 @@ async fn finish<St: Store>(shared: &Shared<St>, headers: &mut http::HeaderMap) {
     let options = shared.options();
     let cookie = &options.cookie;
     let sessions = shared.sessions();
-    let value = match (outcome, token) {
+    match (outcome, token) {
         (Outcome::Issued, Some(token)) => set_cookie(sessions, cookie, &token, None).await,
         // Due for renewal and untouched by the handler: rotate now that
         // the response exists. Another request may have rotated or ended it
@@ -804,8 +830,7 @@ async fn finish<St: Store>(shared: &Shared<St>, headers: &mut http::HeaderMap) {
             }
         }
         (_, _) => None,
-    };
-    apply(shared, value, headers);
+    }
 }
 
 /// The response's `Set-Cookie` when the store is not needed to decide it:

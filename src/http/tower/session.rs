@@ -41,7 +41,7 @@ pub(super) enum Outcome {
     Ended,
 }
 
-pub(super) struct State {
+pub(crate) struct State {
     /// The request's live token, as far as it knows.
     pub(super) token: Option<SessionToken>,
     /// The request carried a cookie with the session cookie's name.
@@ -69,7 +69,7 @@ pub(super) struct State {
 
 impl State {
     /// A request's state before the layer looked for its session.
-    pub(super) fn new(presented: bool) -> Self {
+    pub(crate) fn new(presented: bool) -> Self {
         Self {
             token: None,
             presented,
@@ -84,7 +84,7 @@ impl State {
 }
 
 /// What a request's handles share with the response future.
-pub(super) struct Shared<S> {
+pub(crate) struct Shared<S> {
     sessions: S,
     options: Arc<Options>,
     state: Mutex<State>,
@@ -93,7 +93,7 @@ pub(super) struct Shared<S> {
 }
 
 impl<S> Shared<S> {
-    pub(super) fn new(sessions: S, options: Arc<Options>, state: State) -> Self {
+    pub(crate) fn new(sessions: S, options: Arc<Options>, state: State) -> Self {
         Self {
             sessions,
             options,
@@ -116,12 +116,12 @@ impl<S> Shared<S> {
         self.state.lock().failed.is_some()
     }
 
-    pub(super) fn options(&self) -> &Options {
+    pub(crate) fn options(&self) -> &Options {
         &self.options
     }
 
     /// The state as the response finds it.
-    pub(super) fn finished(&self) -> Finished {
+    pub(crate) fn finished(&self) -> Finished {
         let state = self.state.lock();
         Finished {
             token: state.token.clone(),
@@ -135,13 +135,13 @@ impl<S> Shared<S> {
 }
 
 /// A copy of a request's [`State`] when its response is produced.
-pub(super) struct Finished {
+pub(crate) struct Finished {
     pub(super) token: Option<SessionToken>,
     pub(super) outcome: Outcome,
     pub(super) presented: bool,
     pub(super) renew_due: bool,
-    pub(super) used: bool,
-    pub(super) bearer: bool,
+    pub(crate) used: bool,
+    pub(crate) bearer: bool,
 }
 
 /// A request's session, given to handlers by [`super::SessionLayer`] (as
@@ -192,7 +192,7 @@ where
     P: Principal,
     S: Store<Data = T, Principal = P>,
 {
-    pub(super) fn new(shared: Arc<Shared<S>>) -> Self {
+    pub(crate) fn new(shared: Arc<Shared<S>>) -> Self {
         Self {
             shared,
             types: PhantomData,
