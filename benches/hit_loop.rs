@@ -31,10 +31,13 @@
 //! ```
 
 mod common;
+mod proto;
 
 use std::hint::black_box;
 
 use sesame::{ManualClock, Sessions};
+
+use proto::{HashTableLines, LineTable};
 
 use common::{
     Cursor, Floor, IDLE, Moka, RwMap, SEED, Seq, Sesame, Store, TowerSessions, populated, shuffled,
@@ -173,21 +176,44 @@ fn main() {
     let calls = args
         .get(3)
         .map_or(2_000_000, |a| a.parse().expect("CALLS: a number"));
-    match store {
-        "sesame/sesame_frozen" => return ab::<Sesame, Frozen>(n, order, calls),
-        "sesame/floor" => return ab::<Sesame, Floor>(n, order, calls),
-        "floor/sesame_frozen" => return ab::<Floor, Frozen>(n, order, calls),
-        _ => {}
+    // One store by name, as a type: `$f::<Type>($args)`.
+    macro_rules! by_name {
+        ($name:expr, $f:ident, $($arg:tt)*) => {
+            match $name {
+                "sesame" => $f::<Sesame>($($arg)*),
+                "sesame_frozen" => $f::<Frozen>($($arg)*),
+                "floor" => $f::<Floor>($($arg)*),
+                "moka" => $f::<Moka>($($arg)*),
+                "rwlock" => $f::<RwMap>($($arg)*),
+                "tower_sessions" => $f::<TowerSessions>($($arg)*),
+                "line" => $f::<LineTable>($($arg)*),
+                "htable" => $f::<HashTableLines>($($arg)*),
+                other => panic!("unknown store {other:?}"),
+            }
+        };
+    }
+    if let Some((a, b)) = store.split_once('/') {
+        fn ab_with<A: Store>(b: &str, n: usize, order: &str, calls: usize) {
+            macro_rules! second {
+                ($B:ty) => {
+                    ab::<A, $B>(n, order, calls)
+                };
+            }
+            match b {
+                "sesame" => second!(Sesame),
+                "sesame_frozen" => second!(Frozen),
+                "floor" => second!(Floor),
+                "moka" => second!(Moka),
+                "rwlock" => second!(RwMap),
+                "tower_sessions" => second!(TowerSessions),
+                "line" => second!(LineTable),
+                "htable" => second!(HashTableLines),
+                other => panic!("unknown store {other:?}"),
+            }
+        }
+        return by_name!(a, ab_with, b, n, order, calls);
     }
     for name in store.split('+') {
-        match name {
-            "sesame" => run::<Sesame>(n, order, calls),
-            "sesame_frozen" => run::<Frozen>(n, order, calls),
-            "floor" => run::<Floor>(n, order, calls),
-            "moka" => run::<Moka>(n, order, calls),
-            "rwlock" => run::<RwMap>(n, order, calls),
-            "tower_sessions" => run::<TowerSessions>(n, order, calls),
-            other => panic!("unknown store {other:?}"),
-        }
+        by_name!(name, run, n, order, calls);
     }
 }
