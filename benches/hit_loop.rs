@@ -37,7 +37,7 @@ use std::hint::black_box;
 
 use sesame::{ManualClock, Sessions};
 
-use proto::{HashTableLines, LineTable};
+use proto::{FpLineTable, HashTableLines, LineTable};
 
 use common::{
     Cursor, Floor, IDLE, Moka, RwMap, SEED, Seq, Sesame, Store, TowerSessions, populated, shuffled,
@@ -176,6 +176,7 @@ fn main() {
     let calls = args
         .get(3)
         .map_or(2_000_000, |a| a.parse().expect("CALLS: a number"));
+    proto::self_check();
     // One store by name, as a type: `$f::<Type>($args)`.
     macro_rules! by_name {
         ($name:expr, $f:ident, $($arg:tt)*) => {
@@ -188,6 +189,7 @@ fn main() {
                 "tower_sessions" => $f::<TowerSessions>($($arg)*),
                 "line" => $f::<LineTable>($($arg)*),
                 "htable" => $f::<HashTableLines>($($arg)*),
+                "fpline" => $f::<FpLineTable>($($arg)*),
                 other => panic!("unknown store {other:?}"),
             }
         };
@@ -208,6 +210,7 @@ fn main() {
                 "tower_sessions" => second!(TowerSessions),
                 "line" => second!(LineTable),
                 "htable" => second!(HashTableLines),
+                "fpline" => second!(FpLineTable),
                 other => panic!("unknown store {other:?}"),
             }
         }
