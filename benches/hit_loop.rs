@@ -177,6 +177,21 @@ fn main() {
         .get(3)
         .map_or(2_000_000, |a| a.parse().expect("CALLS: a number"));
     proto::self_check();
+    if store == "fpline_sweep" {
+        // Mass expiry on the prototype: every line due, one sweep.
+        let (s, _) = populated::<FpLineTable>(n);
+        let now = s.now() + s.idle_ms() + 1;
+        let start = thread_cpu();
+        let expired = s.sweep(now);
+        let took = thread_cpu() - start;
+        assert_eq!(expired, n, "every line was due");
+        println!(
+            "fpline sweep: {expired} expired in {:.1} ms CPU ({:.2} M lines/s)",
+            took.as_secs_f64() * 1e3,
+            n as f64 / took.as_secs_f64() / 1e6
+        );
+        return;
+    }
     // One store by name, as a type: `$f::<Type>($args)`.
     macro_rules! by_name {
         ($name:expr, $f:ident, $($arg:tt)*) => {

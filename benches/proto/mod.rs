@@ -472,6 +472,66 @@ impl FpShard {
     }
 }
 
+/// Lines examined under one hold of a shard's write lock while sweeping
+/// (the engine's reaper holds its lock for 32 keys).
+const SWEEP_CHUNK: usize = 1024;
+
+impl FpLineTable {
+    /// Expires every line past its deadline at `now` (engine ms): a linear
+    /// sweep of each shard's lines in chunks of [`SWEEP_CHUNK`] under the
+    /// write lock; the cold parts are freed after the lock is released.
+    /// Returns how many lines expired. What a reaper does when the hot state
+    /// is in the table: no wheel lookup per key, no pointer chase.
+    pub fn sweep(&self, now: u64) -> usize {
+        let mut expired = 0;
+        let mut cold: Vec<Option<Arc<Cold>>> = Vec::with_capacity(SWEEP_CHUNK);
+        for shard in self.shards.iter() {
+            let mut at = 0;
+            loop {
+                {
+                    let mut g = shard.write();
+                    let sh = &mut *g;
+                    let end = (at + SWEEP_CHUNK).min(sh.fp.len());
+                    for i in at..end {
+                        if sh.fp[i] <= FP_TOMB {
+                            continue;
+                        }
+                        let l = &sh.lines[i];
+                        let deadline = l
+                            .last_seen
+                            .load(Ordering::Relaxed)
+                            .saturating_add(self.idle_ms)
+                            .min(l.abs_deadline.load(Ordering::Relaxed));
+                        if now >= deadline {
+                            sh.fp[i] = FP_TOMB;
+                            sh.len -= 1;
+                            cold.push(sh.lines[i].cold.take());
+                            expired += 1;
+                        }
+                    }
+                    at = end;
+                    if at == sh.fp.len() {
+                        cold.clear();
+                        break;
+                    }
+                }
+                cold.clear();
+            }
+        }
+        expired
+    }
+
+    /// Now on the table's clock (engine ms).
+    pub fn now(&self) -> u64 {
+        self.clock.now_millis()
+    }
+
+    /// The idle timeout in ms.
+    pub fn idle_ms(&self) -> u64 {
+        self.idle_ms
+    }
+}
+
 /// The own table with fingerprint bytes: the `fpline` store.
 pub struct FpLineTable {
     secret: [u8; 32],
