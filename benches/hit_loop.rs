@@ -18,8 +18,12 @@
 //! meet caches in their steady state. Prints ns per call in the thread's
 //! CPU time.
 //!
-//! `A/B` (`sesame/sesame_frozen`, `sesame/floor`, `floor/sesame_frozen`)
-//! fills both stores and times them in alternating blocks of 20k calls, so
+//! `line`, `htable` and `fpline` are the cache-line table prototypes of
+//! `benches/proto` (issue 15); `fpline_sweep` times that prototype's sweep
+//! of SIZE sessions all due at once.
+//!
+//! `A/B` (any two stores: `sesame/floor`, `fpline/sesame`, ...) fills both
+//! stores and times them in alternating blocks of 20k calls, so
 //! that load from other processes falls on both alike: for differences too
 //! small to see across separate runs on a shared machine.
 //!
