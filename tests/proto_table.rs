@@ -23,11 +23,19 @@ fn behaves_as_a_session_store<S: Store>() {
     let s = S::with_capacity(64);
     let tokens: Vec<String> = (0..5_000).map(|_| s.create()).collect();
     for t in &tokens {
-        assert!(s.validate(t).is_some(), "{}: a live token validates", S::NAME);
+        assert!(
+            s.validate(t).is_some(),
+            "{}: a live token validates",
+            S::NAME
+        );
     }
     assert!(s.validate(common::MALFORMED).is_none());
     for t in common::unknown_tokens(100) {
-        assert!(s.validate(&t).is_none(), "{}: an unknown token misses", S::NAME);
+        assert!(
+            s.validate(&t).is_none(),
+            "{}: an unknown token misses",
+            S::NAME
+        );
     }
     let (gone, kept) = tokens.split_at(2_500);
     for t in gone {
