@@ -2,10 +2,8 @@
 //! working while they live behind the benches: their probing agrees with a
 //! `HashMap`, and each store answers as a session store must.
 
-#[allow(dead_code)]
 #[path = "../benches/common/mod.rs"]
 mod common;
-#[allow(dead_code)]
 #[path = "../benches/proto/mod.rs"]
 mod proto;
 
