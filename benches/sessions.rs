@@ -3,7 +3,7 @@
 //! Ids read `operation/store/size`: `validate_hit/sesame/1M`,
 //! `validate_hit/moka/1M`. Stores and what they pay are described in
 //! `benches/common/mod.rs`. Sizes: 10k and 1M live sessions; set
-//! `SESAME_BENCH_10M=1` to add 10M for sesame and the floor.
+//! `SESAME_BENCH_10M=1` to add 10M for sesame, the floor and `fpline`.
 //!
 //! Each store is filled once per size and dropped before the next, so only
 //! one large map is in memory at a time.
@@ -258,6 +258,7 @@ fn all(c: &mut Criterion) {
     if std::env::var_os("SESAME_BENCH_10M").is_some_and(|v| v == "1") {
         bench_store::<Sesame>(c, 10_000_000, false);
         bench_store::<Floor>(c, 10_000_000, false);
+        bench_store::<FpLineTable>(c, 10_000_000, false);
     }
 }
 
