@@ -1,5 +1,8 @@
-//! Prototypes of a cache-line session table (issue 15), for measurement
-//! beside the engine in `benches/hit_loop.rs`.
+//! Prototypes of a cache-line session table (issue 15), measured beside
+//! the engine and its peers in `benches/sessions.rs`, `benches/hit_loop.rs`
+//! and `benches/memory.rs`, and checked by `tests/proto_table.rs`.
+//! BENCHMARKS.md ("The cache-line table") has the figures and what moving
+//! the engine onto the chosen layout (`fpline`) takes.
 //!
 //! Everything a validation reads sits in one 64-byte [`Line`]: a 16-byte
 //! prefix of the keyed digest, the state word (alive bit, epoch), the idle
@@ -7,7 +10,7 @@
 //! the grace window's end, the handle, and the pointer to the cold part
 //! (data, principal, creation times), which a validation does not follow.
 //!
-//! Two ways to hold the lines, with the same line, the same decode, digest,
+//! Three ways to hold the lines, with the same line, the same decode, digest,
 //! clock read and checks as the engine's `validate`:
 //!
 //! - [`LineTable`] (`line`): an own open-addressing table per shard, a
@@ -22,7 +25,7 @@
 //!   a miss walks bytes, not lines; a hit loads its home line before the
 //!   byte, so the two cache misses overlap.
 //!
-//! Both are safe Rust: the fields a reader writes (`last_seen`) and the ones
+//! All are safe Rust: the fields a reader writes (`last_seen`) and the ones
 //! a killer writes (`state`) are atomics; everything else changes only under
 //! the shard's write lock.
 
@@ -39,7 +42,11 @@ use sesame::{Clock, SecretKey, SessionToken, SystemClock};
 
 use crate::common::{IDLE, Store};
 
+/// Shards per table: the engine's default on these 2-core machines (16 per
+/// core), so both split 1M sessions alike.
 const SHARDS: usize = 32;
+/// The alive bit of [`Line::state`] (the epoch would sit above it, as in
+/// the engine's `Entry`).
 const ALIVE: u32 = 1;
 
 /// What a validation does not read: the session's data and principal.
