@@ -20,7 +20,8 @@
 //!
 //! `line`, `htable` and `fpline` are the cache-line table prototypes of
 //! `benches/proto` (issue 15); `fpline_sweep` times that prototype's sweep
-//! of SIZE sessions all due at once.
+//! of SIZE sessions all due at once; `lock_cost` times CALLS uncontended
+//! `parking_lot::RwLock` reads (what a lock-free read could save a hit).
 //!
 //! `A/B` (any two stores: `sesame/floor`, `fpline/sesame`, ...) fills both
 //! stores and times them in alternating blocks of 20k calls, so
@@ -181,6 +182,21 @@ fn main() {
         .get(3)
         .map_or(2_000_000, |a| a.parse().expect("CALLS: a number"));
     proto::self_check();
+    if store == "lock_cost" {
+        // What a lock-free read (a seqlock) could save per hit: an
+        // uncontended `parking_lot::RwLock` read and its release.
+        let lock = parking_lot::RwLock::new(0u64);
+        let start = thread_cpu();
+        for _ in 0..calls {
+            black_box(*black_box(&lock).read());
+        }
+        let took = thread_cpu() - start;
+        println!(
+            "RwLock read + release: {:.1} ns ({calls} calls)",
+            took.as_nanos() as f64 / calls as f64
+        );
+        return;
+    }
     if store == "fpline_sweep" {
         // Mass expiry on the prototype: every line due, one sweep.
         let (s, _) = populated::<FpLineTable>(n);
