@@ -18,8 +18,13 @@
 //! meet caches in their steady state. Prints ns per call in the thread's
 //! CPU time.
 //!
-//! `A/B` (`sesame/sesame_frozen`, `sesame/floor`, `floor/sesame_frozen`)
-//! fills both stores and times them in alternating blocks of 20k calls, so
+//! `line`, `htable` and `fpline` are the cache-line table prototypes of
+//! `benches/proto` (issue 15); `fpline_sweep` times that prototype's sweep
+//! of SIZE sessions all due at once; `lock_cost` times CALLS uncontended
+//! `parking_lot::RwLock` reads (what a lock-free read could save a hit).
+//!
+//! `A/B` (any two stores: `sesame/floor`, `fpline/sesame`, ...) fills both
+//! stores and times them in alternating blocks of 20k calls, so
 //! that load from other processes falls on both alike: for differences too
 //! small to see across separate runs on a shared machine.
 //!
@@ -31,10 +36,13 @@
 //! ```
 
 mod common;
+mod proto;
 
 use std::hint::black_box;
 
 use sesame::{ManualClock, Sessions};
+
+use proto::{FpLineTable, HashTableLines, LineTable};
 
 use common::{
     Cursor, Floor, IDLE, Moka, RwMap, SEED, Seq, Sesame, Store, TowerSessions, populated, shuffled,
@@ -173,21 +181,84 @@ fn main() {
     let calls = args
         .get(3)
         .map_or(2_000_000, |a| a.parse().expect("CALLS: a number"));
-    match store {
-        "sesame/sesame_frozen" => return ab::<Sesame, Frozen>(n, order, calls),
-        "sesame/floor" => return ab::<Sesame, Floor>(n, order, calls),
-        "floor/sesame_frozen" => return ab::<Floor, Frozen>(n, order, calls),
-        _ => {}
+    proto::self_check();
+    if store == "lock_cost" {
+        // What a lock-free read (a seqlock) could save per hit: an
+        // uncontended `parking_lot::RwLock` read and its release.
+        let lock = parking_lot::RwLock::new(0u64);
+        let start = thread_cpu();
+        for _ in 0..calls {
+            black_box(*black_box(&lock).read());
+        }
+        let took = thread_cpu() - start;
+        println!(
+            "RwLock read + release: {:.1} ns ({calls} calls)",
+            took.as_nanos() as f64 / calls as f64
+        );
+        return;
+    }
+    if store == "fpline_sweep" {
+        // Mass expiry on the prototype: every line due, one sweep.
+        let (s, _) = populated::<FpLineTable>(n);
+        // First a sweep that finds nothing due: the pass alone.
+        let start = thread_cpu();
+        assert_eq!(s.sweep(s.now()), 0, "nothing due yet");
+        println!(
+            "fpline sweep, nothing due: {n} lines in {:.1} ms CPU",
+            (thread_cpu() - start).as_secs_f64() * 1e3
+        );
+        let now = s.now() + s.idle_ms() + 1;
+        let start = thread_cpu();
+        let expired = s.sweep(now);
+        let took = thread_cpu() - start;
+        assert_eq!(expired, n, "every line was due");
+        println!(
+            "fpline sweep: {expired} expired in {:.1} ms CPU ({:.2} M lines/s)",
+            took.as_secs_f64() * 1e3,
+            n as f64 / took.as_secs_f64() / 1e6
+        );
+        return;
+    }
+    // One store by name, as a type: `$f::<Type>($args)`.
+    macro_rules! by_name {
+        ($name:expr, $f:ident, $($arg:tt)*) => {
+            match $name {
+                "sesame" => $f::<Sesame>($($arg)*),
+                "sesame_frozen" => $f::<Frozen>($($arg)*),
+                "floor" => $f::<Floor>($($arg)*),
+                "moka" => $f::<Moka>($($arg)*),
+                "rwlock" => $f::<RwMap>($($arg)*),
+                "tower_sessions" => $f::<TowerSessions>($($arg)*),
+                "line" => $f::<LineTable>($($arg)*),
+                "htable" => $f::<HashTableLines>($($arg)*),
+                "fpline" => $f::<FpLineTable>($($arg)*),
+                other => panic!("unknown store {other:?}"),
+            }
+        };
+    }
+    if let Some((a, b)) = store.split_once('/') {
+        fn ab_with<A: Store>(b: &str, n: usize, order: &str, calls: usize) {
+            macro_rules! second {
+                ($B:ty) => {
+                    ab::<A, $B>(n, order, calls)
+                };
+            }
+            match b {
+                "sesame" => second!(Sesame),
+                "sesame_frozen" => second!(Frozen),
+                "floor" => second!(Floor),
+                "moka" => second!(Moka),
+                "rwlock" => second!(RwMap),
+                "tower_sessions" => second!(TowerSessions),
+                "line" => second!(LineTable),
+                "htable" => second!(HashTableLines),
+                "fpline" => second!(FpLineTable),
+                other => panic!("unknown store {other:?}"),
+            }
+        }
+        return by_name!(a, ab_with, b, n, order, calls);
     }
     for name in store.split('+') {
-        match name {
-            "sesame" => run::<Sesame>(n, order, calls),
-            "sesame_frozen" => run::<Frozen>(n, order, calls),
-            "floor" => run::<Floor>(n, order, calls),
-            "moka" => run::<Moka>(n, order, calls),
-            "rwlock" => run::<RwMap>(n, order, calls),
-            "tower_sessions" => run::<TowerSessions>(n, order, calls),
-            other => panic!("unknown store {other:?}"),
-        }
+        by_name!(name, run, n, order, calls);
     }
 }
