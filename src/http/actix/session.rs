@@ -458,7 +458,7 @@ impl<S: Store> Session<S> {
     ///     session.login("alice".to_owned()).await?;
     ///     assert_eq!(session.logout_others().await?, 1);
     ///     assert!(session.store().validate(&phone).is_none());
-    ///     assert!(session.is_active().await?, "this one stays");
+    ///     assert!(session.is_active()?, "this one stays");
     ///     Ok("ok")
     /// }
     /// # actix_web::rt::System::new().block_on(async {
