@@ -85,7 +85,20 @@
 //!
 //! # Features
 //!
-//! The core has no HTTP dependency. Behind cargo features:
+//! The core has no HTTP dependency. Which feature serves which framework:
+//!
+//! | your server | feature | what you add |
+//! |---|---|---|
+//! | axum | `axum` | `SessionLayer` (via `sesame::axum::SessionRouterExt::session_layer`), handlers take `sesame::tower::Session` |
+//! | any tower service (hyper, tonic, …) | `tower` | `sesame::tower::SessionLayer`, the handle in the request's extensions |
+//! | actix-web | `actix` | `.wrap(sesame::actix::SessionMiddleware::new(store))`, handlers take `sesame::actix::Session` |
+//! | tower-sessions apps, axum-login | `tower-sessions` | `SessionManagerLayer::new(sesame::tower_sessions::SesameStore::new(..))` |
+//! | anything else | `cookie` | `sesame::cookie` to read and write the cookie around [`Sessions`] |
+//! | many servers | `redis` | `sesame::redis::RedisSessions` in place of [`Sessions`] (any of the above) |
+//! | restarts | `snapshot` | `sesame::snapshot::SnapshotStore` beside [`Sessions`] |
+//!
+//! The CSRF guard (`sesame::csrf`) comes with `cookie`, as a tower layer with
+//! `tower` and as actix middleware with `actix`. In detail:
 //!
 //! - `cookie`: `sesame::cookie` helpers, framework-agnostic: read the token from
 //!   `Cookie` headers, write `Set-Cookie` with secure defaults (`__Host-id`,
