@@ -1,7 +1,9 @@
 //! The test Redis Cluster itself (tests/redis_support/cluster.rs): six real
 //! nodes start, serve every slot, survive a master's death by promoting its
-//! replica, and are all stopped when the cluster is dropped. The cluster
-//! backend's tests (issue 14) build on it.
+//! replica, and are all stopped when the cluster is dropped. Then the
+//! cluster backend (issue 14): its key scheme, per-master invalidation,
+//! `NOSCRIPT` handling and per-tag capacity, and a failover under load.
+//! (`tests/behaviour.rs` runs the behaviour suite on a cluster too.)
 
 mod redis_support;
 
@@ -212,4 +214,135 @@ async fn a_master_killed_mid_traffic_undoes_no_logout_and_service_resumes() {
             );
         }
     }
+}
+
+/// The keys matching `pattern` on every master.
+fn keys_on_masters(cluster: &RedisCluster, pattern: &str) -> Vec<String> {
+    cluster
+        .masters()
+        .into_iter()
+        .flat_map(|i| {
+            let mut con = cluster.node(i).connection();
+            redis::cmd("KEYS")
+                .arg(pattern)
+                .query::<Vec<String>>(&mut con)
+                .unwrap()
+        })
+        .collect()
+}
+
+/// Issue 14 items 1, 2 and 4 on one cluster: the key scheme keeps a
+/// principal's sessions and index in one slot; removals made behind
+/// sesame's back on *any* master stop being served (a keyspace
+/// subscription per master); `NOSCRIPT` (scripts flushed from every node,
+/// as on a promoted replica that never saw them) never reaches a caller;
+/// capacity is enforced per hash tag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slots_notifications_scripts_and_capacity_on_a_cluster() {
+    let Some(cluster) = RedisCluster::start() else {
+        return;
+    };
+    let masters = cluster.masters();
+    let mut con = cluster.node(masters[0]).connection();
+    // The slots sesame computes for its tags (`conn::slot_of_tag`'s known
+    // answers) are Redis's.
+    for (tag, slot) in [("00", 13_254), ("7f", 4_194), ("ff", 11_756)] {
+        assert_eq!(slot_of(&mut con, &format!("x:{{{tag}}}y")), slot);
+    }
+    let key = SecretKey::generate();
+    let (a, b) = (store(&cluster, &key, "keys"), store(&cluster, &key, "keys"));
+    assert!(a.wait_ready(READY).await && b.wait_ready(READY).await);
+
+    // A principal's sessions and its index share one slot.
+    for _ in 0..5 {
+        let (t, _) = a.create(1).await.unwrap();
+        a.login(&t, "alice".to_owned()).await.unwrap();
+    }
+    let sessions = keys_on_masters(&cluster, "keys:s:*");
+    let index = keys_on_masters(&cluster, "keys:u:*");
+    assert_eq!(
+        (sessions.len(), index.len()),
+        (5, 1),
+        "{sessions:?} {index:?}"
+    );
+    let slot = slot_of(&mut con, &index[0]);
+    for k in &sessions {
+        assert_eq!(slot_of(&mut con, k), slot, "{k} is not in alice's slot");
+    }
+    assert_eq!(a.revoke_user(&"alice".to_owned()).await.unwrap(), 5);
+
+    // A session removed on its master, whichever master it is, stops being
+    // served by the other server within the pub/sub delivery.
+    let mut seen = std::collections::BTreeSet::new();
+    let mut tries = 0;
+    while seen.len() < masters.len() {
+        tries += 1;
+        assert!(tries < 200, "no session landed on every master");
+        let (t, _) = a.create(2).await.unwrap();
+        assert!(b.validate(&t).await.unwrap().is_some());
+        let f = b.redis_stats().fetches;
+        assert!(b.validate(&t).await.unwrap().is_some());
+        assert_eq!(b.redis_stats().fetches, f, "served from b's near cache");
+        let keys = keys_on_masters(&cluster, "keys:s:*");
+        assert_eq!(keys.len(), 1);
+        let owner = cluster
+            .master_of_slot(slot_of(&mut con, &keys[0]))
+            .expect("served");
+        let mut on_owner = cluster.node(owner).connection();
+        redis::cmd("DEL")
+            .arg(&keys[0])
+            .query::<i64>(&mut on_owner)
+            .unwrap();
+        let gone = eventually_async(Duration::from_secs(1), async || {
+            b.validate(&t).await.unwrap().is_none()
+        })
+        .await;
+        assert!(gone.is_some(), "a DEL on node {owner} was not heard");
+        seen.insert(owner);
+    }
+
+    // Scripts flushed from every node: the next calls load them again.
+    for i in cluster.masters() {
+        let mut c = cluster.node(i).connection();
+        redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .query::<()>(&mut c)
+            .unwrap();
+    }
+    let (t, h) = a.create(3).await.expect("create after SCRIPT FLUSH");
+    let t = a.rotate(&t).await.expect("rotate after SCRIPT FLUSH");
+    let t = a.login(&t, "bob".to_owned()).await.expect("login");
+    assert_eq!(b.validate(&t).await.unwrap(), Some(h));
+    assert!(a.logout(&t).await.unwrap());
+
+    // Capacity, split across the 256 tags: with room for 256 sessions,
+    // each tag holds one; a second one in a tag evicts the first.
+    let small = RedisSessions::<u64, String>::cluster_builder(
+        &cluster
+            .urls()
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    )
+    .secret_key(key.clone())
+    .key_prefix("cap")
+    .max_sessions(256)
+    .build()
+    .unwrap();
+    let mut tokens = Vec::new();
+    for i in 0..80 {
+        tokens.push(small.create(i).await.unwrap().0);
+    }
+    let keys = keys_on_masters(&cluster, "cap:s:*");
+    let tags: std::collections::BTreeSet<&str> = keys.iter().map(|k| &k[6..10]).collect();
+    assert_eq!(tags.len(), keys.len(), "two sessions in one tag: {keys:?}");
+    let stats = small.stats().await.unwrap();
+    assert_eq!(stats.live, keys.len() as u64);
+    assert_eq!(stats.evicted_capacity, 80 - stats.live);
+    assert!(stats.evicted_capacity > 0, "80 draws over 256 tags collide");
+    let mut alive = 0;
+    for t in &tokens {
+        alive += u64::from(small.validate(t).await.unwrap().is_some());
+    }
+    assert_eq!(alive, stats.live);
 }
