@@ -47,8 +47,9 @@
 //! # Invariants that keep each script in one slot
 //!
 //! - **A rotation keeps the tag**: it draws tokens until the new digest's
-//!   first byte equals the old one's (256 draws on average, about 40 µs
-//!   in all: see `benches/redis.rs`), so the old key, the new key and the
+//!   first byte equals the old one's (256 draws on average, 33 µs in all
+//!   measured: `tag_draw/rotation` in `benches/redis.rs`, BENCHMARKS.md),
+//!   so the old key, the new key and the
 //!   grace alias share a slot and `ROTATE` stays one script.
 //! - **A logged-in session sits in its principal's tag**: a login draws
 //!   the new token so that its tag is the principal's. Every session of a
