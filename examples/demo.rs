@@ -36,7 +36,7 @@
 //! Built with the `redis` feature too
 //! (`--features axum,snapshot,redis`), `SESAME_REDIS_URL=redis://host:port/`
 //! keeps the sessions in Redis instead of in the process (a Redis Cluster:
-//! `redis+cluster://host:port/`, or seed URLs separated by commas): any number of demo
+//! `redis+cluster://host:port/`, seeds separated by commas): any number of demo
 //! servers on that Redis share logins, logouts and "log out everywhere".
 //! They must share the secret key too: `SESAME_SECRET_FILE` is then
 //! required (the same file for all, created by the first). Snapshots do not
@@ -397,19 +397,8 @@ fn start_redis(config: &Config, url: &str) -> Result<Demo, BoxError> {
     }
     let key = sesame::snapshot::load_or_create_key(file)
         .map_err(|e| format!("secret key file {}: {}", file.display(), describe(&e)))?;
-    // A Redis Cluster: `redis+cluster://host:port/`, or several seed URLs
-    // separated by commas.
-    let builder = if url.starts_with("redis+cluster://") || url.contains(',') {
-        let seeds: Vec<String> = url
-            .split(',')
-            .map(|u| u.trim().replacen("redis+cluster://", "redis://", 1))
-            .collect();
-        let seeds: Vec<&str> = seeds.iter().map(String::as_str).collect();
-        sesame::redis::RedisSessions::cluster_builder(&seeds)
-    } else {
-        sesame::redis::RedisSessions::builder(url)
-    };
-    let redis = builder
+    // `redis+cluster://host:port/` (seeds separated by commas): a cluster.
+    let redis = sesame::redis::RedisSessions::builder(url)
         .secret_key(key)
         .idle_timeout(config.idle)
         .absolute_timeout(config.idle.max(sesame::config::DEFAULT_ABSOLUTE_TIMEOUT))

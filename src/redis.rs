@@ -368,7 +368,9 @@ where
     P: Principal + Serialize + DeserializeOwned,
 {
     /// A builder for a store on the Redis at `url` (`redis://host:port/db`,
-    /// with `rediss://` for TLS if the `redis` crate is built with it).
+    /// with `rediss://` for TLS if the `redis` crate is built with it). A
+    /// `redis+cluster://host:port/` URL (seed nodes separated by commas)
+    /// is a Redis Cluster, as [`RedisSessions::cluster_builder`].
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -428,7 +430,12 @@ where
     /// let sessions = RedisSessions::<Vec<u32>>::cluster_builder(&nodes)
     ///     .secret_key(SecretKey::generate())
     ///     .build()?; // does not connect
-    /// # drop(sessions);
+    /// // The same, as one URL.
+    /// let url = "redis+cluster://10.0.0.1:7000/,redis+cluster://10.0.0.2:7000/";
+    /// let same = RedisSessions::<Vec<u32>>::builder(url)
+    ///     .secret_key(SecretKey::generate())
+    ///     .build()?;
+    /// # drop((sessions, same));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn cluster_builder(nodes: &[&str]) -> RedisBuilder<T, P> {

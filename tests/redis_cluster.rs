@@ -345,4 +345,8 @@ async fn slots_notifications_scripts_and_capacity_on_a_cluster() {
         alive += u64::from(small.validate(t).await.unwrap().is_some());
     }
     assert_eq!(alive, stats.live);
+    // No gap in any master's subscription all along.
+    eprintln!("a: {:?}", a.redis_stats());
+    assert_eq!(a.redis_stats().subscriptions, 1, "{:?}", a.redis_stats());
+    assert_eq!(b.redis_stats().subscriptions, 1);
 }

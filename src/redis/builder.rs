@@ -259,10 +259,16 @@ where
     }
 
     pub(crate) fn new(url: &str) -> Self {
+        // `redis+cluster://seed[,seed...]`: a Redis Cluster.
+        let cluster = url.starts_with("redis+cluster://").then(|| {
+            url.split(',')
+                .map(|u| u.trim().replacen("redis+cluster://", "redis://", 1))
+                .collect()
+        });
         Self {
             url: url.to_owned(),
             sentinel: None,
-            cluster: None,
+            cluster,
             url_misuse: false,
             acks: None,
             secret: None,
