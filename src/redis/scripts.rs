@@ -77,7 +77,11 @@
 //!   limit. Between the two the session exists nowhere: no reader can use
 //!   the old token (fail closed). If `PLACE` fails (the node is down, the
 //!   server dies), the session is gone: the user is logged out, never left
-//!   with a usable pre-login token. A login whose session already sits in
+//!   with a usable pre-login token. When only `PLACE`'s reply is lost (a
+//!   timeout on a node that still ran it), the session lives on under the
+//!   new token, which no caller received: listed by `sessions_of` and
+//!   counted by the per-user limit until its idle timeout, never usable
+//!   (`tests/redis_cluster.rs` freezes the principal's master to show it). A login whose session already sits in
 //!   the principal's tag (a re-login) is one `ROTATE`.
 //! - **Capacity on a cluster is approximate**: each tag's scope holds at
 //!   most `ceil(max_sessions / 256)` sessions, and evicts the least
