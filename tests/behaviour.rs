@@ -1,8 +1,10 @@
 //! One behaviour suite, every backend: each behaviour is written once, as a
-//! generic async function over [`Backend`], and runs as two tests,
-//! `in_process::<name>` (the engine, `sesame::Sessions`) and
+//! generic async function over [`Backend`], and runs as three tests,
+//! `in_process::<name>` (the engine, `sesame::Sessions`),
 //! `redis::<name>` (`sesame::redis::RedisSessions` on a real
-//! `redis-server`, with the `redis` feature).
+//! `redis-server`, with the `redis` feature) and `cluster::<name>` (the
+//! same on a real six-node Redis Cluster; the behaviours that hold
+//! `max_sessions` exactly are left out there, see the macro).
 //!
 //! Time is real here (Redis's TTLs run on Redis's clock, which a
 //! `ManualClock` cannot move), so the timeouts are the shortest the builders

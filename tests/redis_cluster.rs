@@ -404,4 +404,51 @@ async fn slots_notifications_scripts_and_capacity_on_a_cluster() {
         held.iter().any(|i| i.handle == handle)
     );
     assert!(matches!(a.validate(&anon).await, Ok(None)));
+
+    // A graceful failover (no connection dies): carol's master hands over
+    // to its replica. The stores notice the new master and subscribe to it,
+    // so a removal there is heard.
+    let port = cluster.node(carol_master).port();
+    let replica = (0..6)
+        .find(|&i| {
+            let mut c = cluster.node(i).connection();
+            let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut c).unwrap_or_default();
+            role.get(2) == Some(&redis::Value::Int(i64::from(port)))
+        })
+        .expect("carol's master has a replica");
+    let subscribed = b.redis_stats().subscriptions;
+    let mut c = cluster.node(replica).connection();
+    redis::cmd("CLUSTER")
+        .arg("FAILOVER")
+        .query::<()>(&mut c)
+        .unwrap();
+    let slot = slot_of(&mut con, &carol_index[0]);
+    let moved = eventually_async(Duration::from_secs(10), async || {
+        cluster.master_of_slot(slot) == Some(replica)
+    })
+    .await;
+    assert!(moved.is_some(), "no failover: {}", cluster.describe());
+    let resubscribed = eventually_async(Duration::from_secs(5), async || {
+        b.redis_stats().subscriptions > subscribed && b.redis_stats().cache_trusted
+    })
+    .await;
+    assert!(resubscribed.is_some(), "{:?}", b.redis_stats());
+    let (t, _) = a.create(6).await.unwrap();
+    let t = a.login(&t, carol.clone()).await.unwrap();
+    assert!(b.validate(&t).await.unwrap().is_some());
+    assert!(b.validate(&t).await.unwrap().is_some()); // cached on b
+    let mut on_new = cluster.node(replica).connection();
+    let mine: Vec<String> = redis::cmd("KEYS")
+        .arg("keys:s:*")
+        .query(&mut on_new)
+        .unwrap();
+    assert!(!mine.is_empty(), "carol's sessions moved with her slot");
+    for k in &mine {
+        redis::cmd("DEL").arg(k).query::<i64>(&mut on_new).unwrap();
+    }
+    let gone = eventually_async(Duration::from_secs(1), async || {
+        b.validate(&t).await.unwrap().is_none()
+    })
+    .await;
+    assert!(gone.is_some(), "a DEL on the promoted master was not heard");
 }

@@ -125,12 +125,14 @@ where
         return;
     };
     let mut nodes = Vec::new();
+    let mut topology = None;
     if let Target::Cluster { nodes: seeds, .. } = target {
         // The masters of the moment, read afresh after every gap: a
         // failover's promoted replica is found here.
         let Some(masters) = masters(seeds, &setup).await else {
             return;
         };
+        topology = Some((seeds, addrs(&masters)));
         for (i, (info, ranges)) in masters.into_iter().enumerate() {
             let Ok(client) = redis::Client::open(info) else {
                 return;
@@ -166,11 +168,37 @@ where
     }
     backoff.succeed();
     // A gap in any node's stream is a gap: the first watcher to end ends
-    // them all, and the caller distrusts the cache.
-    let watchers = nodes
+    // them all, and the caller distrusts the cache. On a cluster, so does a
+    // change of masters seen without a failure (a graceful failover, a
+    // master added): the subscriptions are made again on the new ones.
+    let mut watchers: Vec<std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>>> = nodes
         .into_iter()
-        .map(|n| Box::pin(watch_node(shared, &setup, n)));
+        .map(|n| Box::pin(watch_node(shared, &setup, n)) as _)
+        .collect();
+    if let Some((seeds, known)) = topology {
+        let setup = &setup;
+        watchers.push(Box::pin(async move {
+            loop {
+                tokio::time::sleep(TOPOLOGY_CHECK).await;
+                match masters(seeds, setup).await {
+                    Some(now) if addrs(&now) == known => {}
+                    _ => return,
+                }
+            }
+        }));
+    }
     futures_util::future::select_all(watchers).await;
+}
+
+/// How often a cluster's masters are read again while every subscription
+/// is up.
+const TOPOLOGY_CHECK: Duration = Duration::from_secs(1);
+
+/// The masters' addresses, in a stable order.
+fn addrs(masters: &[(redis::ConnectionInfo, Vec<(u16, u16)>)]) -> Vec<String> {
+    let mut out: Vec<String> = masters.iter().map(|(i, _)| i.addr.to_string()).collect();
+    out.sort_unstable();
+    out
 }
 
 /// One node's subscription, set up and checked.
@@ -462,6 +490,17 @@ pub(crate) fn parse_keys(payload: &[u8]) -> impl Iterator<Item = SessionKey> + '
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn session_key_tails_give_their_digest() {
+        let k = SessionKey::from_bytes([0xAB; 32]);
+        let hex = super::super::hex_key(&k);
+        let tail = format!("{{ab}}{hex}");
+        assert_eq!(untag(tail.as_bytes()).unwrap().as_bytes(), k.as_bytes());
+        assert!(untag(hex.as_bytes()).is_none(), "untagged: the old layout");
+        assert!(untag(format!("{{ab{hex}").as_bytes()).is_none());
+        assert!(untag(b"{ab}").is_none());
+    }
 
     #[test]
     fn parses_hex_digests_and_skips_junk() {
