@@ -37,7 +37,7 @@ pub const DEFAULT_FALLBACK_CACHE_TTL: Duration = Duration::from_secs(1);
 /// Default key prefix in Redis.
 pub const DEFAULT_PREFIX: &str = "sesame";
 /// Default wait for a replica's acknowledgement of a write behind Sentinel
-/// (see [`RedisBuilder::replica_acks`]).
+/// or on a Redis Cluster (see [`RedisBuilder::replica_acks`]).
 pub const DEFAULT_SENTINEL_ACK_TIMEOUT: Duration = Duration::from_millis(500);
 /// Default connect timeout.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -682,8 +682,9 @@ where
     /// asynchronous: without this, a logout acknowledged by a primary that
     /// dies a moment later can be missing on the replica promoted in its
     /// place, and the ended session works again. Default: one replica for
-    /// 500 ms behind Sentinel, none for a plain URL; `replicas = 0` turns it
-    /// off. Writes that wait use their own connections, so a slow
+    /// 500 ms behind Sentinel and on a Redis Cluster (the `WAIT` goes to
+    /// the master that ran the write), none for a plain URL; `replicas = 0`
+    /// turns it off. Writes that wait use their own connections, so a slow
     /// acknowledgement does not hold up reads.
     ///
     /// ```
