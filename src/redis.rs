@@ -239,8 +239,9 @@ const MAX_UPDATE_ATTEMPTS: usize = 256;
 /// event; the bound only keeps the loop finite).
 const MAX_KEY_ATTEMPTS: usize = 4;
 /// Creates tried in other tags when a cluster tag is full of logged-in
-/// sessions, before [`ErrorKind::Full`] (see `scripts`).
-const FULL_TRIES: usize = 8;
+/// sessions, before [`ErrorKind::Full`] (see `scripts`): with a third of
+/// the tags full, all 32 miss with probability 3^-32.
+const FULL_TRIES: usize = 32;
 /// Tokens drawn for one with a given tag before giving up: each draw hits
 /// with probability 1/256, so all miss with probability (255/256)^65536,
 /// about e^-256.

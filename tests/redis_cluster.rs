@@ -345,6 +345,25 @@ async fn slots_notifications_scripts_and_capacity_on_a_cluster() {
         alive += u64::from(small.validate(t).await.unwrap().is_some());
     }
     assert_eq!(alive, stats.live);
+    // Tags full of logged-in sessions: 120 principals hold one each, so
+    // about a third of the tags (one session each) cannot take an
+    // anonymous one. A create
+    // drawn into such a tag tries other tags: no `Full` while the store
+    // has room.
+    for t in &tokens {
+        small.logout(t).await.unwrap();
+    }
+    for i in 0..120 {
+        let (t, _) = small.create(i).await.unwrap();
+        small.login(&t, format!("user{i}")).await.unwrap();
+    }
+    for i in 0..20 {
+        small
+            .create(i)
+            .await
+            .expect("a create finds a tag with room");
+    }
+    assert_eq!(small.stats().await.unwrap().refused_full, 0);
     // No gap in any master's subscription all along.
     assert_eq!(a.redis_stats().subscriptions, 1, "{:?}", a.redis_stats());
     assert_eq!(b.redis_stats().subscriptions, 1);

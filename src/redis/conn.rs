@@ -309,7 +309,11 @@ impl Pool {
     ///
     /// `tag`: the hash tag of the script's keys; on a cluster the `WAIT`
     /// goes to the master of its slot, the node that ran the write, over
-    /// the same connection.
+    /// the same connection. One window is left: a failover between the
+    /// write and its `WAIT` sends the `WAIT` to the promoted node, where
+    /// this client wrote nothing; with one replica per master it has none
+    /// and answers 0 (`NotReplicated`), but a promoted node that already
+    /// has replicas would count them.
     pub(crate) async fn invoke_write<R: FromRedisValue>(
         &self,
         invocation: &ScriptInvocation<'_>,

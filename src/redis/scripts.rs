@@ -86,7 +86,7 @@
 //! - **Capacity on a cluster is approximate**: each tag's scope holds at
 //!   most `ceil(max_sessions / 256)` sessions, and evicts the least
 //!   recently used anonymous session *of that tag*. A create whose tag is
-//!   full of logged-in sessions draws another token (another tag) a few
+//!   full of logged-in sessions draws another token (another tag), up to 32
 //!   times before answering `Full`. Logins move sessions into their
 //!   principal's tag without a capacity check (the session was counted
 //!   where it was created), so a tag may exceed its share. `COUNT` sums the
