@@ -141,7 +141,9 @@
 //!   per-user limit, capacity with anonymous sessions evicted first), the
 //!   events and the [`Stats`] are the same on both stores, each policy
 //!   enforced atomically by the write's Lua script (`tests/behaviour.rs`
-//!   runs one behaviour suite on both). See `sesame::redis`.
+//!   runs one behaviour suite on both). One instance, a Sentinel primary,
+//!   or a Redis Cluster (hash-tagged keys: each script in one slot). See
+//!   `sesame::redis`.
 //! - `tower-sessions`: `sesame::tower_sessions::SesameStore`, a store for
 //!   tower-sessions (and so for axum-login): an app swaps `MemoryStore` for
 //!   it in one line and gets ids hashed at rest, bounded memory and expiry
