@@ -159,6 +159,11 @@ async fn a_master_killed_mid_traffic_undoes_no_logout_and_service_resumes() {
     cluster.node_mut(victim).kill();
     let healthy = tokio::task::block_in_place(|| cluster.wait_healthy(FAILOVER));
     assert!(healthy, "no failover: {}", cluster.describe());
+    let promoted = tokio::task::block_in_place(|| cluster.master_of_slot(0));
+    assert!(
+        promoted.is_some_and(|p| p != victim),
+        "slot 0 moved to the promoted replica: {promoted:?}, victim {victim}"
+    );
     // The old master comes back (empty: no persistence) and joins as the
     // new master's replica.
     tokio::task::block_in_place(|| cluster.node_mut(victim).restart());
@@ -199,7 +204,11 @@ async fn a_master_killed_mid_traffic_undoes_no_logout_and_service_resumes() {
         errors.len()
     );
     assert!(ended.len() > 20, "traffic flowed: {} logouts", ended.len());
-    assert!(!errors.is_empty(), "the kill was felt");
+    // Errors during the switch are expected but not certain: the cluster
+    // client retries a request whose node went away within the I/O timeout,
+    // and a quick promotion can hide the switch from every caller. What is
+    // certain (asserted above) is that the master died and a replica took
+    // its slots under the traffic.
     for e in &errors {
         assert_eq!(e.kind(), ErrorKind::Unavailable, "{e:?}");
     }
