@@ -943,3 +943,37 @@ where
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes wait for one replica by default behind Sentinel and on a
+    /// cluster (where a failover can promote a replica), not on a plain
+    /// URL; `replica_acks(0, ..)` turns it off; a zero timeout is refused.
+    #[test]
+    fn writes_wait_for_a_replica_by_default_only_where_failover_promotes_one() {
+        let acks = |b: RedisBuilder<u32>| b.target().map(|(_, acks)| acks);
+        let sentinel = || RedisBuilder::<u32>::sentinel(&["redis://127.0.0.1:26379/"], "svc");
+        let one = Some(Acks {
+            replicas: 1,
+            timeout: DEFAULT_SENTINEL_ACK_TIMEOUT,
+        });
+        assert_eq!(acks(sentinel()).unwrap(), one);
+        assert_eq!(
+            acks(RedisBuilder::new("redis://127.0.0.1:6379/")).unwrap(),
+            None
+        );
+        let off = sentinel().replica_acks(0, Duration::from_millis(5));
+        assert_eq!(acks(off).unwrap(), None);
+        let plain =
+            RedisBuilder::new("redis://127.0.0.1:6379/").replica_acks(2, Duration::from_millis(50));
+        let two = Some(Acks {
+            replicas: 2,
+            timeout: Duration::from_millis(50),
+        });
+        assert_eq!(acks(plain).unwrap(), two);
+        let zero = sentinel().replica_acks(1, Duration::ZERO);
+        assert_eq!(acks(zero).unwrap_err().option(), RedisOption::ReplicaAcks);
+    }
+}
