@@ -289,7 +289,9 @@ fn bench_miss(c: &mut Criterion, server: &RedisServer, rt: &Runtime) {
         i.set((i.get() + 1) % SESSIONS);
         i.get()
     };
+    let ran = Cell::new(false); // not when a filter skips it
     group.bench_function(BenchmarkId::new("sesame_expired_copy", "10k"), |b| {
+        ran.set(true);
         b.to_async(rt).iter(|| {
             let token = tokens[next()].as_str();
             async move {
@@ -311,7 +313,7 @@ fn bench_miss(c: &mut Criterion, server: &RedisServer, rt: &Runtime) {
     });
     group.finish();
     assert!(
-        cold.redis_stats().fetches > fetches_before,
+        !ran.get() || cold.redis_stats().fetches > fetches_before,
         "the misses read Redis"
     );
 }
@@ -407,6 +409,7 @@ fn bench_writes(c: &mut Criterion, server: &RedisServer, rt: &Runtime) {
     group.finish();
 
     let mut group = c.benchmark_group("login");
+    let at_limit = Cell::new(false); // not when a filter skips it
     group.bench_function(BenchmarkId::new("sesame_local", label), |b| {
         b.iter_custom(|iters| {
             let anon: Vec<_> = (0..iters)
@@ -420,6 +423,7 @@ fn bench_writes(c: &mut Criterion, server: &RedisServer, rt: &Runtime) {
         })
     });
     group.bench_function(BenchmarkId::new("sesame_redis", label), |b| {
+        at_limit.set(true);
         b.to_async(rt).iter_custom(|iters| async move {
             let mut anon = Vec::with_capacity(iters as usize);
             for n in 0..iters {
