@@ -319,7 +319,7 @@ fn bench_miss(c: &mut Criterion, server: &RedisServer, rt: &Runtime) {
 }
 
 /// Principals of the `login` benches: 100 of them, each holding
-/// `max_sessions_per_user` (100) sessions once `fill_principals` ran.
+/// `max_sessions_per_user` (100) sessions once `bench_writes` filled its stores.
 const PRINCIPALS: usize = 100;
 
 fn principal(n: u64) -> String {
@@ -532,7 +532,7 @@ fn bench_writes(c: &mut Criterion, server: &RedisServer, rt: &Runtime) {
         "the store stayed at its size, every session logged in"
     );
     assert!(
-        stats.evicted_per_user > 0,
+        !at_limit.get() || stats.evicted_per_user > 0,
         "logins ended sessions for the limit"
     );
 }
