@@ -11,8 +11,9 @@
 //! `__Host-id`, `Secure`: browsers (and curl) accept it over plain HTTP from
 //! `localhost` only, so open <http://localhost:3000>.
 //!
-//! `SameSite=Lax` keeps the cookie off cross-site `POST`s; unlike the axum
-//! demo, this one does not also check `Origin`.
+//! `SameSite=Lax` keeps the cookie off cross-site `POST`s, and sesame's CSRF
+//! guard ([`csrf`]) refuses state-changing requests from other origins, as
+//! in the axum demo.
 //!
 //! `tests/actix_e2e.rs` includes this very file and drives [`routes`] over
 //! TCP, on the in-process store and on Redis.
@@ -21,7 +22,8 @@ use actix_web::http::header;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use serde::Deserialize;
 use serde_json::json;
-use sesame::actix::{Session, SessionMiddleware};
+use sesame::actix::{CsrfMiddleware, Session, SessionMiddleware};
+use sesame::csrf::{CsrfGuard, Scheme};
 use sesame::store::Store;
 use sesame::{Error, Handle, Sessions};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -53,10 +55,22 @@ fn main() -> std::io::Result<()> {
         App::new()
             .app_data(web::Data::new(sessions.clone()))
             .wrap(SessionMiddleware::new(sessions.clone()))
+            .wrap(csrf())
             .configure(routes::<DemoSessions>)
             .route("/healthz", web::get().to(healthz))
     });
     actix_web::rt::System::new().block_on(server.bind(addr)?.run())
+}
+
+/// The CSRF guard (`sesame::csrf`): state-changing requests must come from
+/// `http://` and the request's own `Host` (a server browsers reach
+/// directly; behind a proxy, name the public origin with `allow_origin`).
+pub fn csrf() -> CsrfMiddleware {
+    let guard = CsrfGuard::builder()
+        .same_origin_as_host(Scheme::Http)
+        .build()
+        .expect("one origin is allowed");
+    CsrfMiddleware::new(guard)
 }
 
 /// The demo's routes; wrap them in a [`SessionMiddleware`] over `S`.
@@ -67,6 +81,7 @@ pub fn routes<S: DemoStore>(cfg: &mut web::ServiceConfig) {
         .route("/protected", web::get().to(protected::<S>))
         .route("/logout", web::post().to(logout::<S>))
         .route("/logout-all", web::post().to(logout_all::<S>))
+        .route("/logout-others", web::post().to(logout_others::<S>))
         .route("/api/me", web::get().to(me::<S>))
         .route("/api/sessions", web::get().to(list_sessions::<S>))
         .route("/api/sessions/{handle}", web::delete().to(end_session::<S>));
@@ -212,6 +227,16 @@ async fn logout_all<S: DemoStore>(session: Session<S>) -> Reply {
     }
     session.logout_everywhere().await?;
     Ok(redirect("/"))
+}
+
+/// `POST /logout-others`: "sign out of all other devices"; this session
+/// stays.
+async fn logout_others<S: DemoStore>(session: Session<S>) -> Reply {
+    if session.principal().await?.is_none() {
+        return Ok(unauthorized());
+    }
+    session.logout_others().await?;
+    Ok(redirect("/protected"))
 }
 
 /// `GET /api/sessions`: the current user's sessions (never tokens).

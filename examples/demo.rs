@@ -36,7 +36,8 @@
 //!
 //! Built with the `redis` feature too
 //! (`--features axum,snapshot,redis`), `SESAME_REDIS_URL=redis://host:port/`
-//! keeps the sessions in Redis instead of in the process: any number of demo
+//! keeps the sessions in Redis instead of in the process (a Redis Cluster:
+//! `redis+cluster://host:port/`, seeds separated by commas): any number of demo
 //! servers on that Redis share logins, logouts and "log out everywhere".
 //! They must share the secret key too: `SESAME_SECRET_FILE` is then
 //! required (the same file for all, created by the first). Snapshots do not
@@ -424,6 +425,7 @@ fn start_redis(config: &Config, url: &str) -> Result<Demo, BoxError> {
     }
     let key = sesame::snapshot::load_or_create_key(file)
         .map_err(|e| format!("secret key file {}: {}", file.display(), describe(&e)))?;
+    // `redis+cluster://host:port/` (seeds separated by commas): a cluster.
     let redis = sesame::redis::RedisSessions::builder(url)
         .secret_key(key)
         .idle_timeout(config.idle)

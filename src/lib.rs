@@ -85,7 +85,20 @@
 //!
 //! # Features
 //!
-//! The core has no HTTP dependency. Behind cargo features:
+//! The core has no HTTP dependency. Which feature serves which framework:
+//!
+//! | your server | feature | what you add |
+//! |---|---|---|
+//! | axum | `axum` | `SessionLayer` (via `sesame::axum::SessionRouterExt::session_layer`), handlers take `sesame::tower::Session` |
+//! | any tower service (hyper, tonic, …) | `tower` | `sesame::tower::SessionLayer`, the handle in the request's extensions |
+//! | actix-web | `actix` | `.wrap(sesame::actix::SessionMiddleware::new(store))`, handlers take `sesame::actix::Session` |
+//! | tower-sessions apps, axum-login | `tower-sessions` | `SessionManagerLayer::new(sesame::tower_sessions::SesameStore::new(..))` |
+//! | anything else | `cookie` | `sesame::cookie` to read and write the cookie around [`Sessions`] |
+//! | many servers | `redis` | `sesame::redis::RedisSessions` in place of [`Sessions`] (any of the above) |
+//! | restarts | `snapshot` | `sesame::snapshot::SnapshotStore` beside [`Sessions`] |
+//!
+//! The CSRF guard (`sesame::csrf`) comes with `cookie`, as a tower layer with
+//! `tower` and as actix middleware with `actix`. In detail:
 //!
 //! - `cookie`: `sesame::cookie` helpers, framework-agnostic: read the token from
 //!   `Cookie` headers, write `Set-Cookie` with secure defaults (`__Host-id`,
@@ -128,7 +141,9 @@
 //!   per-user limit, capacity with anonymous sessions evicted first), the
 //!   events and the [`Stats`] are the same on both stores, each policy
 //!   enforced atomically by the write's Lua script (`tests/behaviour.rs`
-//!   runs one behaviour suite on both). See `sesame::redis`.
+//!   runs one behaviour suite on both). One instance, a Sentinel primary,
+//!   or a Redis Cluster (hash-tagged keys: each script in one slot). See
+//!   `sesame::redis`.
 //! - `tower-sessions`: `sesame::tower_sessions::SesameStore`, a store for
 //!   tower-sessions (and so for axum-login): an app swaps `MemoryStore` for
 //!   it in one line and gets ids hashed at rest, bounded memory and expiry

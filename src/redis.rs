@@ -139,6 +139,25 @@
 //! mid-traffic (a primary, a replica and a sentinel, all real) and shows
 //! the lost logout without acknowledgements and none with them.
 //!
+//! # Redis Cluster
+//!
+//! [`RedisSessions::cluster_builder`] takes seed nodes. Every key carries a
+//! hash tag (two hex digits: 256 tags), so each script touches one slot:
+//! a rotation draws its new token until its tag equals the old one's, and
+//! a login draws it in the principal's tag, so all of a principal's
+//! sessions share the slot of its index (per-user limit, revocation,
+//! listing stay one atomic script). The layout, what is atomic and what is
+//! approximate (a login that changes a session's tag is two scripts,
+//! failing closed; capacity is split across the tags) are written down in
+//! `src/redis/scripts.rs`. The invalidation subscriber holds one
+//! subscription per master (keyspace notifications and the flush marker
+//! are per node; sesame's own messages are classic `PUBLISH`, which a
+//! cluster broadcasts to every node); a gap in any of them is a gap, and
+//! the masters are read again (`CLUSTER SLOTS`) before subscribing again,
+//! so a failover's promoted replica is found. Writes wait for one replica
+//! by default, as behind Sentinel. `tests/behaviour.rs` runs the behaviour
+//! suite on a real six-node cluster.
+//!
 //! # Async
 //!
 //! Every method that may reach Redis is `async`; the store implements
@@ -171,8 +190,8 @@
 //!   Sessions removed behind sesame's back count against `max_sessions`
 //!   until their deadline passes.
 //! - Reads through a grace alias are not cached: each goes to Redis.
-//! - Needs Redis 5 or later, not Redis Cluster (scripts name keys built
-//!   from data).
+//! - Needs Redis 5 or later; Redis Cluster through
+//!   [`RedisSessions::cluster_builder`] (see "Redis Cluster").
 
 mod builder;
 mod cache;
@@ -220,6 +239,14 @@ const MAX_UPDATE_ATTEMPTS: usize = 256;
 /// Fresh tokens tried when a new digest already exists in Redis (a 2^-256
 /// event; the bound only keeps the loop finite).
 const MAX_KEY_ATTEMPTS: usize = 4;
+/// Creates tried in other tags when a cluster tag is full of logged-in
+/// sessions, before [`ErrorKind::Full`] (see `scripts`): with a third of
+/// the tags full, all 32 miss with probability 3^-32.
+const FULL_TRIES: usize = 32;
+/// Tokens drawn for one with a given tag before giving up: each draw hits
+/// with probability 1/256, so all miss with probability (255/256)^65536,
+/// about e^-256.
+const MAX_TAG_DRAWS: usize = 65_536;
 /// A read refreshes the idle deadline in Redis once less than
 /// `idle / TOUCH_DIVISOR` of it is left.
 const TOUCH_DIVISOR: u64 = 2;
@@ -343,7 +370,9 @@ where
     P: Principal + Serialize + DeserializeOwned,
 {
     /// A builder for a store on the Redis at `url` (`redis://host:port/db`,
-    /// with `rediss://` for TLS if the `redis` crate is built with it).
+    /// with `rediss://` for TLS if the `redis` crate is built with it). A
+    /// `redis+cluster://host:port/` URL (seed nodes separated by commas)
+    /// is a Redis Cluster, as [`RedisSessions::cluster_builder`].
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -384,6 +413,35 @@ where
     /// ```
     pub fn sentinel_builder(sentinels: &[&str], service: &str) -> RedisBuilder<T, P> {
         RedisBuilder::sentinel(sentinels, service)
+    }
+
+    /// A builder for a Redis Cluster: `nodes` are seed nodes
+    /// (`redis://host:port/`, any of the cluster's; the client learns the
+    /// slot map from them on each connect). Every key carries a hash tag so
+    /// that each script stays in one slot; see the module docs' "Redis
+    /// Cluster" for what stays atomic and what is approximate. The other
+    /// options are [`RedisSessions::builder`]'s; writes wait for one
+    /// replica by default ([`RedisBuilder::replica_acks`]), as behind
+    /// Sentinel.
+    ///
+    /// ```
+    /// use sesame::{SecretKey, redis::RedisSessions};
+    /// # let rt = tokio::runtime::Runtime::new()?;
+    /// # let _guard = rt.enter();
+    /// let nodes = ["redis://10.0.0.1:7000/", "redis://10.0.0.2:7000/"];
+    /// let sessions = RedisSessions::<Vec<u32>>::cluster_builder(&nodes)
+    ///     .secret_key(SecretKey::generate())
+    ///     .build()?; // does not connect
+    /// // The same, as one URL.
+    /// let url = "redis+cluster://10.0.0.1:7000/,redis+cluster://10.0.0.2:7000/";
+    /// let same = RedisSessions::<Vec<u32>>::builder(url)
+    ///     .secret_key(SecretKey::generate())
+    ///     .build()?;
+    /// # drop((sessions, same));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn cluster_builder(nodes: &[&str]) -> RedisBuilder<T, P> {
+        RedisBuilder::cluster(nodes)
     }
 
     pub(crate) fn from_parts(parts: Parts) -> Self {
@@ -517,10 +575,14 @@ where
     async fn write<R: redis::FromRedisValue>(
         &self,
         invocation: &redis::ScriptInvocation<'_>,
+        tag: u8,
     ) -> Result<R, Error> {
-        self.pool.invoke_write(invocation).await.inspect_err(|_| {
-            self.stats.unavailable.fetch_add(1, Ordering::Relaxed);
-        })
+        self.pool
+            .invoke_write(invocation, tag)
+            .await
+            .inspect_err(|_| {
+                self.stats.unavailable.fetch_add(1, Ordering::Relaxed);
+            })
     }
 
     /// How long a copy cached now may be served.
@@ -532,13 +594,61 @@ where
         }
     }
 
+    /// `{prefix}:s:{TT}{hex}` (layout: `scripts`).
     pub(crate) fn session_key(&self, key: &SessionKey) -> String {
-        format!("{}:s:{}", self.prefix, hex_key(key))
+        format!("{}:s:{{{:02x}}}{}", self.prefix, tag(key), hex_key(key))
     }
 
-    fn user_key(&self, principal: &P) -> Result<String, Error> {
-        Ok(format!("{}:u:{}", self.prefix, principal_json(principal)?))
+    /// `{prefix}:a:{TT}{hex}`: the grace alias a rotation may leave.
+    pub(crate) fn alias_key(&self, key: &SessionKey) -> String {
+        format!("{}:a:{{{:02x}}}{}", self.prefix, tag(key), hex_key(key))
     }
+
+    /// The capacity sets (`all`, `anon`) of the scope holding tag `tag`:
+    /// one scope on a single instance, one per tag on a cluster.
+    pub(crate) fn scope(&self, tag: u8) -> (String, String) {
+        if self.pool.clustered() {
+            (
+                format!("{}:all:{{{tag:02x}}}", self.prefix),
+                format!("{}:anon:{{{tag:02x}}}", self.prefix),
+            )
+        } else {
+            (
+                format!("{}:all", self.prefix),
+                format!("{}:anon", self.prefix),
+            )
+        }
+    }
+
+    /// Sessions one capacity scope holds: all of `max_sessions` on a
+    /// single instance, an even share of it per tag on a cluster.
+    pub(crate) fn scope_max(&self) -> u64 {
+        if self.pool.clustered() {
+            self.max_sessions.div_ceil(TAGS)
+        } else {
+            self.max_sessions
+        }
+    }
+
+    /// The principal's index key and its tag (the first byte of a keyed
+    /// hash of its JSON: see `scripts`).
+    fn user_key(&self, principal: &P) -> Result<(String, u8), Error> {
+        Ok(self.index_key(&principal_json(principal)?))
+    }
+
+    /// The index key and tag of a principal given as JSON.
+    fn index_key(&self, json: &str) -> (String, u8) {
+        let t = tag(&self.secret.digest(blake3::hash(json.as_bytes()).as_bytes()));
+        (format!("{}:u:{{{t:02x}}}{json}", self.prefix), t)
+    }
+}
+
+/// Hash tags: a session's is the first byte of its digest.
+const TAGS: u64 = 256;
+
+/// A session's hash tag (see `scripts`).
+pub(crate) fn tag(key: &SessionKey) -> u8 {
+    key.as_bytes()[0]
 }
 
 /// A row of [`scripts::DEVICES`]: `{h, ua, ip}`. A field that does not

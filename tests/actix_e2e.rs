@@ -61,6 +61,7 @@ fn serve<S: DemoStore>(middleware: SessionMiddleware<S>) -> Server {
             let server = HttpServer::new(move || {
                 App::new()
                     .wrap(middleware.clone())
+                    .wrap(demo::csrf())
                     .configure(demo::routes::<S>)
                     .route("/mismatch", web::get().to(mismatched))
             })
@@ -514,4 +515,65 @@ async fn login_logout_and_logout_everywhere_on_redis() {
         assert!(r.set_cookies().is_empty(), "{token:?}");
         assert_eq!(r.body, "service unavailable");
     }
+}
+
+/// The actix demo runs sesame's CSRF guard as middleware: a state-changing
+/// request from another origin, or one the browser marks `cross-site`, is
+/// an empty `403` and changes nothing; a same-origin one, one without
+/// either header (curl) and a cross-site `GET` pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_site_state_changes_are_refused() {
+    let (server, sessions) = start();
+    let http = &server.http;
+    let token = http.login("alice", "wonderland").await;
+    let post = |headers: &[(&str, String)]| {
+        let mut rb = http.request(Method::POST, "/logout", Some(&token));
+        for (name, value) in headers {
+            rb = rb.header(*name, value);
+        }
+        rb
+    };
+    for headers in [
+        vec![("origin", "https://evil.example".to_owned())],
+        vec![("sec-fetch-site", "cross-site".to_owned())],
+        vec![("origin", "null".to_owned())],
+    ] {
+        let r = http.send(post(&headers)).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{headers:?}");
+        assert!(r.body.is_empty());
+        assert_eq!(sessions.len(), 1, "nothing changed: {headers:?}");
+    }
+    let cross_site_get = http
+        .request(Method::GET, "/api/me", Some(&token))
+        .header("sec-fetch-site", "cross-site");
+    assert_eq!(http.send(cross_site_get).await.status, StatusCode::OK);
+    let own = http.base().trim_end_matches('/').to_owned();
+    let r = http.send(post(&[("origin", own)])).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "same origin passes");
+    assert_eq!(sessions.len(), 0, "logged out");
+}
+
+/// "Sign out of all other devices" on actix: the other session of the user
+/// ends, this one and other users' stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_others_keeps_only_this_session() {
+    let (server, sessions) = start();
+    let http = &server.http;
+    let phone = http.login("alice", "wonderland").await;
+    let laptop = http.login("alice", "wonderland").await;
+    let bob = http.login("bob", "builder").await;
+    let r = http.post("/logout-others", Some(&laptop), "").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        http.get("/api/me", Some(&phone)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        http.get("/api/me", Some(&laptop)).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(http.get("/api/me", Some(&bob)).await.status, StatusCode::OK);
+    assert_eq!(sessions.len(), 2);
+    let anonymous = http.post("/logout-others", None, "").await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
 }

@@ -1,8 +1,10 @@
 //! One behaviour suite, every backend: each behaviour is written once, as a
-//! generic async function over [`Backend`], and runs as two tests,
-//! `in_process::<name>` (the engine, `sesame::Sessions`) and
+//! generic async function over [`Backend`], and runs as three tests,
+//! `in_process::<name>` (the engine, `sesame::Sessions`),
 //! `redis::<name>` (`sesame::redis::RedisSessions` on a real
-//! `redis-server`, with the `redis` feature).
+//! `redis-server`, with the `redis` feature) and `cluster::<name>` (the
+//! same on a real six-node Redis Cluster; the behaviours that hold
+//! `max_sessions` exactly are left out there, see the macro).
 //!
 //! Time is real here (Redis's TTLs run on Redis's clock, which a
 //! `ManualClock` cannot move), so the timeouts are the shortest the builders
@@ -156,14 +158,84 @@ fn shared_server() -> Option<Arc<redis_support::RedisServer>> {
     Some(server)
 }
 
-/// Each behaviour as `in_process::<name>` and `redis::<name>`.
+#[cfg(feature = "redis")]
+struct OnCluster;
+
+#[cfg(feature = "redis")]
+impl Backend for OnCluster {
+    type S = sesame::redis::RedisSessions<Data, String>;
+
+    async fn build(cfg: Cfg) -> Option<Env<Self::S>> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let cluster = shared_cluster()?;
+        let prefix = format!(
+            "behaviour-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let urls = cluster.urls();
+        let nodes: Vec<&str> = urls.iter().map(String::as_str).collect();
+        let b = sesame::redis::RedisSessions::<Data, String>::cluster_builder(&nodes)
+            .secret_key(sesame::SecretKey::generate())
+            .key_prefix(&prefix)
+            .idle_timeout(cfg.idle)
+            .absolute_timeout(cfg.absolute)
+            .rotation_grace(cfg.grace)
+            .max_sessions(cfg.max_sessions)
+            .cache_ttl(cfg.absolute.min(Duration::from_secs(60)));
+        let b = match cfg.per_user {
+            PerUser::Default => b,
+            PerUser::Limit(n) => b.max_sessions_per_user(n),
+            PerUser::Unlimited => b.unlimited_sessions_per_user(),
+        };
+        let s = b.build().expect("valid options");
+        assert!(s.wait_ready(Duration::from_secs(10)).await, "subscribed");
+        Some(Env {
+            s,
+            _guard: Some(cluster),
+        })
+    }
+
+    async fn validate_text(s: &Self::S, text: &str) -> Result<Option<Handle>, sesame::Error> {
+        s.validate(text).await
+    }
+}
+
+/// One six-node Redis Cluster shared by the tests that run at the same
+/// time, as [`shared_server`].
+#[cfg(feature = "redis")]
+fn shared_cluster() -> Option<Arc<redis_support::cluster::RedisCluster>> {
+    use std::sync::{Mutex, Weak};
+    static SHARED: Mutex<Weak<redis_support::cluster::RedisCluster>> = Mutex::new(Weak::new());
+    let mut slot = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(cluster) = slot.upgrade() {
+        return Some(cluster);
+    }
+    let cluster = Arc::new(redis_support::cluster::RedisCluster::start()?);
+    *slot = Arc::downgrade(&cluster);
+    Some(cluster)
+}
+
+/// Each behaviour as `in_process::<name>`, `redis::<name>` and
+/// `cluster::<name>` (a Redis Cluster of six real nodes). The behaviours
+/// after `exact_capacity:` hold `max_sessions` exactly, which a cluster
+/// splits across its 256 hash tags (approximate: see
+/// `src/redis/scripts.rs`); they do not run there, and
+/// `cluster_capacity_is_split_across_tags` checks the cluster's rule.
 macro_rules! behaviours {
-    ($($name:ident),* $(,)?) => {
+    ($($name:ident),* $(,)?; exact_capacity: $($exact:ident),* $(,)?) => {
         mod in_process {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     super::$name::<super::InProcess>().await
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $exact() {
+                    super::$exact::<super::InProcess>().await
                 }
             )*
         }
@@ -173,6 +245,21 @@ macro_rules! behaviours {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     super::$name::<super::OnRedis>().await
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $exact() {
+                    super::$exact::<super::OnRedis>().await
+                }
+            )*
+        }
+        #[cfg(feature = "redis")]
+        mod cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name::<super::OnCluster>().await
                 }
             )*
         }
@@ -196,7 +283,8 @@ behaviours!(
     ending_a_session_through_its_alias_ends_both_tokens,
     per_user_limit_ends_the_session_bound_longest_ago,
     concurrent_logins_at_the_limit_never_leave_the_user_without_a_session,
-    the_default_per_user_limit_is_a_tenth_of_a_small_store,
+    the_default_per_user_limit_is_a_tenth_of_a_small_store;
+    exact_capacity:
     capacity_evicts_the_least_recently_created_anonymous_session,
     capacity_never_evicts_logged_in_sessions_and_says_full,
     create_at_capacity_reclaims_expired_sessions_first,

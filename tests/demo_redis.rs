@@ -176,3 +176,43 @@ async fn redis_mode_refuses_to_start_without_a_shared_key() {
     let err = demo::start(&config).unwrap_err().to_string();
     assert!(err.contains("SESAME_SECRET_FILE"), "{err}");
 }
+
+/// Issue 14 item 5: three demos on one Redis Cluster (six real nodes,
+/// `SESAME_REDIS_URL=redis+cluster://...`) share a login, count visits in
+/// one session, and "log out everywhere" on one ends it on the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_demos_on_one_redis_cluster_share_logins_and_revocation() {
+    let Some(cluster) = redis_support::cluster::RedisCluster::start() else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("sesame-demo-cluster-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("secret.key");
+    let _ = std::fs::remove_file(&key);
+    let url = format!("redis+cluster://127.0.0.1:{}/", cluster.node(0).port());
+    let servers = [
+        server(&url, &key).await,
+        server(&url, &key).await,
+        server(&url, &key).await,
+    ];
+    let token = servers[0].login("alice", "wonderland").await;
+    for http in &servers {
+        let r = http.get("/api/me", Some(&token)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(r.json()["user"], "alice");
+    }
+    for (i, http) in servers.iter().enumerate() {
+        assert_eq!(http.get("/", Some(&token)).await.visits(), i as u64 + 1);
+    }
+    let r = servers[2].post("/logout-all", Some(&token), "").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    for http in &servers[..2] {
+        let took = within(Duration::from_secs(1), async || {
+            http.get("/api/me", Some(&token)).await.status == StatusCode::UNAUTHORIZED
+        })
+        .await
+        .expect("the revoked session is refused on every demo");
+        eprintln!("revocation seen after {took:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -180,13 +180,16 @@ fn background_reaper_reaps_and_stops_with_engine() {
     clock.advance(secs(30));
     assert!(s.validate(&keep).is_some());
     clock.advance(secs(31));
-    // Watchdog: poll until reaped, fail after 10 s.
+    // Watchdog: poll until reaped and freed, fail after 10 s. The count
+    // drops when a session is retired; the reaper frees the batch's entries
+    // a moment later, so both are awaited.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while s.len() > 1 {
+    while s.len() > 1 || dropped.load(Ordering::SeqCst) < 100 {
         assert!(
             Instant::now() < deadline,
-            "reaper did not run: len {}",
-            s.len()
+            "reaper did not run: len {}, freed {}",
+            s.len(),
+            dropped.load(Ordering::SeqCst)
         );
         std::thread::yield_now();
     }

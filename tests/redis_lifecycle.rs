@@ -85,7 +85,14 @@ async fn a_principal_index_left_as_a_plain_set_still_works() {
     }
     // Rewrite the index as the old layout did: a plain set of hex digests.
     let mut con = server.connection();
-    let index = "sesame:u:\"alice\"";
+    // The index sits under the principal's hash tag: `sesame:u:{TT}"alice"`.
+    let indexes: Vec<String> = redis::cmd("KEYS")
+        .arg("sesame:u:*")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(indexes.len(), 1);
+    assert!(indexes[0].ends_with("}\"alice\""), "{indexes:?}");
+    let index = indexes[0].as_str();
     let members: Vec<String> = redis::cmd("ZRANGE")
         .arg(index)
         .arg(0)

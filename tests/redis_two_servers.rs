@@ -372,7 +372,13 @@ async fn principal_index_is_pruned_of_expired_sessions() {
         tokens.push(a.login(&t, alice()).await.unwrap());
     }
     let mut con = server.connection();
-    let set = "sesame:u:\"alice\"";
+    // The index sits under the principal's hash tag: `sesame:u:{TT}"alice"`.
+    let indexes: Vec<String> = redis::cmd("KEYS")
+        .arg("sesame:u:*")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(indexes.len(), 1);
+    let set = indexes[0].as_str();
     assert_eq!(
         redis::cmd("ZCARD").arg(set).query::<i64>(&mut con).unwrap(),
         3
@@ -384,7 +390,7 @@ async fn principal_index_is_pruned_of_expired_sessions() {
         .query(&mut con)
         .unwrap();
     // Let one session expire in Redis.
-    let victim = format!("sesame:s:{}", members[0]);
+    let victim = format!("sesame:s:{{{}}}{}", &members[0][..2], members[0]);
     redis::cmd("PEXPIRE")
         .arg(&victim)
         .arg(1)

@@ -83,6 +83,7 @@
 //! A type alias for the session type, used in every handler and in the
 //! middleware's construction, rules the mismatch out.
 
+mod csrf;
 mod session;
 
 use std::future::{Future, Ready, ready};
@@ -102,6 +103,7 @@ use crate::error::{Error, RETRY_AFTER_SECS};
 use crate::store::Store;
 use crate::tower::{Options, Shared, State, open, response_cookie};
 
+pub use csrf::{CsrfMiddleware, CsrfService};
 pub use session::{Session, SessionRejection};
 
 use session::record_middleware_type;

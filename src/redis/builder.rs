@@ -37,7 +37,7 @@ pub const DEFAULT_FALLBACK_CACHE_TTL: Duration = Duration::from_secs(1);
 /// Default key prefix in Redis.
 pub const DEFAULT_PREFIX: &str = "sesame";
 /// Default wait for a replica's acknowledgement of a write behind Sentinel
-/// (see [`RedisBuilder::replica_acks`]).
+/// or on a Redis Cluster (see [`RedisBuilder::replica_acks`]).
 pub const DEFAULT_SENTINEL_ACK_TIMEOUT: Duration = Duration::from_millis(500);
 /// Default connect timeout.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -102,6 +102,8 @@ pub enum RedisOption {
     MaxSessionsPerUser,
     /// [`RedisBuilder::max_sessions`]
     MaxSessions,
+    /// The node URLs given to [`RedisSessions::cluster_builder`].
+    Cluster,
 }
 
 impl fmt::Display for RedisOption {
@@ -123,6 +125,7 @@ impl fmt::Display for RedisOption {
             Self::RotationGrace => "rotation_grace",
             Self::MaxSessionsPerUser => "max_sessions_per_user",
             Self::MaxSessions => "max_sessions",
+            Self::Cluster => "cluster",
         })
     }
 }
@@ -195,6 +198,8 @@ impl std::error::Error for RedisBuildError {}
 pub struct RedisBuilder<T, P = String> {
     url: String,
     sentinel: Option<SentinelSpec>,
+    /// The seed nodes of a Redis Cluster.
+    cluster: Option<Vec<String>>,
     /// `sentinel_node_url` without a Sentinel builder (refused by `build`).
     url_misuse: bool,
     /// `None`: the default (one replica behind Sentinel, none otherwise).
@@ -247,10 +252,23 @@ where
         builder
     }
 
+    pub(crate) fn cluster(nodes: &[&str]) -> Self {
+        let mut builder = Self::new("");
+        builder.cluster = Some(nodes.iter().map(|s| (*s).to_owned()).collect());
+        builder
+    }
+
     pub(crate) fn new(url: &str) -> Self {
+        // `redis+cluster://seed[,seed...]`: a Redis Cluster.
+        let cluster = url.starts_with("redis+cluster://").then(|| {
+            url.split(',')
+                .map(|u| u.trim().replacen("redis+cluster://", "redis://", 1))
+                .collect()
+        });
         Self {
             url: url.to_owned(),
             sentinel: None,
+            cluster,
             url_misuse: false,
             acks: None,
             secret: None,
@@ -664,8 +682,9 @@ where
     /// asynchronous: without this, a logout acknowledged by a primary that
     /// dies a moment later can be missing on the replica promoted in its
     /// place, and the ended session works again. Default: one replica for
-    /// 500 ms behind Sentinel, none for a plain URL; `replicas = 0` turns it
-    /// off. Writes that wait use their own connections, so a slow
+    /// 500 ms behind Sentinel and on a Redis Cluster (the `WAIT` goes to
+    /// the master that ran the write), none for a plain URL; `replicas = 0`
+    /// turns it off. Writes that wait use their own connections, so a slow
     /// acknowledgement does not hold up reads.
     ///
     /// ```
@@ -687,7 +706,9 @@ where
     fn target(&self) -> Result<(Target, Option<Acks>), RedisBuildError> {
         use RedisOption as O;
         let acks = match self.acks {
-            None if self.sentinel.is_some() => Some((1, DEFAULT_SENTINEL_ACK_TIMEOUT)),
+            None if self.sentinel.is_some() || self.cluster.is_some() => {
+                Some((1, DEFAULT_SENTINEL_ACK_TIMEOUT))
+            }
             None => None,
             Some((0, _)) => None,
             Some((n, t)) => {
@@ -705,6 +726,35 @@ where
             return Err(RedisBuildError::new(
                 O::Sentinel,
                 "sentinel_node_url only with RedisSessions::sentinel_builder",
+            ));
+        }
+        if let Some(nodes) = &self.cluster {
+            let bad = || RedisBuildError::new(O::Cluster, "redis:// node URLs that parse");
+            let infos = nodes
+                .iter()
+                .map(|n| n.as_str().into_connection_info().map_err(|_| bad()))
+                .collect::<Result<Vec<_>, _>>()?;
+            if infos.is_empty() {
+                return Err(bad());
+            }
+            let wait = acks.map_or(Duration::ZERO, |a| a.timeout);
+            // Few retries inside the client: the pool's own backoff and
+            // timeouts decide (see `conn`); a request is bounded by the I/O
+            // timeout whatever the client does.
+            let client = redis::cluster::ClusterClient::builder(infos.clone())
+                .connection_timeout(self.connect_timeout)
+                .response_timeout(self.io_timeout + wait)
+                .retries(2)
+                .min_retry_wait(10)
+                .max_retry_wait(100)
+                .build()
+                .map_err(|_| bad())?;
+            return Ok((
+                Target::Cluster {
+                    client,
+                    nodes: infos,
+                },
+                acks,
             ));
         }
         let Some(spec) = &self.sentinel else {
@@ -838,11 +888,12 @@ where
             || self
                 .prefix
                 .bytes()
-                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control() || b == b'{' || b == b'}')
         {
+            // Braces would make the prefix the keys' hash tag on a cluster.
             return Err(RedisBuildError::new(
                 O::KeyPrefix,
-                "1 to 64 bytes without whitespace",
+                "1 to 64 bytes without whitespace or braces",
             ));
         }
         if self.fallback_cache_ttl < Duration::from_millis(1)

@@ -36,8 +36,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, FromRedisValue, RedisError, RedisResult, ScriptInvocation};
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::{
+    AsyncConnectionConfig, Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, RedisResult,
+    ScriptInvocation, Value,
+};
 
 use super::cause::BackendError;
 use super::target::Target;
@@ -89,12 +94,74 @@ pub(crate) struct Acks {
     pub(crate) timeout: Duration,
 }
 
+/// One command connection: to a single server, or to a cluster (the
+/// client routes each script by its first key, follows `MOVED`, and holds
+/// one multiplexed connection per node).
+#[derive(Clone)]
+pub(crate) enum Conn {
+    Single(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// The hash slot of the hash tag `{TT}` (two lowercase hex digits of
+/// `tag`): CRC16-XMODEM of the tag's text, modulo 16384, as Redis Cluster
+/// computes it.
+pub(crate) fn slot_of_tag(tag: u8) -> u16 {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    slot_of(&[DIGITS[usize::from(tag >> 4)], DIGITS[usize::from(tag & 15)]])
+}
+
+/// The hash slot of a key whose hash tag is `text` (CRC16-XMODEM modulo
+/// 16384).
+pub(crate) fn slot_of(text: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &b in text {
+        crc ^= u16::from(b) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc % 16_384
+}
+
 /// The command connections.
 pub(crate) struct Pool {
     target: Arc<Target>,
     /// Writes wait for this many replicas; `None`: they do not wait.
     acks: Option<Acks>,
-    slots: Box<[Mutex<Option<MultiplexedConnection>>]>,
+    slots: Box<[Mutex<Option<Conn>>]>,
     connecting: Box<[tokio::sync::Mutex<()>]>,
     next: AtomicUsize,
     backoff: Mutex<Backoff>,
@@ -131,7 +198,7 @@ impl Pool {
     /// of the slots and everything else the lower half: a `WAIT` blocks its
     /// connection on the server until the replicas answer, and must not
     /// hold up the reads pipelined behind it.
-    async fn connection(&self, write: bool) -> Result<MultiplexedConnection, Error> {
+    async fn connection(&self, write: bool) -> Result<Conn, Error> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let i = match self.acks {
             None => n % CONNECTIONS,
@@ -161,10 +228,16 @@ impl Pool {
             .set_connection_timeout(self.connect_timeout)
             .set_response_timeout(self.io_timeout + wait);
         let opened = tokio::time::timeout(self.connect_timeout, async {
+            if let Target::Cluster { client, .. } = &*self.target {
+                // The slot map is read afresh from the seed nodes: after a
+                // failover, the promoted masters.
+                return client.get_async_connection().await.map(Conn::Cluster);
+            }
             let client = self.target.client().await?;
             client
                 .get_multiplexed_async_connection_with_config(&config)
                 .await
+                .map(Conn::Single)
         })
         .await;
         match opened {
@@ -197,7 +270,7 @@ impl Pool {
 
     /// Any open connection, when the slot's own cannot be opened (Redis at
     /// `maxclients`, say, or a backoff after such a refusal).
-    fn any(&self, cause: impl FnOnce() -> BackendError) -> Result<MultiplexedConnection, Error> {
+    fn any(&self, cause: impl FnOnce() -> BackendError) -> Result<Conn, Error> {
         self.slots
             .iter()
             .find_map(|slot| slot.lock().clone())
@@ -211,8 +284,13 @@ impl Pool {
         invocation: &ScriptInvocation<'_>,
     ) -> Result<R, Error> {
         let mut con = self.connection(false).await?;
-        let reply = tokio::time::timeout(self.io_timeout, invocation.invoke_async(&mut con)).await;
+        let reply = tokio::time::timeout(self.io_timeout, run(invocation, &mut con)).await;
         self.settle(reply)
+    }
+
+    /// Whether the store talks to a Redis Cluster.
+    pub(crate) fn clustered(&self) -> bool {
+        matches!(*self.target, Target::Cluster { .. })
     }
 
     /// Runs a script that creates, changes or ends a session. With replica
@@ -228,12 +306,21 @@ impl Pool {
     /// attaches again. Waiting for "the replicas that happen to be
     /// connected" instead would accept writes exactly when a replica has
     /// been cut off, the case in which a failover loses them.
+    ///
+    /// `tag`: the hash tag of the script's keys; on a cluster the `WAIT`
+    /// goes to the master of its slot, the node that ran the write, over
+    /// the same connection. One window is left: a failover between the
+    /// write and its `WAIT` sends the `WAIT` to the promoted node, where
+    /// this client wrote nothing; with one replica per master it has none
+    /// and answers 0 (`NotReplicated`), but a promoted node that already
+    /// has replicas would count them.
     pub(crate) async fn invoke_write<R: FromRedisValue>(
         &self,
         invocation: &ScriptInvocation<'_>,
+        tag: u8,
     ) -> Result<R, Error> {
         let mut con = self.connection(true).await?;
-        let reply = tokio::time::timeout(self.io_timeout, invocation.invoke_async(&mut con)).await;
+        let reply = tokio::time::timeout(self.io_timeout, run(invocation, &mut con)).await;
         let reply = self.settle(reply)?;
         let Some(acks) = self.acks else {
             return Ok(reply);
@@ -245,7 +332,17 @@ impl Pool {
                 .unwrap_or(u64::MAX)
                 .max(1),
         );
-        let wait = wait.query_async::<i64>(&mut con);
+        let wait = async {
+            match &mut con {
+                Conn::Cluster(c) => {
+                    let route = Route::new(slot_of_tag(tag), SlotAddr::Master);
+                    let routing =
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
+                    redis::from_owned_redis_value::<i64>(c.route_command(&wait, routing).await?)
+                }
+                Conn::Single(c) => wait.query_async::<i64>(c).await,
+            }
+        };
         let acked =
             self.settle(tokio::time::timeout(self.io_timeout + acks.timeout, wait).await)?;
         if acked < i64::from(want) {
@@ -284,6 +381,21 @@ impl Pool {
     }
 }
 
+/// Runs a script: `EVALSHA`, loading it on `NOSCRIPT` (the crate's
+/// `invoke_async`; on a cluster `SCRIPT LOAD` goes to every master). A
+/// second `NOSCRIPT` (a failover between the load and the call, to a
+/// replica that never saw the script) is retried once more, so it never
+/// reaches a caller as such.
+async fn run<R: FromRedisValue>(
+    invocation: &ScriptInvocation<'_>,
+    con: &mut Conn,
+) -> RedisResult<R> {
+    match invocation.invoke_async(con).await {
+        Err(e) if e.kind() == redis::ErrorKind::NoScriptError => invocation.invoke_async(con).await,
+        reply => reply,
+    }
+}
+
 /// Whether an error means the connection cannot be trusted any more:
 /// also `READONLY`, a primary demoted to a replica by a failover (the next
 /// connection asks Sentinel for the new one).
@@ -293,11 +405,22 @@ fn broken(e: &RedisError) -> bool {
         || e.is_timeout()
         || e.is_unrecoverable_error()
         || e.kind() == redis::ErrorKind::ReadOnly
+        || e.kind() == redis::ErrorKind::ClusterDown
+        || e.kind() == redis::ErrorKind::MasterDown
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Known answers (CRC16-XMODEM of the tag text, modulo 16384; also
+    /// checked against `CLUSTER KEYSLOT` in `tests/redis_cluster.rs`).
+    #[test]
+    fn tag_slots_match_redis() {
+        assert_eq!(slot_of_tag(0x00), 13_254);
+        assert_eq!(slot_of_tag(0x7f), 4_194);
+        assert_eq!(slot_of_tag(0xff), 11_756);
+    }
 
     #[test]
     fn backoff_doubles_then_caps() {

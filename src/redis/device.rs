@@ -49,6 +49,7 @@ where
                     .arg(device.user_agent.as_deref().unwrap_or_default())
                     .arg(address)
                     .arg(s.idle_ms),
+                tag(&key),
             )
             .await?;
         if written == 1 {
@@ -89,14 +90,19 @@ where
         };
         let key = s.secret.digest(&bytes);
         // The principal's JSON, then `{hex, handle}` of each session ended.
+        let t = tag(&key);
+        let (all, _) = s.scope(t);
         let gone: Option<Vec<Vec<u8>>> = s
             .write(
                 scripts::REVOKE_OTHERS
                     .key(s.session_key(&key))
+                    .key(s.alias_key(&key))
+                    .key(all)
                     .arg(&s.prefix)
                     .arg(&s.channel)
                     .arg(hex_key(&key))
                     .arg(s.idle_ms),
+                t,
             )
             .await?;
         let Some(gone) = gone else {

@@ -235,12 +235,14 @@ where
 
     pub(super) async fn touch(&self, key: &SessionKey, _now: u64) -> Result<Option<()>, Error> {
         self.stats.touches.fetch_add(1, Ordering::Relaxed);
+        let (all, anon) = self.scope(tag(key));
         let reply: i64 = self
             .invoke(
                 scripts::TOUCH
                     .key(self.session_key(key))
+                    .key(all)
+                    .key(anon)
                     .arg(self.idle_ms)
-                    .arg(&self.prefix)
                     .arg(hex_key(key)),
             )
             .await?;
@@ -258,10 +260,14 @@ where
     ) -> Result<Option<Arc<Copy<T, P>>>, Error> {
         let ticket = self.cache.ticket(key);
         self.stats.fetches.fetch_add(1, Ordering::Relaxed);
+        let (all, anon) = self.scope(tag(key));
         let rec: Option<Vec<Vec<u8>>> = self
             .invoke(
                 scripts::FETCH
                     .key(self.session_key(key))
+                    .key(self.alias_key(key))
+                    .key(all)
+                    .key(anon)
                     .arg(self.idle_ms)
                     .arg(&self.prefix)
                     .arg(hex_key(key))

@@ -52,11 +52,26 @@ where
     /// ```
     pub async fn stats(&self) -> Result<Stats, Error> {
         let s = &*self.shared;
-        let reply: Value = s.invoke(&scripts::COUNT.arg(&s.prefix)).await?;
-        let counts = array(&reply);
+        // One scope on a single instance, one per tag on a cluster (run
+        // concurrently: the cluster connection pipelines them per node).
+        let tags: Vec<u8> = if s.pool.clustered() {
+            (0..=u8::MAX).collect()
+        } else {
+            vec![0]
+        };
+        let counts = futures_util::future::try_join_all(tags.into_iter().map(|t| async move {
+            let (all, anon) = s.scope(t);
+            let reply: Value = s.invoke(scripts::COUNT.key(all).key(anon)).await?;
+            let counts = array(&reply);
+            Ok::<_, Error>((
+                counts.first().and_then(uint).unwrap_or(0),
+                counts.get(1).and_then(uint).unwrap_or(0),
+            ))
+        }))
+        .await?;
         let mut stats = Stats {
-            live: counts.first().and_then(uint).unwrap_or(0),
-            anonymous: counts.get(1).and_then(uint).unwrap_or(0),
+            live: counts.iter().map(|c| c.0).sum(),
+            anonymous: counts.iter().map(|c| c.1).sum(),
             rejected: s.rejected.load(Ordering::Relaxed),
             events_dropped: s.bus.dropped.load(Ordering::Relaxed),
             ..Stats::default()

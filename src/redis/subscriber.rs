@@ -109,7 +109,8 @@ struct Setup {
     io_timeout: Duration,
 }
 
-/// One subscription, until it fails (or the store is dropped).
+/// One subscription (on a cluster, one per master), until any fails (or
+/// the store is dropped).
 async fn listen<T, P>(shared: &Weak<Shared<T, P>>, target: &Target, backoff: &mut Backoff)
 where
     T: Send + Sync + 'static,
@@ -123,30 +124,121 @@ where
     }) else {
         return;
     };
+    let mut nodes = Vec::new();
+    let mut topology = None;
+    if let Target::Cluster { nodes: seeds, .. } = target {
+        // The masters of the moment, read afresh after every gap: a
+        // failover's promoted replica is found here.
+        let Some(masters) = masters(seeds, &setup).await else {
+            return;
+        };
+        topology = Some((seeds, addrs(&masters)));
+        for (i, (info, ranges)) in masters.into_iter().enumerate() {
+            let Ok(client) = redis::Client::open(info) else {
+                return;
+            };
+            let marker_key = format!("{}:live:{{{}}}", setup.prefix, tag_in(&ranges));
+            // Sesame's own messages are broadcast to every node (classic
+            // `PUBLISH`): one subscription hears them all.
+            let Some(node) = connect(&client, &setup, i == 0, marker_key).await else {
+                return;
+            };
+            nodes.push(node);
+        }
+    } else {
+        // Behind Sentinel, the primary of the moment (see `target`).
+        let Ok(Ok(client)) = tokio::time::timeout(setup.connect_timeout, target.client()).await
+        else {
+            return;
+        };
+        let marker_key = format!("{}:live", setup.prefix);
+        let Some(node) = connect(&client, &setup, true, marker_key).await else {
+            return;
+        };
+        nodes.push(node);
+    }
+    match shared.upgrade() {
+        Some(s) => {
+            s.notified
+                .store(nodes.iter().all(|n| n.notified), Ordering::Relaxed);
+            s.cache.trust();
+            s.stats.subscriptions.fetch_add(1, Ordering::Relaxed);
+        }
+        None => return,
+    }
+    backoff.succeed();
+    // A gap in any node's stream is a gap: the first watcher to end ends
+    // them all, and the caller distrusts the cache. On a cluster, so does a
+    // change of masters seen without a failure (a graceful failover, a
+    // master added): the subscriptions are made again on the new ones.
+    let mut watchers: Vec<std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>>> = nodes
+        .into_iter()
+        .map(|n| Box::pin(watch_node(shared, &setup, n)) as _)
+        .collect();
+    if let Some((seeds, known)) = topology {
+        let setup = &setup;
+        watchers.push(Box::pin(async move {
+            loop {
+                tokio::time::sleep(TOPOLOGY_CHECK).await;
+                match masters(seeds, setup).await {
+                    Some(now) if addrs(&now) == known => {}
+                    _ => return,
+                }
+            }
+        }));
+    }
+    futures_util::future::select_all(watchers).await;
+}
+
+/// How often a cluster's masters are read again while every subscription
+/// is up.
+const TOPOLOGY_CHECK: Duration = Duration::from_secs(1);
+
+/// The masters' addresses, in a stable order.
+fn addrs(masters: &[(redis::ConnectionInfo, Vec<(u16, u16)>)]) -> Vec<String> {
+    let mut out: Vec<String> = masters.iter().map(|(i, _)| i.addr.to_string()).collect();
+    out.sort_unstable();
+    out
+}
+
+/// One node's subscription, set up and checked.
+struct Node {
+    sink: redis::aio::PubSubSink,
+    stream: redis::aio::PubSubStream,
+    con: MultiplexedConnection,
+    marker_key: String,
+    marker: String,
+    notified: bool,
+}
+
+/// Subscribes to one node: sesame's channel (if `with_channel`) and its
+/// keyevent channels, turns notifications on, places the marker.
+async fn connect(
+    client: &redis::Client,
+    setup: &Setup,
+    with_channel: bool,
+    marker_key: String,
+) -> Option<Node> {
     let io = setup.io_timeout;
-    // Behind Sentinel, the primary of the moment (see `target`).
-    let Ok(Ok(client)) = tokio::time::timeout(setup.connect_timeout, target.client()).await else {
-        return;
-    };
-    let client = &client;
     let Ok(Ok(pubsub)) =
         tokio::time::timeout(setup.connect_timeout + io, client.get_async_pubsub()).await
     else {
-        return;
+        return None;
     };
-    let (mut sink, mut stream) = pubsub.split();
+    let (mut sink, stream) = pubsub.split();
     let db = client.get_connection_info().redis.db;
-    let events: Vec<String> = ["del", "expired", "evicted"]
+    let mut channels: Vec<String> = ["del", "expired", "evicted"]
         .iter()
         .map(|e| format!("__keyevent@{db}__:{e}"))
         .collect();
-    let mut channels = vec![setup.channel.clone()];
-    channels.extend(events.iter().cloned());
+    if with_channel {
+        channels.insert(0, setup.channel.clone());
+    }
     if !matches!(
         tokio::time::timeout(io, sink.subscribe(&channels)).await,
         Ok(Ok(()))
     ) {
-        return;
+        return None;
     }
     // Its own command connection, on this task's runtime whatever runtime
     // the store's callers use: notifications and the marker.
@@ -159,10 +251,8 @@ where
     )
     .await
     else {
-        return;
+        return None;
     };
-    let marker_key = format!("{}:live", setup.prefix);
-    let session_prefix = format!("{}:s:", setup.prefix);
     let notified = enable_notifications(&mut con, io).await;
     let fresh = format!("{:016x}", rand::random::<u64>());
     let set: Option<redis::Value> = query(
@@ -173,17 +263,35 @@ where
     .await;
     let got: Option<Option<String>> = query(&mut con, io, redis::cmd("GET").arg(&marker_key)).await;
     let (Some(_), Some(Some(marker))) = (set, got) else {
-        return;
+        return None;
     };
-    match shared.upgrade() {
-        Some(s) => {
-            s.notified.store(notified, Ordering::Relaxed);
-            s.cache.trust();
-            s.stats.subscriptions.fetch_add(1, Ordering::Relaxed);
-        }
-        None => return,
-    }
-    backoff.succeed();
+    Some(Node {
+        sink,
+        stream,
+        con,
+        marker_key,
+        marker,
+        notified,
+    })
+}
+
+/// Applies one node's invalidations and checks its marker and link, until
+/// either fails (or the store is dropped).
+async fn watch_node<T, P>(shared: &Weak<Shared<T, P>>, setup: &Setup, node: Node)
+where
+    T: Send + Sync + 'static,
+    P: Send + Sync + 'static,
+{
+    let io = setup.io_timeout;
+    let Node {
+        mut sink,
+        mut stream,
+        mut con,
+        marker_key,
+        marker,
+        ..
+    } = node;
+    let session_prefix = format!("{}:s:", setup.prefix);
     let mut tick = tokio::time::interval(CHECK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
@@ -203,7 +311,7 @@ where
                     return; // the marker is gone: as good as a flush
                 } else if let Some(key) = payload
                     .strip_prefix(session_prefix.as_bytes())
-                    .and_then(super::unhex_key)
+                    .and_then(untag)
                 {
                     s.cache.invalidate(&key);
                     s.stats.invalidations.fetch_add(1, Ordering::Relaxed);
@@ -230,6 +338,97 @@ where
                 }
             }
         }
+    }
+}
+
+/// The cluster's masters now, each with its slot ranges, asked of the
+/// first seed node that answers `CLUSTER SLOTS`. The seeds' credentials
+/// and database apply to every node.
+async fn masters(
+    seeds: &[redis::ConnectionInfo],
+    setup: &Setup,
+) -> Option<Vec<(redis::ConnectionInfo, Vec<(u16, u16)>)>> {
+    let io = setup.io_timeout;
+    for seed in seeds {
+        let Ok(client) = redis::Client::open(seed.clone()) else {
+            continue;
+        };
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(setup.connect_timeout)
+            .set_response_timeout(io);
+        let Ok(Ok(mut con)) = tokio::time::timeout(
+            setup.connect_timeout + io,
+            client.get_multiplexed_async_connection_with_config(&config),
+        )
+        .await
+        else {
+            continue;
+        };
+        let Some(slots) =
+            query::<redis::Value>(&mut con, io, redis::cmd("CLUSTER").arg("SLOTS")).await
+        else {
+            continue;
+        };
+        let mut out: Vec<(redis::ConnectionInfo, Vec<(u16, u16)>)> = Vec::new();
+        for range in array(&slots) {
+            let fields = array(&range);
+            let (Some(start), Some(end), Some(master)) = (
+                fields.first().and_then(num),
+                fields.get(1).and_then(num),
+                fields.get(2).map(array),
+            ) else {
+                continue;
+            };
+            let (Some(host), Some(port)) =
+                (master.first().and_then(text), master.get(1).and_then(num))
+            else {
+                continue;
+            };
+            let mut info = seed.clone();
+            info.addr = redis::ConnectionAddr::Tcp(host, port);
+            match out.iter_mut().find(|(i, _)| i.addr == info.addr) {
+                Some((_, ranges)) => ranges.push((start, end)),
+                None => out.push((info, vec![(start, end)])),
+            }
+        }
+        if !out.is_empty() {
+            return Some(out);
+        }
+    }
+    None
+}
+
+/// A hash tag (text between braces) whose slot lies in `ranges`: where a
+/// master's marker key goes.
+fn tag_in(ranges: &[(u16, u16)]) -> String {
+    (0u32..)
+        .map(|n| format!("m{n}"))
+        .find(|t| {
+            let slot = super::conn::slot_of(t.as_bytes());
+            ranges.iter().any(|&(a, b)| (a..=b).contains(&slot))
+        })
+        .unwrap_or_default()
+}
+
+fn array(v: &redis::Value) -> Vec<redis::Value> {
+    match v {
+        redis::Value::Array(items) => items.clone(),
+        _ => Vec::new(),
+    }
+}
+
+fn num(v: &redis::Value) -> Option<u16> {
+    match v {
+        redis::Value::Int(n) => u16::try_from(*n).ok(),
+        _ => None,
+    }
+}
+
+fn text(v: &redis::Value) -> Option<String> {
+    match v {
+        redis::Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        redis::Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
     }
 }
 
@@ -274,6 +473,14 @@ async fn query<R: redis::FromRedisValue>(
         .ok()
 }
 
+/// The digest of a session key's tail, `{TT}{hex}` (layout: `scripts`).
+fn untag(tail: &[u8]) -> Option<SessionKey> {
+    match tail {
+        [b'{', _, _, b'}', hex @ ..] => super::unhex_key(hex),
+        _ => None,
+    }
+}
+
 /// The digests named by a message: space-separated 64-digit hex. Anything
 /// else is skipped.
 pub(crate) fn parse_keys(payload: &[u8]) -> impl Iterator<Item = SessionKey> + '_ {
@@ -283,6 +490,17 @@ pub(crate) fn parse_keys(payload: &[u8]) -> impl Iterator<Item = SessionKey> + '
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn session_key_tails_give_their_digest() {
+        let k = SessionKey::from_bytes([0xAB; 32]);
+        let hex = super::super::hex_key(&k);
+        let tail = format!("{{ab}}{hex}");
+        assert_eq!(untag(tail.as_bytes()).unwrap().as_bytes(), k.as_bytes());
+        assert!(untag(hex.as_bytes()).is_none(), "untagged: the old layout");
+        assert!(untag(format!("{{ab{hex}").as_bytes()).is_none());
+        assert!(untag(b"{ab}").is_none());
+    }
 
     #[test]
     fn parses_hex_digests_and_skips_junk() {

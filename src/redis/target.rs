@@ -31,14 +31,27 @@ pub(crate) enum Target {
     /// the lookups (each is a few round trips to the sentinels); callers
     /// bound their wait with their connect timeout.
     Sentinel(tokio::sync::Mutex<SentinelClient>),
+    /// A Redis Cluster: the client knows the seed nodes and learns the
+    /// slot map from them on each connect (and on `MOVED`). `nodes` keeps
+    /// the seeds' connection details for the subscriber, which talks to
+    /// each master on its own (see `subscriber`).
+    Cluster {
+        client: redis::cluster::ClusterClient,
+        nodes: Vec<redis::ConnectionInfo>,
+    },
 }
 
 impl Target {
-    /// A client for the current primary.
+    /// A client for the current primary (not for a cluster: see
+    /// `subscriber` and `conn`).
     pub(crate) async fn client(&self) -> RedisResult<redis::Client> {
         match self {
             Self::Direct(client) => Ok(client.clone()),
             Self::Sentinel(sentinel) => sentinel.lock().await.async_get_client().await,
+            Self::Cluster { .. } => Err(redis::RedisError::from((
+                redis::ErrorKind::ClientError,
+                "a cluster has no single primary",
+            ))),
         }
     }
 }
@@ -49,6 +62,7 @@ impl std::fmt::Debug for Target {
         f.write_str(match self {
             Self::Direct(_) => "Direct",
             Self::Sentinel(_) => "Sentinel",
+            Self::Cluster { .. } => "Cluster",
         })
     }
 }

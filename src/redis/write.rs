@@ -30,28 +30,41 @@ where
         let bytes = encode(&data)?;
         let handle = Handle::generate();
         let handle_hex = handle.to_string();
-        for _ in 0..MAX_KEY_ATTEMPTS {
+        // On a cluster, a tag full of logged-in sessions is not the whole
+        // store: a few more draws try other tags (see `scripts`).
+        let full_tries = if s.pool.clustered() { FULL_TRIES } else { 1 };
+        let mut full = 0;
+        for _ in 0..MAX_KEY_ATTEMPTS + full_tries {
             let token = SessionToken::generate();
             let key = s.secret.digest(token.as_bytes());
             let ticket = s.cache.ticket(&key);
             let now = s.clock.now();
+            let (all, anon) = s.scope(tag(&key));
             let reply: Value = s
                 .write(
                     scripts::CREATE
                         .key(s.session_key(&key))
+                        .key(all)
+                        .key(anon)
                         .arg(&handle_hex)
                         .arg(&bytes)
                         .arg(s.idle_ms)
                         .arg(s.abs_ms)
                         .arg(&s.prefix)
-                        .arg(s.max_sessions)
-                        .arg(&s.channel),
+                        .arg(s.scope_max())
+                        .arg(&s.channel)
+                        .arg(hex_key(&key)),
+                    tag(&key),
                 )
                 .await?;
             let reply = array(&reply);
             match reply.first().and_then(int) {
                 Some(1) => {}
                 Some(-1) => {
+                    full += 1;
+                    if full < full_tries {
+                        continue;
+                    }
                     bump(&s.counted.refused_full);
                     return Err(Error::new(ErrorKind::Full));
                 }
@@ -142,6 +155,7 @@ where
         drop(copy);
         let skey = s.session_key(&key);
         let hex = hex_key(&key);
+        let (all, anon) = s.scope(tag(&key));
         for _ in 0..MAX_UPDATE_ATTEMPTS {
             let r = f(&mut data);
             let encoded = encode(&data)?;
@@ -149,12 +163,14 @@ where
                 .write(
                     scripts::UPDATE
                         .key(&skey)
+                        .key(&all)
+                        .key(&anon)
                         .arg(version)
                         .arg(&encoded)
                         .arg(s.idle_ms)
                         .arg(&s.channel)
-                        .arg(&hex)
-                        .arg(&s.prefix),
+                        .arg(&hex),
+                    tag(&key),
                 )
                 .await?;
             let items = array(&reply);
@@ -249,59 +265,67 @@ where
             return Err(Error::new(ErrorKind::NotFound));
         };
         let old = s.secret.digest(&bytes);
-        let (principal, fresh) = match &login {
-            Some((p, fresh)) => (principal_json(p)?, fresh.as_slice()),
-            None => (String::new(), &[][..]),
+        let (principal, fresh, index) = match &login {
+            Some((p, fresh)) => {
+                let json = principal_json(p)?;
+                let index = s.index_key(&json);
+                (json, fresh.as_slice(), Some(index))
+            }
+            None => (String::new(), &[][..], None),
         };
+        // The new token's tag: the old one's for a rotation, the
+        // principal's for a login (see `scripts`).
+        let want = index.as_ref().map_or(tag(&old), |i| i.1);
+        if s.pool.clustered() && want != tag(&old) {
+            let (index, _) = index.unwrap_or_default();
+            return self
+                .login_across(
+                    old,
+                    &principal,
+                    &index,
+                    want,
+                    fresh,
+                    login.as_ref().map(|l| &l.0),
+                )
+                .await;
+        }
+        let (all, anon) = s.scope(tag(&old));
         for _ in 0..MAX_KEY_ATTEMPTS {
-            let new_token = SessionToken::generate();
-            let new = s.secret.digest(new_token.as_bytes());
+            let (new_token, new) = s.draw(want)?;
             if new == old {
                 continue;
             }
-            let reply: Value = s
-                .write(
-                    scripts::ROTATE
-                        .key(s.session_key(&old))
-                        .key(s.session_key(&new))
-                        .arg(&s.prefix)
-                        .arg(hex_key(&old))
-                        .arg(hex_key(&new))
-                        .arg(s.idle_ms)
-                        .arg(s.abs_ms)
-                        .arg(&principal)
-                        .arg(&s.channel)
-                        .arg(fresh)
-                        .arg(if login.is_some() { 0 } else { s.grace_ms })
-                        .arg(s.per_user),
-                )
-                .await?;
+            let mut invocation = scripts::ROTATE.key(s.session_key(&old));
+            invocation
+                .key(s.session_key(&new))
+                .key(s.alias_key(&old))
+                .key(&all)
+                .key(&anon);
+            if let Some((index, _)) = &index {
+                invocation.key(index);
+            }
+            invocation
+                .arg(&s.prefix)
+                .arg(hex_key(&old))
+                .arg(hex_key(&new))
+                .arg(s.idle_ms)
+                .arg(s.abs_ms)
+                .arg(&principal)
+                .arg(&s.channel)
+                .arg(fresh)
+                .arg(if login.is_some() { 0 } else { s.grace_ms })
+                .arg(s.per_user);
+            let reply: Value = s.write(&invocation, tag(&old)).await?;
             let reply = array(&reply);
             match reply.first().and_then(int) {
                 Some(1) => {
                     s.cache.invalidate(&old);
-                    bump(&s.counted.rotated);
                     let bound = match &login {
                         Some((p, _)) => Some(p.clone()),
                         None => s.event_principal(reply.get(2)),
                     };
-                    if let Some(handle) = reply.get(1).and_then(bulk).and_then(parse_handle) {
-                        let kind = if login.is_some() {
-                            EventKind::LoggedIn
-                        } else {
-                            EventKind::Rotated
-                        };
-                        s.bus.emit(kind, handle, bound.as_ref());
-                    }
-                    // Ended by the per-user limit: `{hex, handle}` pairs.
-                    for pair in reply.get(3..).unwrap_or_default().chunks_exact(2) {
-                        s.ended(
-                            &pair[0],
-                            &pair[1],
-                            bound.as_ref(),
-                            EventKind::Evicted(EvictionReason::PerUser),
-                        );
-                    }
+                    let handle = reply.get(1).and_then(bulk).and_then(parse_handle);
+                    s.moved(handle, bound.as_ref(), login.is_some(), reply.get(3..));
                     return Ok(new_token);
                 }
                 Some(-1) => continue,
@@ -310,6 +334,90 @@ where
                     s.reject();
                     return Err(Error::new(ErrorKind::NotFound));
                 }
+            }
+        }
+        Err(Error::new(ErrorKind::Conflict))
+    }
+
+    /// A login on a cluster that moves the session to the principal's tag:
+    /// `TAKE` in the old slot, then `PLACE` in the principal's (see
+    /// `scripts`). If `PLACE` fails the session is gone: the user is
+    /// logged out, never left with a usable pre-login token.
+    async fn login_across(
+        &self,
+        old: SessionKey,
+        principal: &str,
+        index: &str,
+        want: u8,
+        fresh: &[u8],
+        bound: Option<&P>,
+    ) -> Result<SessionToken, Error> {
+        let s = &*self.shared;
+        let (all, anon) = s.scope(tag(&old));
+        let taken: Value = s
+            .write(
+                scripts::TAKE
+                    .key(s.session_key(&old))
+                    .key(all)
+                    .key(anon)
+                    .arg(&s.prefix)
+                    .arg(hex_key(&old))
+                    .arg(&s.channel)
+                    .arg(s.idle_ms),
+                tag(&old),
+            )
+            .await?;
+        s.cache.invalidate(&old);
+        let taken = array(&taken);
+        let [one, handle, oldp, version, data, created, ..] = taken.as_slice() else {
+            s.reject();
+            return Err(Error::new(ErrorKind::NotFound));
+        };
+        let bad = || Error::new(ErrorKind::Encoding);
+        if int(one) != Some(1) {
+            s.reject();
+            return Err(Error::new(ErrorKind::NotFound));
+        }
+        let oldp = bulk(oldp).ok_or_else(bad)?;
+        let renew = oldp != principal.as_bytes();
+        // A new principal on a session starts from fresh data.
+        let (data, version) = if !oldp.is_empty() && renew {
+            (fresh, uint(version).ok_or_else(bad)? + 1)
+        } else {
+            (bulk(data).ok_or_else(bad)?, uint(version).ok_or_else(bad)?)
+        };
+        let handle_text = bulk(handle).ok_or_else(bad)?;
+        let created = uint(created).ok_or_else(bad)?;
+        let (all, anon) = s.scope(want);
+        for _ in 0..MAX_KEY_ATTEMPTS {
+            let (new_token, new) = s.draw(want)?;
+            let reply: Value = s
+                .write(
+                    scripts::PLACE
+                        .key(s.session_key(&new))
+                        .key(&all)
+                        .key(&anon)
+                        .key(index)
+                        .arg(&s.prefix)
+                        .arg(hex_key(&new))
+                        .arg(s.idle_ms)
+                        .arg(s.abs_ms)
+                        .arg(principal)
+                        .arg(&s.channel)
+                        .arg(data)
+                        .arg(handle_text)
+                        .arg(created)
+                        .arg(version)
+                        .arg(s.per_user)
+                        .arg(u8::from(renew)),
+                    want,
+                )
+                .await?;
+            let reply = array(&reply);
+            if reply.first().and_then(int) == Some(1) {
+                s.cache.invalidate(&new);
+                s.moved(parse_handle(handle_text), bound, true, reply.get(1..));
+                return Ok(new_token);
             }
         }
         Err(Error::new(ErrorKind::Conflict))
@@ -338,13 +446,18 @@ where
             return Ok(false);
         };
         let key = s.secret.digest(&bytes);
+        let (all, anon) = s.scope(tag(&key));
         let reply: Value = s
             .write(
                 scripts::DESTROY
                     .key(s.session_key(&key))
+                    .key(s.alias_key(&key))
+                    .key(all)
+                    .key(anon)
                     .arg(&s.prefix)
                     .arg(hex_key(&key))
                     .arg(&s.channel),
+                tag(&key),
             )
             .await?;
         s.cache.invalidate(&key);
@@ -414,16 +527,19 @@ where
         handle: Option<Handle>,
     ) -> Result<usize, Error> {
         let s = &*self.shared;
-        let set = s.user_key(principal)?;
+        let (set, t) = s.user_key(principal)?;
+        let (all, _) = s.scope(t);
         let handle = handle.map(|h| h.to_string()).unwrap_or_default();
         // `{hex, handle}` pairs of the sessions ended.
         let gone: Vec<Vec<u8>> = s
             .write(
                 scripts::REVOKE
                     .key(&set)
+                    .key(all)
                     .arg(&s.prefix)
                     .arg(&s.channel)
                     .arg(&handle),
+                t,
             )
             .await?;
         let mut ended = 0;
@@ -454,7 +570,7 @@ where
     /// ```
     pub async fn sessions_of(&self, principal: &P) -> Result<Vec<SessionInfo<P>>, Error> {
         let s = &*self.shared;
-        let set = s.user_key(principal)?;
+        let (set, _) = s.user_key(principal)?;
         let reply: Value = s.invoke(scripts::LIST.key(&set).arg(&s.prefix)).await?;
         let items = array(&reply);
         let now = items.first().and_then(uint).unwrap_or(0);
@@ -505,6 +621,48 @@ where
     T: Serialize + DeserializeOwned + Send + Sync + 'static,
     P: Principal + Serialize + DeserializeOwned,
 {
+    /// A fresh token whose digest has tag `want` (see `scripts`): about
+    /// 256 draws.
+    pub(super) fn draw(&self, want: u8) -> Result<(SessionToken, SessionKey), Error> {
+        for _ in 0..MAX_TAG_DRAWS {
+            let token = SessionToken::generate();
+            let key = self.secret.digest(token.as_bytes());
+            if tag(&key) == want {
+                return Ok((token, key));
+            }
+        }
+        Err(Error::new(ErrorKind::Conflict))
+    }
+
+    /// A rotation or login landed: counts it, tells subscribers, and
+    /// reports the sessions the per-user limit ended (`{hex, handle}`
+    /// pairs in `victims`).
+    fn moved(
+        &self,
+        handle: Option<Handle>,
+        bound: Option<&P>,
+        login: bool,
+        victims: Option<&[Value]>,
+    ) {
+        bump(&self.counted.rotated);
+        if let Some(handle) = handle {
+            let kind = if login {
+                EventKind::LoggedIn
+            } else {
+                EventKind::Rotated
+            };
+            self.bus.emit(kind, handle, bound);
+        }
+        for pair in victims.unwrap_or_default().chunks_exact(2) {
+            self.ended(
+                &pair[0],
+                &pair[1],
+                bound,
+                EventKind::Evicted(EvictionReason::PerUser),
+            );
+        }
+    }
+
     /// Counts a lookup that found no live session.
     pub(super) fn reject(&self) {
         self.rejected.fetch_add(1, Ordering::Relaxed);

@@ -56,6 +56,11 @@ impl Http {
     }
 
     /// A request to `path`, with the session cookie `token` if given.
+    /// `http://host:port` of the server.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     pub fn request(
         &self,
         method: Method,

@@ -439,6 +439,38 @@ impl<S: Store> Session<S> {
     pub async fn logout_everywhere(&self) -> Result<usize, Error> {
         self.inner.logout_everywhere().await
     }
+
+    /// Ends every other session of the logged-in principal, this one kept
+    /// ("sign out of all other devices"; see
+    /// [`crate::tower::Session::logout_others`]). Returns how many ended: 0
+    /// without a live session or when nobody is logged in.
+    ///
+    /// # Errors
+    ///
+    /// When the store cannot answer (nothing is known to have ended).
+    ///
+    /// ```
+    /// # use actix_web::{App, test, web};
+    /// # use sesame::{Error, Sessions, actix::{Session, SessionMiddleware}};
+    /// async fn handler(session: Session<Sessions<u32>>) -> Result<&'static str, Error> {
+    ///     let phone = session.store().create(0)?.0;
+    ///     let phone = session.store().login(&phone, "alice".to_owned())?;
+    ///     session.login("alice".to_owned()).await?;
+    ///     assert_eq!(session.logout_others().await?, 1);
+    ///     assert!(session.store().validate(&phone).is_none());
+    ///     assert!(session.is_active()?, "this one stays");
+    ///     Ok("ok")
+    /// }
+    /// # actix_web::rt::System::new().block_on(async {
+    /// # let mw = SessionMiddleware::new(Sessions::<u32>::new());
+    /// # let app = test::init_service(App::new().wrap(mw).route("/", web::get().to(handler))).await;
+    /// # let response = test::call_service(&app, test::TestRequest::get().to_request()).await;
+    /// # assert!(response.status().is_success(), "{}", response.status());
+    /// # });
+    /// ```
+    pub async fn logout_others(&self) -> Result<usize, Error> {
+        self.inner.logout_others().await
+    }
 }
 
 /// Takes the request's session from the extensions [`SessionMiddleware`]
