@@ -242,17 +242,7 @@ async fn connect(
     }
     // Its own command connection, on this task's runtime whatever runtime
     // the store's callers use: notifications and the marker.
-    let config = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(setup.connect_timeout)
-        .set_response_timeout(io);
-    let Ok(Ok(mut con)) = tokio::time::timeout(
-        setup.connect_timeout + io,
-        client.get_multiplexed_async_connection_with_config(&config),
-    )
-    .await
-    else {
-        return None;
-    };
+    let mut con = command_connection(client, setup).await?;
     let notified = enable_notifications(&mut con, io).await;
     let fresh = format!("{:016x}", rand::random::<u64>());
     let set: Option<redis::Value> = query(
@@ -353,15 +343,7 @@ async fn masters(
         let Ok(client) = redis::Client::open(seed.clone()) else {
             continue;
         };
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(setup.connect_timeout)
-            .set_response_timeout(io);
-        let Ok(Ok(mut con)) = tokio::time::timeout(
-            setup.connect_timeout + io,
-            client.get_multiplexed_async_connection_with_config(&config),
-        )
-        .await
-        else {
+        let Some(mut con) = command_connection(&client, setup).await else {
             continue;
         };
         let Some(slots) =
@@ -485,6 +467,24 @@ fn untag(tail: &[u8]) -> Option<SessionKey> {
 /// else is skipped.
 pub(crate) fn parse_keys(payload: &[u8]) -> impl Iterator<Item = SessionKey> + '_ {
     payload.split(|&b| b == b' ').filter_map(super::unhex_key)
+}
+
+/// A command connection to `client`'s server for the subscriber task, the
+/// connect and each reply bounded by the store's timeouts.
+async fn command_connection(
+    client: &redis::Client,
+    setup: &Setup,
+) -> Option<MultiplexedConnection> {
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(setup.connect_timeout)
+        .set_response_timeout(setup.io_timeout);
+    tokio::time::timeout(
+        setup.connect_timeout + setup.io_timeout,
+        client.get_multiplexed_async_connection_with_config(&config),
+    )
+    .await
+    .ok()?
+    .ok()
 }
 
 #[cfg(test)]
