@@ -190,6 +190,102 @@ impl fmt::Debug for SessionKey {
     }
 }
 
+/// The first 16 bytes of a [`SessionKey`]: what the in-process session
+/// table stores and compares (issue 15, the cache-line table).
+///
+/// 128 bits of a keyed PRF: forging a match takes 2^128 online guesses, and
+/// two live sessions sharing a tag (odds ~n²/2^129) are ruled out where it
+/// matters, at insertion: a tag already present is never overwritten (a
+/// creation draws another token, an id is refused as taken). Equality is
+/// constant time. The probe start is the first word, the shard the second
+/// (the bits [`SessionKey::shard_bits`] uses), the fingerprint byte the top
+/// byte of the first word (bits no probe start of a table below 2^56 lines
+/// uses).
+#[derive(Clone, Copy)]
+pub(crate) struct Tag([u64; 2]);
+
+impl Tag {
+    /// Rebuilds a tag from its 16 bytes (for tests and snapshots).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn from_bytes(b: [u8; 16]) -> Self {
+        let word = |i: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&b[i * 8..i * 8 + 8]);
+            u64::from_le_bytes(w)
+        };
+        Self([word(0), word(1)])
+    }
+
+    /// The tag as the 32 bytes of a digest field (snapshots store 32): its
+    /// 16 bytes, then zeros. A key rebuilt from them has this tag again.
+    pub(crate) fn to_digest_bytes(self) -> [u8; 32] {
+        let mut b = [0u8; 32];
+        b[..8].copy_from_slice(&self.0[0].to_le_bytes());
+        b[8..16].copy_from_slice(&self.0[1].to_le_bytes());
+        b
+    }
+
+    /// The two words (for an entry's atomic copy of its tag).
+    pub(crate) fn words(self) -> [u64; 2] {
+        self.0
+    }
+
+    /// A tag from its two words.
+    pub(crate) fn from_words(w: [u64; 2]) -> Self {
+        Self(w)
+    }
+
+    /// Bits for the shard index (bytes 8..16 of the digest).
+    #[inline]
+    pub(crate) fn shard_bits(self) -> u64 {
+        self.0[1]
+    }
+
+    /// Where a table's probe for this tag starts (before masking).
+    #[inline]
+    pub(crate) fn probe_start(self) -> usize {
+        self.0[0] as usize
+    }
+
+    /// The fingerprint byte kept beside the line: 2..=255.
+    #[inline]
+    pub(crate) fn fingerprint(self) -> u8 {
+        let b = (self.0[0] >> 56) as u8;
+        if b < 2 { b + 2 } else { b }
+    }
+}
+
+impl SessionKey {
+    /// The key's first 16 bytes.
+    #[inline]
+    pub(crate) fn tag(&self) -> Tag {
+        let word = |i: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&self.0[i * 8..i * 8 + 8]);
+            u64::from_le_bytes(w)
+        };
+        Tag([word(0), word(1)])
+    }
+}
+
+impl PartialEq for Tag {
+    /// Constant time: both words XORed and ORed, one optimisation barrier.
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        let diff = (self.0[0] ^ other.0[0]) | (self.0[1] ^ other.0[1]);
+        std::hint::black_box(diff) == 0
+    }
+}
+
+impl Eq for Tag {}
+
+impl fmt::Debug for Tag {
+    /// A short prefix, as [`SessionKey`]'s: a digest, never a token.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Tag({:08x}..)", (self.0[0] as u32).swap_bytes())
+    }
+}
+
 /// A hasher that passes a `u64` through: for keys that are already uniformly
 /// random digests.
 #[derive(Default, Clone, Copy)]

@@ -250,8 +250,8 @@ pub use store::SnapshotStore;
 pub use task::SnapshotTask;
 
 use crate::engine::Restored;
-use crate::key::{BuildIdentity, SessionKey};
-use crate::shard::{Entry, Slot};
+use crate::key::{BuildIdentity, SessionKey, Tag};
+use crate::shard::Entry;
 use crate::{Handle, Principal, Sessions};
 use format::{Header, Opened, SealWriter, Times};
 
@@ -344,9 +344,19 @@ fn clamp_u64(v: i128) -> u64 {
     u64::try_from(v.max(0)).unwrap_or(u64::MAX)
 }
 
+/// One session decoded from a file, not yet in the engine.
+struct Decoded<T, P> {
+    key: SessionKey,
+    entry: Entry<T, P>,
+    /// Engine ms.
+    last_seen: u64,
+    /// Engine ms.
+    abs: u64,
+}
+
 /// One live entry as read under its shard's lock.
 struct Captured<T, P> {
-    key: SessionKey,
+    tag: Tag,
     entry: Arc<Entry<T, P>>,
     times: Times,
     principal: Option<P>,
@@ -435,21 +445,21 @@ where
         let captured = &mut self.captured;
         captured.clear();
         self.sessions.read_shard(shard, |map| {
-            for (key, slot) in map {
-                let Slot::Live(e) = slot else { continue };
-                if !e.is_live(now, idle) {
+            for line in map.iter() {
+                if !line.is_live_line() || !line.live_at(now, idle) {
                     continue;
                 }
-                let last_seen = e.last_seen.load(Ordering::Relaxed);
+                let e = &line.entry;
+                let last_seen = line.last_seen();
                 let times = Times {
                     created: wall.to_unix(e.created),
                     last_seen: wall.to_unix(last_seen),
                     issued: wall.to_unix(e.issued.load(Ordering::Relaxed)),
                     idle_deadline: wall.to_unix(last_seen.saturating_add(idle)),
-                    abs_deadline: wall.to_unix(e.abs_deadline.load(Ordering::Relaxed)),
+                    abs_deadline: wall.to_unix(line.abs_deadline),
                 };
                 captured.push(Captured {
-                    key: *key,
+                    tag: line.tag,
                     entry: Arc::clone(e),
                     times,
                     principal: e.principal.read().clone(),
@@ -466,7 +476,10 @@ where
             let data = c.entry.data.lock();
             format::encode_entry(
                 &mut self.buf,
-                c.key.as_bytes(),
+                // The table keeps 16 bytes of each digest: written as the
+                // digest field's first 16, zeros after (a restore reads the
+                // first 16, so older files with whole digests load too).
+                &c.tag.to_digest_bytes(),
                 c.entry.handle.as_u64(),
                 &c.times,
                 c.principal.as_ref(),
@@ -485,10 +498,11 @@ where
         let (captured, current) = (&self.captured, &mut self.current);
         current.clear();
         self.sessions.read_shard(shard, |map| {
-            current.extend(captured.iter().map(|c| match map.get(&c.key) {
-                Some(Slot::Live(e)) => Arc::ptr_eq(e, &c.entry) && e.is_alive(),
-                _ => false,
-            }));
+            current.extend(
+                captured
+                    .iter()
+                    .map(|c| map.get(&c.tag).is_some_and(|l| l.is_live_line_of(&c.entry))),
+            );
         });
     }
 }
@@ -703,8 +717,8 @@ where
         let mut report = LoadReport::default();
         // Authenticated sessions go in first: when the engine cannot take
         // them all, anonymous ones are the ones left out.
-        let mut authenticated: Vec<(SessionKey, Entry<T, P>)> = Vec::new();
-        let mut anonymous: Vec<(SessionKey, Entry<T, P>)> = Vec::new();
+        let mut authenticated: Vec<Decoded<T, P>> = Vec::new();
+        let mut anonymous: Vec<Decoded<T, P>> = Vec::new();
         opened.for_each_entry(|r| {
             if ended.is_some_and(|e| e.contains(&r.handle)) {
                 report.ended += 1;
@@ -730,12 +744,11 @@ where
             let mut entry = Entry::new(
                 Handle::from_u64(r.handle),
                 wall.to_engine(t.created.min(now_unix)),
-                wall.to_engine(abs),
                 data,
             );
             // The idle deadline is last use + idle timeout: place the last
             // use so the deadline is `idle_at` exactly.
-            *entry.last_seen.get_mut() = wall.to_engine(idle_at.saturating_sub(new_idle));
+            let last_seen = wall.to_engine(idle_at.saturating_sub(new_idle));
             *entry.issued.get_mut() = wall.to_engine(t.issued.min(now_unix));
             let to = if principal.is_some() {
                 &mut authenticated
@@ -743,12 +756,17 @@ where
                 &mut anonymous
             };
             *entry.principal.get_mut() = principal;
-            to.push((SessionKey::from_bytes(r.digest), entry));
+            to.push(Decoded {
+                key: SessionKey::from_bytes(r.digest),
+                entry,
+                last_seen,
+                abs: wall.to_engine(abs),
+            });
             Ok(())
         })?;
         // Everything decoded: only now does the engine change.
-        for (key, entry) in authenticated.into_iter().chain(anonymous) {
-            match self.restore_entry(key, entry) {
+        for d in authenticated.into_iter().chain(anonymous) {
+            match self.restore_entry(d.key, d.entry, d.last_seen, d.abs) {
                 Restored::Inserted => report.restored += 1,
                 Restored::Duplicate => report.duplicates += 1,
                 Restored::Full => report.refused_full += 1,

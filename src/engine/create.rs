@@ -4,8 +4,8 @@
 use super::*;
 use crate::error::{Error, ErrorKind};
 use crate::events::{EventKind, EvictionReason};
-use crate::key::SessionKey;
-use crate::shard::{Entry, Shard, Slot, TICK_MS, tick_of};
+use crate::key::Tag;
+use crate::shard::{Entry, Line, Shard, TICK_MS, tick_of};
 use crate::stats::bump;
 use crate::token::SessionToken;
 use crate::{Handle, Principal};
@@ -42,22 +42,23 @@ where
         let inner = &*self.inner;
         let now = inner.clock.now();
         let abs = now.saturating_add(inner.config.absolute_ms);
-        let entry = Arc::new(Entry::new(Handle::generate(), now, abs, data));
-        let (token, key) = loop {
+        let entry = Arc::new(Entry::new(Handle::generate(), now, data));
+        let (token, tag) = loop {
             let token = SessionToken::generate();
-            let key = inner.secret.digest(token.as_bytes());
-            let mut map = self.shard(&key).map.write();
-            // Never overwrite: a collision of 256-bit digests will not happen,
-            // but if it did, the new session takes another token.
-            if let std::collections::hash_map::Entry::Vacant(v) = map.entry(key) {
-                v.insert(Slot::Live(Arc::clone(&entry)));
-                break (token, key);
+            let tag = inner.secret.digest(token.as_bytes()).tag();
+            // Not shared yet: the tag is set before the line is visible.
+            entry.set_tag(tag);
+            let line = Line::live(tag, Arc::clone(&entry), now, abs);
+            // Never overwrite: two 128-bit tags will not collide, but if
+            // they did, the new session takes another token.
+            if self.shard(&tag).map.write().insert(line).is_ok() {
+                break (token, tag);
             }
         };
         inner.anonymous.fetch_add(1, Ordering::Relaxed);
-        let shard = self.shard(&key);
-        self.schedule(shard, key, entry.deadline(self.idle_ms()));
-        self.push_ring(shard, key);
+        let shard = self.shard(&tag);
+        self.schedule(shard, tag, now.saturating_add(self.idle_ms()).min(abs));
+        self.push_ring(shard, tag);
         bump(&inner.counters.created);
         inner.bus.emit(EventKind::Created, entry.handle, None);
         Ok((token, entry.handle))
@@ -105,7 +106,7 @@ where
             }
             let shard = &inner.shards[(start + step) & (n - 1)];
             loop {
-                let sample: Vec<SessionKey> = {
+                let sample: Vec<Tag> = {
                     let mut ring = shard.ring.lock();
                     let k = EVICT_SAMPLE.min(ring.len());
                     ring.drain(..k).collect()
@@ -113,41 +114,42 @@ where
                 if sample.is_empty() {
                     break;
                 }
-                let candidates: Vec<(SessionKey, Arc<Entry<T, P>>)> = {
+                // Anonymous live lines of the sample, with their last use:
+                // the line has it, the entry only the principal.
+                let candidates: Vec<(Tag, Arc<Entry<T, P>>, u64)> = {
                     let map = shard.map.read();
                     sample
                         .iter()
-                        .filter_map(|k| match map.get(k) {
-                            Some(Slot::Live(e)) if e.is_alive() && e.principal.read().is_none() => {
-                                Some((*k, Arc::clone(e)))
-                            }
-                            _ => None,
+                        .filter_map(|t| {
+                            let l = map.get(t)?;
+                            (l.is_live_line() && l.entry.principal.read().is_none())
+                                .then(|| (*t, Arc::clone(&l.entry), l.last_seen()))
                         })
                         .collect()
                 };
                 let Some(victim) = candidates
                     .iter()
                     .enumerate()
-                    .min_by_key(|(_, (_, e))| e.last_seen.load(Ordering::Relaxed))
+                    .min_by_key(|(_, (_, _, seen))| *seen)
                     .map(|(i, _)| i)
                 else {
                     continue; // all stale: dropped from the ring
                 };
-                let (vkey, ventry) = &candidates[victim];
-                let killed = {
-                    let principal = ventry.principal.read();
-                    principal.is_none() && ventry.try_kill()
-                };
+                let (_, ventry, _) = &candidates[victim];
+                // Still anonymous, checked under the map's write lock with
+                // the kill (a login takes the map lock first).
+                let killed = self
+                    .kill_entry(ventry, |l| l.entry.principal.read().is_none().then_some(()))
+                    .is_some();
                 {
                     let mut ring = shard.ring.lock();
-                    for (i, (k, _)) in candidates.iter().enumerate() {
+                    for (i, (t, _, _)) in candidates.iter().enumerate() {
                         if i != victim || !killed {
-                            ring.push_back(*k);
+                            ring.push_back(*t);
                         }
                     }
                 }
                 if killed {
-                    shard.remove_if(vkey, ventry);
                     self.retire(ventry, EventKind::Evicted(EvictionReason::Capacity));
                     return true;
                 }
@@ -156,31 +158,31 @@ where
         false
     }
 
-    pub(super) fn schedule(&self, shard: &Shard<T, P>, key: SessionKey, deadline: u64) {
+    pub(super) fn schedule(&self, shard: &Shard<T, P>, tag: Tag, deadline: u64) {
         let mut wheel = shard.wheel.lock();
-        wheel.insert(tick_of(deadline), key);
+        wheel.insert(tick_of(deadline), tag);
         let len = wheel.len();
         if len % PURGE_CHECK_EVERY == 0 {
             let map = shard.map.read();
             if len > 2 * map.len() + PURGE_CHECK_EVERY {
-                wheel.retain(|k| map.contains_key(k));
+                wheel.retain(|t| map.contains(t));
             }
         }
     }
 
-    pub(super) fn push_ring(&self, shard: &Shard<T, P>, key: SessionKey) {
+    pub(super) fn push_ring(&self, shard: &Shard<T, P>, tag: Tag) {
         let mut ring = shard.ring.lock();
-        ring.push_back(key);
+        ring.push_back(tag);
         let len = ring.len();
         if len % PURGE_CHECK_EVERY == 0 {
             let map = shard.map.read();
             if len > 2 * map.len() + PURGE_CHECK_EVERY {
-                // Keys whose slot is gone or a grace alias. A slot only:
-                // reading each entry (its liveness, its principal lock) would
-                // add a cache miss and two atomics per key, and eviction
-                // checks both anyway. A logged-in session's key is never
-                // here: login rotates to a key that is not pushed.
-                ring.retain(|k| matches!(map.get(k), Some(Slot::Live(_))));
+                // Tags whose line is gone or a grace alias. The line only:
+                // reading each entry (its principal lock) would add a cache
+                // miss and two atomics per tag, and eviction checks it
+                // anyway. A logged-in session's tag is never here: login
+                // rotates to a tag that is not pushed.
+                ring.retain(|t| map.get(t).is_some_and(Line::is_live_line));
                 ring.shrink_to_fit();
             }
         }

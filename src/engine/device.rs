@@ -179,8 +179,8 @@ where
             .users
             .members(&principal)
             .iter()
-            .filter(|m| !Arc::ptr_eq(&m.entry, &entry))
-            .filter(|m| self.end_member(m, EventKind::Revoked))
+            .filter(|e| !Arc::ptr_eq(e, &entry))
+            .filter(|e| self.end_member(e, EventKind::Revoked))
             .count();
         Ok(ended)
     }

@@ -32,11 +32,10 @@
 
 use super::*;
 use crate::error::{Error, ErrorKind};
-use crate::events::{EventKind, EvictionReason, ExpiryReason};
-use crate::key::{SecretKey, SessionKey};
-use crate::shard::{Entry, Slot};
+use crate::events::{EventKind, ExpiryReason};
+use crate::key::{SecretKey, SessionKey, Tag};
+use crate::shard::{Entry, Line};
 use crate::stats::bump;
-use crate::users::Member;
 use crate::{Handle, Principal};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -132,47 +131,49 @@ where
         self.reserve()?;
         let now = inner.clock.now();
         let abs = self.own_deadline(now, expires);
-        let entry = Arc::new(Entry::new(Handle::generate(), now, abs, data));
-        let shard = self.shard(&key);
-        loop {
-            let occupant = {
-                let mut map = shard.map.write();
-                match map.entry(key) {
-                    std::collections::hash_map::Entry::Vacant(v) => {
-                        v.insert(Slot::Live(Arc::clone(&entry)));
-                        None
-                    }
-                    std::collections::hash_map::Entry::Occupied(o) => {
-                        let live = o.get().resolve(now, inner.config.idle_ms).is_some();
-                        Some((Arc::clone(o.get().entry()), live))
-                    }
+        let entry = Arc::new(Entry::new(Handle::generate(), now, data));
+        let tag = key.tag();
+        entry.set_tag(tag);
+        let idle = inner.config.idle_ms;
+        let shard = self.shard(&tag);
+        let expired = {
+            let mut map = shard.map.write();
+            // The id's previous session, dead or past a deadline but not
+            // reaped yet, is ended here (as expired) to free the id; a live
+            // one keeps it.
+            let mut expired = None;
+            if let Some(i) = map.find(&tag)
+                && let Some(old) = map.at(i)
+            {
+                // (A grace alias cannot hold an id's tag, short of a 128-bit
+                // collision across domains: refused like a live holder.)
+                if !old.is_live_line() || old.live_at(now, idle) {
+                    drop(map);
+                    // Give back the place `reserve` counted.
+                    inner.live.fetch_sub(1, Ordering::AcqRel);
+                    return Err(Error::new(ErrorKind::IdTaken));
                 }
-            };
-            let Some((occupant, live)) = occupant else {
-                break;
-            };
-            if live {
-                // Give back the place `reserve` counted.
-                inner.live.fetch_sub(1, Ordering::AcqRel);
-                return Err(Error::new(ErrorKind::IdTaken));
-            }
-            // The id's previous session is dead or past a deadline but not
-            // reaped yet: end it (once, whoever gets there first) and free
-            // its slot, then try again.
-            if occupant.try_kill() {
-                let idle_at = occupant.idle_deadline(inner.config.idle_ms);
-                let reason = if occupant.abs_deadline.load(Ordering::Relaxed) <= idle_at {
+                let reason = if old.abs_deadline <= old.idle_deadline(idle) {
                     ExpiryReason::Absolute
                 } else {
                     ExpiryReason::Idle
                 };
-                self.retire_expired(&[(Arc::clone(&occupant), reason)]);
+                let old_entry = Arc::clone(&old.entry);
+                let first = old_entry.try_kill();
+                debug_assert!(first, "a live line's entry is alive");
+                map.remove_at(i);
+                expired = first.then_some((old_entry, reason));
             }
-            shard.remove_if(&key, &occupant);
+            let placed = map.insert(Line::live(tag, Arc::clone(&entry), now, abs));
+            debug_assert!(placed.is_ok(), "the id's line was just freed");
+            expired
+        };
+        if let Some(old) = expired {
+            self.retire_expired(&[old]);
         }
         inner.anonymous.fetch_add(1, Ordering::Relaxed);
-        self.schedule(shard, key, entry.deadline(self.idle_ms()));
-        self.push_ring(shard, key);
+        self.schedule(shard, tag, now.saturating_add(idle).min(abs));
+        self.push_ring(shard, tag);
         bump(&inner.counters.created);
         inner.bus.emit(EventKind::Created, entry.handle, None);
         Ok(entry.handle)
@@ -181,22 +182,24 @@ where
     /// Finds the live session for an id and touches it (records a use).
     ///
     /// **Locking:** one shard read lock. Allocates nothing.
-    fn find_id(&self, id: &[u8]) -> Option<(Arc<Entry<T, P>>, SessionKey)> {
+    fn find_id(&self, id: &[u8]) -> Option<(Arc<Entry<T, P>>, Tag)> {
         let inner = &*self.inner;
         let Some(key) = id_key(&inner.secret, id) else {
             inner.rejected_malformed.fetch_add(1, Ordering::Relaxed);
             return None;
         };
-        let shard = self.shard(&key);
+        let tag = key.tag();
+        let shard = self.shard(&tag);
         let now = inner.clock.now();
         let map = shard.map.read();
+        // An id's line is always a live line: ids are never rotated.
         match map
-            .get(&key)
-            .and_then(|s| s.resolve(now, inner.config.idle_ms))
+            .get(&tag)
+            .filter(|l| l.is_live_line() && l.live_at(now, inner.config.idle_ms))
         {
-            Some(e) => {
-                e.touch(now);
-                Some((Arc::clone(e), key))
+            Some(l) => {
+                l.touch(now);
+                Some((Arc::clone(&l.entry), tag))
             }
             None => {
                 drop(map);
@@ -297,17 +300,31 @@ where
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn set_expiry_by_id(&self, id: &[u8], expires: Option<SystemTime>) -> Result<(), Error> {
-        let Some((entry, key)) = self.find_id(id) else {
+        let Some((entry, tag)) = self.find_id(id) else {
             return Err(Error::new(ErrorKind::NotFound));
         };
         let abs = self.own_deadline(entry.created, expires);
-        let before = entry.abs_deadline.swap(abs, Ordering::Relaxed);
+        let shard = self.shard(&tag);
+        let moved = {
+            let mut map = shard.map.write();
+            match map.get_mut(&tag) {
+                Some(l) if l.is_live_line_of(&entry) => {
+                    let before = std::mem::replace(&mut l.abs_deadline, abs);
+                    Some((before, l.deadline(self.idle_ms())))
+                }
+                // Ended since the lookup: not brought back.
+                _ => None,
+            }
+        };
+        let Some((before, deadline)) = moved else {
+            return Err(Error::new(ErrorKind::NotFound));
+        };
         if abs < before {
             // Earlier than what the wheel holds for it: schedule the new
             // deadline, so memory is freed when it passes. (A later one
             // needs nothing: when the old slot fires, the reaper re-reads
             // the deadline and schedules it again.)
-            self.schedule(self.shard(&key), key, entry.deadline(self.idle_ms()));
+            self.schedule(shard, tag, deadline);
         }
         Ok(())
     }
@@ -328,13 +345,17 @@ where
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn remove_by_id(&self, id: &[u8]) -> bool {
-        let Some((entry, key)) = self.find_id(id) else {
+        let Some((entry, _)) = self.find_id(id) else {
             return false;
         };
-        if !entry.try_kill() {
+        let now = self.inner.clock.now();
+        let idle = self.idle_ms();
+        if self
+            .kill_entry(&entry, |l| l.live_at(now, idle).then_some(()))
+            .is_none()
+        {
             return false;
         }
-        self.shard(&key).remove_if(&key, &entry);
         self.retire(&entry, EventKind::Destroyed);
         true
     }
@@ -372,20 +393,14 @@ where
     /// ```
     pub fn bind_by_id(&self, id: &[u8], principal: Option<P>) -> Result<(), Error> {
         let inner = &*self.inner;
-        let Some((entry, key)) = self.find_id(id) else {
+        let Some((entry, tag)) = self.find_id(id) else {
             return Err(Error::new(ErrorKind::NotFound));
         };
         // User code (the principal's `Clone`) before anything changes.
-        let bound = principal.clone();
+        let (bound, limited) = (principal.clone(), principal.clone());
         let now = inner.clock.now();
-        let idle = inner.config.idle_ms;
-        let limit = inner.config.max_per_user;
-        let live = |e: &Entry<T, P>| e.is_live(now, idle);
-        let member = || Member {
-            key,
-            entry: Arc::clone(&entry),
-        };
-        let mut victims = Vec::new();
+        let member = || Arc::clone(&entry);
+        let mut added = false;
         let anonymous_again;
         {
             let mut current = entry.principal.write();
@@ -398,8 +413,9 @@ where
                 // A panic in `add` (the principal's `Hash`/`Eq`) leaves
                 // everything as it was.
                 (None, Some(p)) => {
-                    victims = inner.users.add(p, member(), limit, live);
+                    inner.users.add(p, member());
                     inner.anonymous.fetch_sub(1, Ordering::AcqRel);
+                    added = true;
                 }
                 (Some(q), None) => {
                     inner.users.remove(q, &entry);
@@ -412,21 +428,17 @@ where
                     // closed: the session ends (as `login` does).
                     let moved = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         inner.users.remove(q, &entry);
-                        inner.users.add(p, member(), limit, live)
+                        inner.users.add(p, member());
                     }));
-                    match moved {
-                        Ok(v) => victims = v,
-                        Err(panic) => {
-                            let killed = entry.try_kill();
-                            drop(current);
-                            if killed {
-                                self.shard(&key).remove_if(&key, &entry);
-                                self.retire(&entry, EventKind::Destroyed);
-                            }
-                            std::panic::resume_unwind(panic);
+                    if let Err(panic) = moved {
+                        drop(current);
+                        if self.kill_entry(&entry, |_| Some(())).is_some() {
+                            self.retire(&entry, EventKind::Destroyed);
                         }
+                        std::panic::resume_unwind(panic);
                     }
                     entry.bump_epoch();
+                    added = true;
                 }
             }
             anonymous_again = bound.is_none();
@@ -435,7 +447,7 @@ where
         if anonymous_again {
             // Evictable again: back in the ring (a stale copy of the key
             // there is skipped by eviction, and purged in time).
-            self.push_ring(self.shard(&key), key);
+            self.push_ring(self.shard(&tag), tag);
         }
         let principal = entry.principal.read().clone();
         if principal.is_some() {
@@ -445,8 +457,8 @@ where
                 .bus
                 .emit(EventKind::LoggedIn, entry.handle, principal.as_ref());
         }
-        for m in &victims {
-            self.end_member(m, EventKind::Evicted(EvictionReason::PerUser));
+        if added && let Some(p) = limited {
+            self.enforce_limit(&p, &entry, now);
         }
         Ok(())
     }
@@ -464,7 +476,8 @@ where
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn info_by_id(&self, id: &[u8]) -> Option<SessionInfo<P>> {
-        self.find_id(id).map(|(e, _)| self.info_of(&e))
+        let (entry, _) = self.find_id(id)?;
+        self.locate(&entry, |l| self.info_of(l))
     }
 }
 

@@ -11,7 +11,12 @@
 //! → a principal-index shard. Wheel and ring locks are leaves (they may read
 //! a map when purging stale keys, and nothing takes them while holding a
 //! map). The data mutex of an entry is taken with nothing else held, and is
-//! the only lock user code runs under.
+//! the only lock user code runs under. Finding a session's live line from
+//! its entry ([`Sessions::locate`], [`Sessions::kill_entry`]) takes a map
+//! lock and is only done with no lock held.
+//!
+//! See `shard.rs` for the table and its one rule: a session is alive
+//! exactly while its live line is in the table.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -26,9 +31,9 @@ use crate::clock::{Clock, EngineClock};
 use crate::config::{Builder, Config};
 use crate::error::{Error, ErrorKind};
 use crate::events::{Bus, Event};
-use crate::key::{SecretKey, SessionKey};
+use crate::key::{SecretKey, Tag};
 use crate::reaper::Reaper;
-use crate::shard::{Entry, Shard, Slot, TICK_MS};
+use crate::shard::{Entry, Line, Shard, TICK_MS};
 use crate::stats::{Counters, Stats};
 use crate::token::TokenInput;
 use crate::users::Users;
@@ -129,8 +134,8 @@ pub(crate) struct Inner<T, P> {
     devices: OnceLock<Box<[DeviceShard]>>,
 }
 
-/// One shard of the grace-alias table: handle → the alias key.
-type AliasShard = CachePadded<Mutex<HashMap<Handle, SessionKey>>>;
+/// One shard of the grace-alias table: handle → the alias's tag.
+type AliasShard = CachePadded<Mutex<HashMap<Handle, Tag>>>;
 
 /// One shard of the device table: handle → the session's device.
 type DeviceShard = CachePadded<Mutex<HashMap<Handle, crate::Device>>>;
@@ -239,12 +244,12 @@ where
         Self { reaper, inner }
     }
 
-    fn shard_of(&self, key: &SessionKey) -> usize {
-        (key.shard_bits() as usize) & (self.inner.shards.len() - 1)
+    fn shard_of(&self, tag: &Tag) -> usize {
+        (tag.shard_bits() as usize) & (self.inner.shards.len() - 1)
     }
 
-    fn shard(&self, key: &SessionKey) -> &Shard<T, P> {
-        &self.inner.shards[self.shard_of(key)]
+    fn shard(&self, tag: &Tag) -> &Shard<T, P> {
+        &self.inner.shards[self.shard_of(tag)]
     }
 
     fn idle_ms(&self) -> u64 {
@@ -264,44 +269,123 @@ where
 
     /// Finds the live session for a token and touches it. The hot path.
     ///
-    /// **Locking:** one shard read lock. Allocates nothing.
+    /// `f` sees the session's live line (for a grace alias, the live line it
+    /// stands for).
+    ///
+    /// **Locking:** one shard read lock (a grace alias: then the live line's
+    /// shard's). Allocates nothing.
     #[inline]
     fn find<R>(
         &self,
         token: &(impl TokenInput + ?Sized),
-        f: impl FnOnce(&Arc<Entry<T, P>>) -> R,
+        f: impl FnOnce(&Line<T, P>) -> R,
     ) -> Option<R> {
         let inner = &*self.inner;
         let Some(bytes) = token.token_bytes() else {
             inner.rejected_malformed.fetch_add(1, Ordering::Relaxed);
             return None;
         };
-        let key = inner.secret.digest(&bytes);
-        let shard = self.shard(&key);
+        let tag = inner.secret.digest(&bytes).tag();
+        let shard = self.shard(&tag);
         // Every well-formed lookup reads the clock (a coarse clock: a few
         // ns), so the engine's time moves with each request, hit or miss,
         // and a clock that later jumps back finds that time already kept.
         let now = inner.clock.now();
+        let idle = inner.config.idle_ms;
         let map = shard.map.read();
-        match map
-            .get(&key)
-            .and_then(|s| s.resolve(now, inner.config.idle_ms))
-        {
-            Some(e) => {
-                e.touch(now);
-                Some(f(e))
-            }
-            None => {
-                drop(map);
-                shard.rejected.fetch_add(1, Ordering::Relaxed);
+        let alias = match map.get(&tag) {
+            Some(line) if line.is_live_line() => {
+                if line.live_at(now, idle) {
+                    line.touch(now);
+                    return Some(f(line));
+                }
                 None
             }
+            Some(line) if now < line.until => Some(Arc::clone(&line.entry)),
+            _ => None,
+        };
+        drop(map);
+        // A grace alias (rare: the window after a rotation): the session's
+        // state is on its live line, in whatever shard its tag picks.
+        let found = alias.and_then(|entry| {
+            self.locate(&entry, |line| {
+                line.live_at(now, idle).then(|| {
+                    line.touch(now);
+                    f(line)
+                })
+            })
+            .flatten()
+        });
+        if found.is_none() {
+            shard.rejected.fetch_add(1, Ordering::Relaxed);
+        }
+        found
+    }
+
+    /// Runs `f` on `entry`'s live line under its shard's read lock; `None`
+    /// when the session has ended. Call with no lock held.
+    pub(crate) fn locate<R>(
+        &self,
+        entry: &Arc<Entry<T, P>>,
+        f: impl FnOnce(&Line<T, P>) -> R,
+    ) -> Option<R> {
+        let mut spins = 0u32;
+        loop {
+            if !entry.is_alive() {
+                return None;
+            }
+            let tag = entry.tag();
+            {
+                let map = self.shard(&tag).map.read();
+                if let Some(line) = map.get(&tag)
+                    && line.is_live_line_of(entry)
+                {
+                    return Some(f(line));
+                }
+            }
+            // A rotation moved the line between the tag's read and the lock.
+            backoff(&mut spins);
+        }
+    }
+
+    /// Ends `entry`'s session if `decide` says so: under the write lock of
+    /// the shard holding its live line, `decide` sees the line and returns
+    /// how the session ends (or `None`: it stays); then the alive bit is
+    /// cleared and the line removed in the same critical section. `None`
+    /// when the session had already ended or `decide` declined. The caller
+    /// then runs the bookkeeping ([`Sessions::retire`]). Call with no lock
+    /// held; `decide` may take the entry's principal lock.
+    pub(crate) fn kill_entry<R>(
+        &self,
+        entry: &Arc<Entry<T, P>>,
+        decide: impl FnOnce(&Line<T, P>) -> Option<R>,
+    ) -> Option<R> {
+        let mut spins = 0u32;
+        loop {
+            if !entry.is_alive() {
+                return None;
+            }
+            let tag = entry.tag();
+            {
+                let mut map = self.shard(&tag).map.write();
+                if let Some(i) = map.find(&tag)
+                    && map.at(i).is_some_and(|l| l.is_live_line_of(entry))
+                {
+                    let how = map.at(i).and_then(decide)?;
+                    let killed = entry.try_kill();
+                    debug_assert!(killed, "a live line's entry is alive");
+                    // The entry outlives the lock: the caller holds it.
+                    map.remove_at(i);
+                    return killed.then_some(how);
+                }
+            }
+            backoff(&mut spins);
         }
     }
 
     /// The live session and its epoch at lookup (see `Entry::epoch`).
     fn find_entry(&self, token: &(impl TokenInput + ?Sized)) -> Option<(Arc<Entry<T, P>>, u32)> {
-        self.find(token, |e| (Arc::clone(e), e.epoch()))
+        self.find(token, |l| (Arc::clone(&l.entry), l.entry.epoch()))
     }
 
     /// Validates a token and records the use: the session's handle if it is
@@ -319,7 +403,7 @@ where
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn validate(&self, token: &(impl TokenInput + ?Sized)) -> Option<Handle> {
-        self.find(token, |e| e.handle)
+        self.find(token, |l| l.handle)
     }
 
     /// Whether `token` is its session's current token: live, and not an
@@ -346,10 +430,11 @@ where
         let Some(bytes) = token.token_bytes() else {
             return false;
         };
-        let key = inner.secret.digest(&bytes);
+        let tag = inner.secret.digest(&bytes).tag();
         let now = inner.clock.now();
-        let map = self.shard(&key).map.read();
-        matches!(map.get(&key), Some(Slot::Live(e)) if e.is_live(now, inner.config.idle_ms))
+        let map = self.shard(&tag).map.read();
+        map.get(&tag)
+            .is_some_and(|l| l.is_live_line() && l.live_at(now, inner.config.idle_ms))
     }
 
     /// Validates a token and returns the session's metadata.
@@ -365,19 +450,21 @@ where
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn info(&self, token: &(impl TokenInput + ?Sized)) -> Option<SessionInfo<P>> {
-        self.find(token, |e| self.info_of(e))
+        self.find(token, |l| self.info_of(l))
     }
 
-    fn info_of(&self, e: &Entry<T, P>) -> SessionInfo<P> {
-        let abs = e.abs_deadline.load(Ordering::Relaxed);
+    /// A live line's metadata. Takes the entry's principal lock (inside a
+    /// map lock: the engine's order).
+    fn info_of(&self, l: &Line<T, P>) -> SessionInfo<P> {
+        let e = &l.entry;
         SessionInfo {
-            handle: e.handle,
+            handle: l.handle,
             principal: e.principal.read().clone(),
             created: self.wall(e.created),
-            last_seen: self.wall(e.last_seen.load(Ordering::Relaxed)),
+            last_seen: self.wall(l.last_seen()),
             token_issued: self.wall(e.issued.load(Ordering::Relaxed)),
-            expires: self.wall(e.deadline(self.idle_ms())),
-            absolute_expires: self.wall(abs),
+            expires: self.wall(l.deadline(self.idle_ms())),
+            absolute_expires: self.wall(l.abs_deadline),
             // Filled in by `sessions_of`: a lookup on the request path pays
             // nothing for device lists.
             device: None,
@@ -478,7 +565,7 @@ where
         self.inner.live.load(Ordering::Acquire)
     }
 
-    /// Map slots held: live tokens plus grace aliases (reaped or not).
+    /// Table lines held: live tokens plus grace aliases (reaped or not).
     /// For tests of memory bounds; not a stable API.
     #[doc(hidden)]
     pub fn map_slots(&self) -> usize {
@@ -544,6 +631,18 @@ where
     /// ```
     pub fn subscribe(&self, capacity: usize) -> Receiver<Event<P>> {
         self.inner.bus.subscribe(capacity)
+    }
+}
+
+/// Waits a little before reading an entry's tag again (a rotation holds
+/// the two shard locks for a few hundred ns).
+#[inline]
+fn backoff(spins: &mut u32) {
+    *spins += 1;
+    if *spins < 64 {
+        std::hint::spin_loop();
+    } else {
+        std::thread::yield_now();
     }
 }
 

@@ -3,8 +3,8 @@
 
 use super::*;
 use crate::events::{EventKind, ExpiryReason};
-use crate::key::SessionKey;
-use crate::shard::{Entry, Shard, Slot, TICK_MS, tick_of};
+use crate::key::Tag;
+use crate::shard::{Entry, Shard, TICK_MS, tick_of};
 use crate::{Handle, Principal};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -59,29 +59,30 @@ where
         expired
     }
 
-    pub(super) fn reap(&self, shard: &Shard<T, P>, keys: &[SessionKey], now: u64) -> usize {
+    pub(super) fn reap(&self, shard: &Shard<T, P>, tags: &[Tag], now: u64) -> usize {
         let idle = self.idle_ms();
-        let mut again: Vec<(SessionKey, u64)> = Vec::new();
+        let mut again: Vec<(Tag, u64)> = Vec::new();
         let mut killed: Vec<(Arc<Entry<T, P>>, ExpiryReason)> = Vec::new();
-        // Grace aliases whose window ended (or whose session died).
-        let mut lapsed: Vec<(Handle, SessionKey)> = Vec::new();
-        // What to do with each key of a chunk: `None` keep (or gone),
-        // `Some(None)` drop a dead or lapsed slot, `Some(Some(r))` expire.
+        // Grace aliases whose window ended (or whose session died), with
+        // their entry (not freed under the lock).
+        let mut lapsed: Vec<(Handle, Tag, Arc<Entry<T, P>>)> = Vec::new();
+        // What to do with each tag of a chunk: `None` keep (or gone),
+        // `Some(None)` drop a lapsed alias, `Some(Some(r))` expire.
         let mut verdicts: Vec<Option<Option<ExpiryReason>>> = Vec::with_capacity(REAP_LOCK_CHUNK);
-        for chunk in keys.chunks(REAP_LOCK_CHUNK) {
+        for chunk in tags.chunks(REAP_LOCK_CHUNK) {
             let mut map = shard.map.write();
             // Pass 1, plain loads only: with no atomic read-modify-write in
             // the loop (each is a full fence on x86), the cache misses of
-            // the chunk's slots and entries overlap instead of queueing.
+            // the chunk's lines overlap instead of queueing. A live line
+            // holds its deadlines: no entry is read.
             verdicts.clear();
-            verdicts.extend(chunk.iter().map(|key| match map.get(key) {
-                None => None,
-                Some(Slot::Live(e)) if !e.is_alive() => Some(None),
-                Some(Slot::Live(e)) => {
-                    let idle_at = e.idle_deadline(idle);
-                    let abs_at = e.abs_deadline.load(Ordering::Relaxed);
+            verdicts.extend(chunk.iter().map(|tag| {
+                let line = map.get(tag)?;
+                if line.is_live_line() {
+                    let idle_at = line.idle_deadline(idle);
+                    let abs_at = line.abs_deadline;
                     if now < idle_at.min(abs_at) {
-                        again.push((*key, idle_at.min(abs_at)));
+                        again.push((*tag, idle_at.min(abs_at)));
                         return None;
                     }
                     Some(Some(if abs_at <= idle_at {
@@ -89,35 +90,39 @@ where
                     } else {
                         ExpiryReason::Idle
                     }))
-                }
-                Some(Slot::Grace { entry, until }) => {
-                    if now < *until && entry.is_alive() {
-                        again.push((*key, *until));
+                } else {
+                    if now < line.until && line.entry.is_alive() {
+                        again.push((*tag, line.until));
                         return None;
                     }
                     Some(None)
                 }
             }));
-            // Pass 2: remove and kill, on lines now in cache. The slot's own
-            // reference moves into `killed`: no extra count traffic.
-            for (key, verdict) in chunk.iter().zip(&verdicts) {
+            // Pass 2: remove and kill, on lines now in cache. The line's own
+            // reference moves into `killed`: no extra count traffic, and no
+            // entry is freed under the lock.
+            for (tag, verdict) in chunk.iter().zip(&verdicts) {
                 let Some(expiry) = verdict else { continue };
-                match (map.remove(key), expiry) {
-                    (Some(Slot::Live(e)), Some(reason)) if e.try_kill() => {
-                        killed.push((e, *reason));
+                let Some(line) = map.remove(tag) else { continue };
+                match expiry {
+                    Some(reason) => {
+                        let first = line.entry.try_kill();
+                        debug_assert!(first, "a live line's entry is alive");
+                        if first {
+                            killed.push((line.entry, *reason));
+                        }
                     }
-                    (Some(Slot::Grace { entry, .. }), _) => lapsed.push((entry.handle, *key)),
-                    _ => {}
+                    None => lapsed.push((line.handle, *tag, line.entry)),
                 }
             }
         }
-        for (handle, key) in &lapsed {
-            self.forget_alias(*handle, key);
+        for (handle, tag, _) in &lapsed {
+            self.forget_alias(*handle, tag);
         }
         if !again.is_empty() {
             let mut wheel = shard.wheel.lock();
-            for (key, at) in again {
-                wheel.insert(tick_of(at), key);
+            for (tag, at) in again {
+                wheel.insert(tick_of(at), tag);
             }
         }
         self.retire_expired(&killed);

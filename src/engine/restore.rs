@@ -5,9 +5,8 @@ use crate::Principal;
 use crate::config::Config;
 use crate::events::{EventKind, EvictionReason};
 use crate::key::{SecretKey, SessionKey};
-use crate::shard::{Entry, Slot};
+use crate::shard::{Entry, Line, Table};
 use crate::stats::bump;
-use crate::users::Member;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
@@ -39,7 +38,7 @@ where
     pub(crate) fn read_shard<R>(
         &self,
         i: usize,
-        f: impl FnOnce(&crate::shard::Map<T, P>) -> R,
+        f: impl FnOnce(&Table<T, P>) -> R,
     ) -> R {
         f(&self.inner.shards[i].map.read())
     }
@@ -69,9 +68,18 @@ where
     /// may evict an anonymous session. Beyond `max_sessions_per_user`, the
     /// principal's earliest restored sessions end. Emits no `Created` event.
     ///
+    /// `last_seen` and `abs` are the session's last use and absolute
+    /// deadline in engine ms.
+    ///
     /// **Locking:** as `create`; the principal index is updated under the
     /// shard's write lock, as login does.
-    pub(crate) fn restore_entry(&self, key: SessionKey, mut entry: Entry<T, P>) -> Restored {
+    pub(crate) fn restore_entry(
+        &self,
+        key: SessionKey,
+        mut entry: Entry<T, P>,
+        last_seen: u64,
+        abs: u64,
+    ) -> Restored {
         let inner = &*self.inner;
         let principal = entry.principal.get_mut().clone();
         if principal.is_some() {
@@ -82,49 +90,42 @@ where
             bump(&inner.counters.refused_full);
             return Restored::Full;
         }
+        let tag = key.tag();
+        entry.set_tag(tag);
         let entry = Arc::new(entry);
-        let shard = self.shard(&key);
+        let line = Line::live(tag, Arc::clone(&entry), last_seen, abs);
+        let deadline = line.deadline(self.idle_ms());
+        let shard = self.shard(&tag);
         let mut victims = Vec::new();
         {
             let mut map = shard.map.write();
-            match map.entry(key) {
-                std::collections::hash_map::Entry::Occupied(_) => {
-                    drop(map);
-                    inner.live.fetch_sub(1, Ordering::AcqRel);
-                    return Restored::Duplicate;
-                }
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(Slot::Live(Arc::clone(&entry)));
-                }
+            if map.insert(line).is_err() {
+                drop(map);
+                inner.live.fetch_sub(1, Ordering::AcqRel);
+                return Restored::Duplicate;
             }
             match &principal {
                 None => {
                     inner.anonymous.fetch_add(1, Ordering::Relaxed);
                 }
-                Some(p) => {
-                    let member = Member {
-                        key,
-                        entry: Arc::clone(&entry),
-                    };
-                    inner.users.add(p.clone(), member, None, |_| true);
-                }
+                Some(p) => inner.users.add(p.clone(), Arc::clone(&entry)),
             }
         }
-        self.schedule(shard, key, entry.deadline(self.idle_ms()));
+        self.schedule(shard, tag, deadline);
         match (&principal, inner.config.max_per_user) {
-            (None, _) => self.push_ring(shard, key),
+            (None, _) => self.push_ring(shard, tag),
             // Restored in no particular order: the oldest sessions go.
             (Some(p), Some(limit)) => {
                 let mut members = inner.users.members(p);
-                members.retain(|m| m.entry.is_alive());
-                members.sort_by_key(|m| m.entry.created);
+                members.retain(|e| e.is_alive());
+                members.sort_by_key(|e| e.created);
                 let excess = members.len().saturating_sub(limit);
                 victims.extend(members.into_iter().take(excess));
             }
             (Some(_), None) => {}
         }
-        for m in &victims {
-            self.end_member(m, EventKind::Evicted(EvictionReason::PerUser));
+        for e in &victims {
+            self.end_member(e, EventKind::Evicted(EvictionReason::PerUser));
         }
         Restored::Inserted
     }

@@ -6,7 +6,6 @@ use crate::events::{EventKind, EvictionReason, ExpiryReason};
 use crate::shard::Entry;
 use crate::stats::bump;
 use crate::token::TokenInput;
-use crate::users::Member;
 use crate::{Handle, Principal, SessionInfo};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -55,12 +54,13 @@ where
         self.drop_device(entry.handle);
     }
 
-    pub(super) fn end_member(&self, m: &Member<T, P>, kind: EventKind) -> bool {
-        if !m.entry.try_kill() {
+    /// Ends a session held by its entry (whatever its deadlines say), with
+    /// the bookkeeping. False if it had already ended.
+    pub(super) fn end_member(&self, entry: &Arc<Entry<T, P>>, kind: EventKind) -> bool {
+        if self.kill_entry(entry, |_| Some(())).is_none() {
             return false;
         }
-        self.shard(&m.key).remove_if(&m.key, &m.entry);
-        self.retire(&m.entry, kind);
+        self.retire(entry, kind);
         true
     }
 
@@ -77,20 +77,19 @@ where
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn logout(&self, token: &(impl TokenInput + ?Sized)) -> bool {
-        let inner = &*self.inner;
-        let Some(bytes) = token.token_bytes() else {
-            return false;
-        };
-        let key = inner.secret.digest(&bytes);
         let Some((entry, _)) = self.find_entry(token) else {
             return false;
         };
-        if !entry.try_kill() {
+        // A grace alias ends its session too: the live line goes, and the
+        // alias's line with the bookkeeping.
+        let now = self.inner.clock.now();
+        let idle = self.idle_ms();
+        if self
+            .kill_entry(&entry, |l| l.live_at(now, idle).then_some(()))
+            .is_none()
+        {
             return false;
         }
-        // When the token was a grace alias, the live key's slot stays until the
-        // reaper meets it; the entry is dead, so it answers no lookup.
-        self.shard(&key).remove_if(&key, &entry);
         self.retire(&entry, EventKind::Destroyed);
         true
     }
@@ -122,19 +121,25 @@ where
     /// revoked. One already past a deadline at `now` (the reaper had not
     /// reached it yet) ends as expired, the way the reaper would end it,
     /// and does not count: it granted nothing, so nothing was revoked.
-    fn revoke_member(&self, m: &Member<T, P>, now: u64) -> bool {
-        let idle_at = m.entry.idle_deadline(self.idle_ms());
-        let abs_at = m.entry.abs_deadline.load(Ordering::Relaxed);
-        if now < idle_at.min(abs_at) {
-            return self.end_member(m, EventKind::Revoked);
+    fn revoke_member(&self, entry: &Arc<Entry<T, P>>, now: u64) -> bool {
+        let idle = self.idle_ms();
+        let ended = self.kill_entry(entry, |l| {
+            let (idle_at, abs_at) = (l.idle_deadline(idle), l.abs_deadline);
+            Some(if now < idle_at.min(abs_at) {
+                EventKind::Revoked
+            } else if abs_at <= idle_at {
+                EventKind::Expired(ExpiryReason::Absolute)
+            } else {
+                EventKind::Expired(ExpiryReason::Idle)
+            })
+        });
+        match ended {
+            Some(kind) => {
+                self.retire(entry, kind);
+                kind == EventKind::Revoked
+            }
+            None => false,
         }
-        let reason = if abs_at <= idle_at {
-            ExpiryReason::Absolute
-        } else {
-            ExpiryReason::Idle
-        };
-        self.end_member(m, EventKind::Expired(reason));
-        false
     }
 
     /// Ends one of `principal`'s sessions by its handle (an "end that
@@ -156,8 +161,8 @@ where
             .users
             .members(principal)
             .iter()
-            .find(|m| m.entry.handle == handle)
-            .is_some_and(|m| self.revoke_member(m, now))
+            .find(|e| e.handle == handle)
+            .is_some_and(|e| self.revoke_member(e, now))
     }
 
     /// The live sessions of `principal`, oldest first: metadata, never
@@ -176,14 +181,23 @@ where
     /// ```
     pub fn sessions_of(&self, principal: &P) -> Vec<SessionInfo<P>> {
         let now = self.inner.clock.now();
-        let mut members = self.inner.users.members(principal);
-        members.retain(|m| m.entry.is_live(now, self.idle_ms()));
-        members.sort_by_key(|m| m.entry.created);
-        members
+        let idle = self.idle_ms();
+        let mut infos: Vec<(u64, SessionInfo<P>)> = self
+            .inner
+            .users
+            .members(principal)
             .iter()
-            .map(|m| {
-                let mut info = self.info_of(&m.entry);
-                info.device = self.device_of(m.entry.handle);
+            .filter_map(|e| {
+                self.locate(e, |l| l.live_at(now, idle).then(|| self.info_of(l)))
+                    .flatten()
+                    .map(|info| (e.created, info))
+            })
+            .collect();
+        infos.sort_by_key(|(created, _)| *created);
+        infos
+            .into_iter()
+            .map(|(_, mut info)| {
+                info.device = self.device_of(info.handle);
                 info
             })
             .collect()

@@ -4,11 +4,10 @@
 use super::*;
 use crate::error::{Error, ErrorKind};
 use crate::events::{EventKind, EvictionReason};
-use crate::key::SessionKey;
-use crate::shard::{Entry, Slot};
+use crate::key::Tag;
+use crate::shard::{Entry, Line};
 use crate::stats::bump;
 use crate::token::{SessionToken, TokenInput};
-use crate::users::Member;
 use crate::{Handle, Principal};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -23,7 +22,7 @@ where
     /// window.
     ///
     /// **Locking:** one alias-table leaf lock.
-    pub(super) fn set_alias(&self, handle: Handle, key: Option<SessionKey>) -> Option<SessionKey> {
+    pub(super) fn set_alias(&self, handle: Handle, key: Option<Tag>) -> Option<Tag> {
         let table = &self.inner.aliases;
         if table.is_empty() {
             return None;
@@ -37,7 +36,7 @@ where
 
     /// Forgets `key` as the alias of `handle` if it still is (its window
     /// ended and the reaper dropped its slot).
-    pub(super) fn forget_alias(&self, handle: Handle, key: &SessionKey) {
+    pub(super) fn forget_alias(&self, handle: Handle, key: &Tag) {
         let table = &self.inner.aliases;
         if table.is_empty() {
             return;
@@ -182,12 +181,12 @@ where
             Error::new(ErrorKind::NotFound)
         };
         let bytes = token.token_bytes().ok_or_else(not_found)?;
-        let old_key = inner.secret.digest(&bytes);
-        let i = self.shard_of(&old_key);
-        let (new_token, new_key, j) = loop {
+        let old_tag = inner.secret.digest(&bytes).tag();
+        let i = self.shard_of(&old_tag);
+        let (new_token, new_tag, j) = loop {
             let t = SessionToken::generate();
-            let k = inner.secret.digest(t.as_bytes());
-            if k != old_key {
+            let k = inner.secret.digest(t.as_bytes()).tag();
+            if k != old_tag {
                 let j = self.shard_of(&k);
                 break (t, k, j);
             }
@@ -196,8 +195,8 @@ where
         // a panic here leaves the engine as it was.
         let (login, on_switch) = match login {
             Some((p, f)) => {
-                let bound = p.clone();
-                (Some((p, bound)), Some(f))
+                let (bound, limited) = (p.clone(), p.clone());
+                (Some((p, bound, limited)), Some(f))
             }
             None => (None, None),
         };
@@ -205,10 +204,11 @@ where
         let now = inner.clock.now();
         let idle = inner.config.idle_ms;
         let grace = if is_login { 0 } else { inner.config.grace_ms };
-        let mut victims = Vec::new();
+        let mut bound_to = None;
         let mut switched = false;
         let entry;
         let stale_alias;
+        let deadline;
         {
             // Two shard locks at most, lower index first: no deadlock.
             let (mut old_map, mut new_map) = if i == j {
@@ -220,38 +220,39 @@ where
                 let b = inner.shards[j].map.write();
                 (inner.shards[i].map.write(), Some(b))
             };
-            entry = match old_map.get(&old_key) {
-                Some(Slot::Live(e)) if e.is_live(now, idle) => Arc::clone(e),
+            let Some(at) = old_map.find(&old_tag) else {
+                drop((old_map, new_map));
+                return Err(not_found());
+            };
+            let mut abs = match old_map.at(at) {
+                Some(l) if l.is_live_line() && l.live_at(now, idle) => {
+                    entry = Arc::clone(&l.entry);
+                    l.abs_deadline
+                }
                 _ => {
                     drop((old_map, new_map));
                     return Err(not_found());
                 }
             };
             let target = new_map.as_deref().unwrap_or(&*old_map);
-            if target.contains_key(&new_key) {
-                // 2^-256: not worth a retry path; the caller may simply retry.
+            if target.contains(&new_tag) {
+                // 2^-128: not worth a retry path; the caller may simply retry.
                 return Err(Error::new(ErrorKind::NotFound));
             }
-            if let Some((p, bound)) = login {
+            if let Some((p, bound, limited)) = login {
                 let mut principal = entry.principal.write();
-                if !entry.is_alive() {
-                    return Err(Error::new(ErrorKind::NotFound));
-                }
-                let member = Member {
-                    key: new_key,
-                    entry: Arc::clone(&entry),
-                };
-                let limit = inner.config.max_per_user;
-                let live = |e: &Entry<T, P>| e.is_live(now, idle);
                 // The index first (it runs the principal's `Hash`/`Eq`,
-                // user code) and nothing else until it is done.
+                // user code) and nothing else until it is done. The
+                // per-user limit is enforced after the locks are released
+                // (`enforce_limit`: it reads other sessions' lines).
                 match principal.as_ref() {
                     // A panic in `add` leaves everything as it was.
                     None => {
-                        victims = inner.users.add(p, member, limit, live);
+                        inner.users.add(p, Arc::clone(&entry));
                         inner.anonymous.fetch_sub(1, Ordering::AcqRel);
+                        bound_to = Some(limited);
                     }
-                    Some(q) if *q == p => inner.users.rekey(&p, &entry, new_key),
+                    Some(q) if *q == p => {}
                     Some(q) => {
                         // Two index updates: a panic between them would
                         // leave the session listed under neither or both
@@ -259,67 +260,62 @@ where
                         // it. Fail closed: the session ends.
                         let moved = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                             inner.users.remove(q, &entry);
-                            inner.users.add(p, member, limit, live)
+                            inner.users.add(p, Arc::clone(&entry));
                         }));
-                        match moved {
-                            Ok(v) => victims = v,
-                            Err(panic) => {
-                                let killed = entry.try_kill();
-                                drop(principal);
-                                drop((old_map, new_map));
-                                if killed {
-                                    self.shard(&old_key).remove_if(&old_key, &entry);
-                                    self.retire(&entry, EventKind::Destroyed);
-                                }
-                                std::panic::resume_unwind(panic);
+                        if let Err(panic) = moved {
+                            let killed = entry.try_kill();
+                            drop(principal);
+                            old_map.remove_at(at);
+                            drop((old_map, new_map));
+                            if killed {
+                                self.retire(&entry, EventKind::Destroyed);
                             }
+                            std::panic::resume_unwind(panic);
                         }
                         entry.bump_epoch();
                         switched = true;
+                        bound_to = Some(limited);
                     }
                 }
                 *principal = Some(bound);
-                entry.abs_deadline.store(
-                    now.saturating_add(inner.config.absolute_ms),
-                    Ordering::Relaxed,
-                );
-            } else if let Some(p) = entry.principal.read().as_ref() {
-                inner.users.rekey(p, &entry, new_key);
+                abs = now.saturating_add(inner.config.absolute_ms);
             }
             entry.issued.store(now, Ordering::Relaxed);
-            entry.touch(now);
+            // The line moves: its last use is now (the rotation is a use),
+            // its absolute deadline stays (or restarts, on login).
+            let line = Line::live(new_tag, Arc::clone(&entry), now, abs);
+            deadline = line.deadline(idle);
             if grace > 0 {
-                old_map.insert(
-                    old_key,
-                    Slot::Grace {
-                        entry: Arc::clone(&entry),
-                        until: now.saturating_add(grace),
-                    },
-                );
-                stale_alias = self.set_alias(entry.handle, Some(old_key));
+                let alias = Line::alias(old_tag, Arc::clone(&entry), now.saturating_add(grace));
+                old_map.remove_at(at);
+                // The slot just freed takes it: cannot fail.
+                let _ = old_map.insert(alias);
+                stale_alias = self.set_alias(entry.handle, Some(old_tag));
             } else {
-                old_map.remove(&old_key);
+                old_map.remove_at(at);
                 stale_alias = self.set_alias(entry.handle, None);
             }
-            match new_map.as_mut() {
-                Some(m) => m.insert(new_key, Slot::Live(Arc::clone(&entry))),
-                None => old_map.insert(new_key, Slot::Live(Arc::clone(&entry))),
+            let placed = match new_map.as_mut() {
+                Some(m) => m.insert(line),
+                None => old_map.insert(line),
             };
+            debug_assert!(placed.is_ok(), "checked absent above");
+            entry.set_tag(new_tag);
         }
         if let Some(k) = stale_alias {
             self.shard(&k).remove_alias_if(&k, &entry);
         }
         if switched && let Some(f) = on_switch {
-            self.hand_over(&entry, &new_key, f);
+            self.hand_over(&entry, f);
         }
         let shard = &inner.shards[j];
-        self.schedule(shard, new_key, entry.deadline(idle));
+        self.schedule(shard, new_tag, deadline);
         if grace > 0 {
-            self.schedule(&inner.shards[i], old_key, now.saturating_add(grace));
+            self.schedule(&inner.shards[i], old_tag, now.saturating_add(grace));
         }
         let principal = entry.principal.read().clone();
         if principal.is_none() {
-            self.push_ring(shard, new_key);
+            self.push_ring(shard, new_tag);
         }
         bump(&inner.counters.rotated);
         let kind = if is_login {
@@ -328,27 +324,36 @@ where
             EventKind::Rotated
         };
         inner.bus.emit(kind, entry.handle, principal.as_ref());
-        for m in &victims {
-            self.end_member(m, EventKind::Evicted(EvictionReason::PerUser));
+        if let Some(p) = bound_to {
+            self.enforce_limit(&p, &entry, now);
         }
         Ok(new_token)
+    }
+
+    /// Ends `principal`'s sessions bound before `own` beyond the per-user
+    /// limit, earliest-bound first; `own` and sessions bound after it are
+    /// never ended here (their own call judges them). Call with no lock
+    /// held: liveness is read from each session's line.
+    pub(super) fn enforce_limit(&self, principal: &P, own: &Arc<Entry<T, P>>, now: u64) {
+        let Some(limit) = self.inner.config.max_per_user else {
+            return;
+        };
+        let idle = self.idle_ms();
+        let live = |e: &Arc<Entry<T, P>>| self.locate(e, |l| l.live_at(now, idle)) == Some(true);
+        for victim in self.inner.users.over_limit(principal, own, limit, live) {
+            self.end_member(&victim, EventKind::Evicted(EvictionReason::PerUser));
+        }
     }
 
     /// Runs the caller's hand-over of the data to a new principal. If it
     /// panics, the session ends before the panic goes on: the previous
     /// principal's data must never reach the new one.
-    pub(super) fn hand_over(
-        &self,
-        entry: &Arc<Entry<T, P>>,
-        key: &SessionKey,
-        f: impl FnOnce(&mut T),
-    ) {
+    pub(super) fn hand_over(&self, entry: &Arc<Entry<T, P>>, f: impl FnOnce(&mut T)) {
         let mut data = entry.data.lock();
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut data)));
         drop(data);
         if let Err(panic) = outcome {
-            if entry.try_kill() {
-                self.shard(key).remove_if(key, entry);
+            if self.kill_entry(entry, |_| Some(())).is_some() {
                 self.retire(entry, EventKind::Destroyed);
             }
             std::panic::resume_unwind(panic);

@@ -7,30 +7,13 @@ use std::sync::Arc;
 use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
 
-use crate::key::SessionKey;
 use crate::shard::Entry;
 
-/// One session of a principal.
-pub(crate) struct Member<T, P> {
-    /// The session's current map key (kept in step by rotation; a racing
-    /// rotation may leave it stale, which only delays the map clean-up).
-    pub(crate) key: SessionKey,
-    pub(crate) entry: Arc<Entry<T, P>>,
-}
-
-impl<T, P> Clone for Member<T, P> {
-    fn clone(&self) -> Self {
-        Self {
-            key: self.key,
-            entry: Arc::clone(&self.entry),
-        }
-    }
-}
-
-type UserMap<T, P> = HashMap<P, Vec<Member<T, P>>>;
+type UserMap<T, P> = HashMap<P, Vec<Arc<Entry<T, P>>>>;
 type UserShard<T, P> = CachePadded<Mutex<UserMap<T, P>>>;
 
-/// Sharded index. Each shard lock is a leaf: held only for the map operation.
+/// Sharded index: each principal's sessions in the order they were bound.
+/// Each shard lock is a leaf: held only for the map operation.
 pub(crate) struct Users<T, P> {
     hasher: RandomState,
     shards: Box<[UserShard<T, P>]>,
@@ -51,79 +34,80 @@ impl<T, P: Eq + std::hash::Hash> Users<T, P> {
         &self.shards[i]
     }
 
-    /// Adds a session and, beyond `limit` live sessions, picks the
-    /// principal's earliest-bound live sessions as victims: they leave the
-    /// index here, under the same lock as the addition, so two concurrent
-    /// logins never pick each other's new session (the newest member is
-    /// never a victim). The caller ends the victims.
+    /// Adds a session, the principal's newest. Runs the principal's
+    /// `Hash`/`Eq` (user code) before it changes anything: a panic there
+    /// leaves the index as it was.
+    pub(crate) fn add(&self, p: P, entry: Arc<Entry<T, P>>) {
+        self.shard(&p).lock().entry(p).or_default().push(entry);
+    }
+
+    /// The per-user limit for the session `own` just bound to `p`: beyond
+    /// `limit` live sessions among those bound up to and including `own`,
+    /// the earliest-bound live ones leave the index and are returned (the
+    /// caller ends them). `own` is never one of them, nor is any session
+    /// bound after it: when two logins race, each judges only the sessions
+    /// bound before its own, so neither ends the other's new session and
+    /// the later one leaves at most `limit`.
     ///
-    /// `live` tells which members count (expired but unreaped ones do not).
-    /// Runs the principal's `Hash`/`Eq` (user code) before it changes
-    /// anything: a panic there leaves the index as it was.
-    pub(crate) fn add(
+    /// `live` tells which sessions count (expired but unreaped ones do not);
+    /// it is called with no index lock held (it reads the sessions' lines).
+    pub(crate) fn over_limit(
         &self,
-        p: P,
-        member: Member<T, P>,
-        limit: Option<usize>,
-        live: impl Fn(&Entry<T, P>) -> bool,
-    ) -> Vec<Member<T, P>> {
-        let mut shard = self.shard(&p).lock();
-        let list = shard.entry(p).or_default();
-        list.push(member);
-        let Some(limit) = limit else {
-            return Vec::new();
+        p: &P,
+        own: &Arc<Entry<T, P>>,
+        limit: usize,
+        live: impl Fn(&Arc<Entry<T, P>>) -> bool,
+    ) -> Vec<Arc<Entry<T, P>>> {
+        let mut before = self.members(p);
+        let Some(at) = before.iter().position(|e| Arc::ptr_eq(e, own)) else {
+            return Vec::new(); // already ended
         };
-        let mut excess = list
-            .iter()
-            .filter(|m| live(&m.entry))
-            .count()
-            .saturating_sub(limit);
+        before.truncate(at);
+        // `own` counts as one live session.
+        let live_before: Vec<_> = before.into_iter().filter(|e| live(e)).collect();
+        let excess = (live_before.len() + 1).saturating_sub(limit);
         if excess == 0 {
             return Vec::new();
         }
-        let mut victims = Vec::with_capacity(excess);
-        let mut i = 0;
-        // `i + 1 < len`: the newest member, last in the list, is spared.
-        while excess > 0 && i + 1 < list.len() {
-            if live(&list[i].entry) {
-                victims.push(list.remove(i));
-                excess -= 1;
-            } else {
-                i += 1;
+        let chosen = &live_before[..excess.min(live_before.len())];
+        let mut shard = self.shard(p).lock();
+        let Some(list) = shard.get_mut(p) else {
+            return Vec::new();
+        };
+        // Those still listed leave the index now (another call may have
+        // taken some already: it ends them).
+        let mut victims = Vec::with_capacity(chosen.len());
+        list.retain(|e| {
+            let pick = chosen.iter().any(|c| Arc::ptr_eq(c, e));
+            if pick {
+                victims.push(Arc::clone(e));
             }
+            !pick
+        });
+        if list.is_empty() {
+            shard.remove(p);
         }
         victims
     }
 
-    /// Points the member for `entry` at its new key.
-    pub(crate) fn rekey(&self, p: &P, entry: &Arc<Entry<T, P>>, key: SessionKey) {
-        let mut shard = self.shard(p).lock();
-        if let Some(m) = shard
-            .get_mut(p)
-            .and_then(|l| l.iter_mut().find(|m| Arc::ptr_eq(&m.entry, entry)))
-        {
-            m.key = key;
-        }
-    }
-
-    /// Removes the member for `entry`.
+    /// Removes `entry`.
     pub(crate) fn remove(&self, p: &P, entry: &Arc<Entry<T, P>>) {
         let mut shard = self.shard(p).lock();
         if let Some(list) = shard.get_mut(p) {
-            list.retain(|m| !Arc::ptr_eq(&m.entry, entry));
+            list.retain(|e| !Arc::ptr_eq(e, entry));
             if list.is_empty() {
                 shard.remove(p);
             }
         }
     }
 
-    /// Removes and returns all of a principal's members.
-    pub(crate) fn take(&self, p: &P) -> Vec<Member<T, P>> {
+    /// Removes and returns all of a principal's sessions.
+    pub(crate) fn take(&self, p: &P) -> Vec<Arc<Entry<T, P>>> {
         self.shard(p).lock().remove(p).unwrap_or_default()
     }
 
-    /// A copy of a principal's members.
-    pub(crate) fn members(&self, p: &P) -> Vec<Member<T, P>> {
+    /// A copy of a principal's sessions, earliest bound first.
+    pub(crate) fn members(&self, p: &P) -> Vec<Arc<Entry<T, P>>> {
         self.shard(p).lock().get(p).cloned().unwrap_or_default()
     }
 }
