@@ -77,6 +77,10 @@ where
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn logout(&self, token: &(impl TokenInput + ?Sized)) -> bool {
+        // A malformed token is no rejected lookup here (no lookup is made).
+        if token.token_bytes().is_none() {
+            return false;
+        }
         let Some((entry, _)) = self.find_entry(token) else {
             return false;
         };
