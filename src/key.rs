@@ -349,6 +349,37 @@ mod tests {
         assert_ne!(k.digest(&t).as_bytes(), blake3::hash(&t).as_bytes());
     }
 
+    /// A key's tag is its first 16 bytes; written as a digest field and
+    /// read back, it is the same tag (what snapshots rely on).
+    #[test]
+    fn a_tag_is_the_first_sixteen_bytes_and_survives_a_digest_field() {
+        let mut bytes = [0u8; 32];
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = i as u8 * 7 + 1;
+        }
+        let key = SessionKey::from_bytes(bytes);
+        let mut first = [0u8; 16];
+        first.copy_from_slice(&bytes[..16]);
+        assert_eq!(key.tag(), Tag::from_bytes(first));
+        let field = key.tag().to_digest_bytes();
+        assert_eq!(field[..16], bytes[..16]);
+        assert_eq!(field[16..], [0u8; 16]);
+        assert_eq!(SessionKey::from_bytes(field).tag(), key.tag());
+        assert_eq!(key.tag().shard_bits(), key.shard_bits(), "same shard as before");
+        assert!((2..=255).contains(&key.tag().fingerprint()));
+    }
+
+    #[test]
+    fn tag_equality_sees_every_byte() {
+        let a = Tag::from_bytes([9; 16]);
+        for i in 0..16 {
+            let mut b = [9u8; 16];
+            b[i] ^= 0x80;
+            assert_ne!(a, Tag::from_bytes(b), "byte {i}");
+        }
+        assert!(!format!("{a:?}").contains("0909090909"), "short prefix only");
+    }
+
     #[test]
     fn session_key_equality_sees_every_byte() {
         let a = SessionKey::from_bytes([9; 32]);
