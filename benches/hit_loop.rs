@@ -18,12 +18,10 @@
 //! meet caches in their steady state. Prints ns per call in the thread's
 //! CPU time.
 //!
-//! `line`, `htable` and `fpline` are the cache-line table prototypes of
-//! `benches/proto` (issue 15); `fpline_sweep` times that prototype's sweep
-//! of SIZE sessions all due at once; `lock_cost` times CALLS uncontended
-//! `parking_lot::RwLock` reads (what a lock-free read could save a hit).
+//! `lock_cost` times CALLS uncontended `parking_lot::RwLock` reads (what a
+//! lock-free read could save a hit).
 //!
-//! `A/B` (any two stores: `sesame/floor`, `fpline/sesame`, ...) fills both
+//! `A/B` (any two stores: `sesame/floor`, `sesame/rwlock`, ...) fills both
 //! stores and times them in alternating blocks of 20k calls, so
 //! that load from other processes falls on both alike: for differences too
 //! small to see across separate runs on a shared machine.
@@ -36,13 +34,10 @@
 //! ```
 
 mod common;
-mod proto;
 
 use std::hint::black_box;
 
 use sesame::{ManualClock, Sessions};
-
-use proto::{FpLineTable, HashTableLines, LineTable};
 
 use common::{
     Cursor, Floor, IDLE, Moka, RwMap, SEED, Seq, Sesame, Store, TowerSessions, populated, shuffled,
@@ -181,7 +176,6 @@ fn main() {
     let calls = args
         .get(3)
         .map_or(2_000_000, |a| a.parse().expect("CALLS: a number"));
-    proto::self_check();
     if store == "lock_cost" {
         // What a lock-free read (a seqlock) could save per hit: an
         // uncontended `parking_lot::RwLock` read and its release.
@@ -197,28 +191,6 @@ fn main() {
         );
         return;
     }
-    if store == "fpline_sweep" {
-        // Mass expiry on the prototype: every line due, one sweep.
-        let (s, _) = populated::<FpLineTable>(n);
-        // First a sweep that finds nothing due: the pass alone.
-        let start = thread_cpu();
-        assert_eq!(s.sweep(s.now()), 0, "nothing due yet");
-        println!(
-            "fpline sweep, nothing due: {n} lines in {:.1} ms CPU",
-            (thread_cpu() - start).as_secs_f64() * 1e3
-        );
-        let now = s.now() + s.idle_ms() + 1;
-        let start = thread_cpu();
-        let expired = s.sweep(now);
-        let took = thread_cpu() - start;
-        assert_eq!(expired, n, "every line was due");
-        println!(
-            "fpline sweep: {expired} expired in {:.1} ms CPU ({:.2} M lines/s)",
-            took.as_secs_f64() * 1e3,
-            n as f64 / took.as_secs_f64() / 1e6
-        );
-        return;
-    }
     // One store by name, as a type: `$f::<Type>($args)`.
     macro_rules! by_name {
         ($name:expr, $f:ident, $($arg:tt)*) => {
@@ -229,9 +201,6 @@ fn main() {
                 "moka" => $f::<Moka>($($arg)*),
                 "rwlock" => $f::<RwMap>($($arg)*),
                 "tower_sessions" => $f::<TowerSessions>($($arg)*),
-                "line" => $f::<LineTable>($($arg)*),
-                "htable" => $f::<HashTableLines>($($arg)*),
-                "fpline" => $f::<FpLineTable>($($arg)*),
                 other => panic!("unknown store {other:?}"),
             }
         };
@@ -250,9 +219,6 @@ fn main() {
                 "moka" => second!(Moka),
                 "rwlock" => second!(RwMap),
                 "tower_sessions" => second!(TowerSessions),
-                "line" => second!(LineTable),
-                "htable" => second!(HashTableLines),
-                "fpline" => second!(FpLineTable),
                 other => panic!("unknown store {other:?}"),
             }
         }

@@ -13,7 +13,6 @@
 //! store count; the tokens handed to clients are dropped at once.
 
 mod common;
-mod proto;
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
@@ -22,15 +21,7 @@ use std::process::Command;
 use common::{FirstEight, IDLE, Store, TowerSessions, rss_bytes, sesame_engine};
 use sesame::{SecretKey, SessionToken};
 
-const STORES: [&str; 7] = [
-    "sesame",
-    "floor",
-    "moka",
-    "rwlock",
-    "tower_sessions",
-    "line",
-    "fpline",
-];
+const STORES: [&str; 5] = ["sesame", "floor", "moka", "rwlock", "tower_sessions"];
 
 fn fill(store: &str, n: usize) -> Box<dyn std::any::Any> {
     match store {
@@ -72,23 +63,6 @@ fn fill(store: &str, n: usize) -> Box<dyn std::any::Any> {
         }
         "tower_sessions" => {
             let s = TowerSessions::with_capacity(0);
-            for _ in 0..n {
-                s.create();
-            }
-            Box::new(s)
-        }
-        "line" => {
-            // The cache-line table prototype (benches/proto); its cold part
-            // holds a `u64`, which costs no more than `()` (an 80-byte chunk
-            // either way).
-            let s = proto::LineTable::with_capacity(n);
-            for _ in 0..n {
-                s.create();
-            }
-            Box::new(s)
-        }
-        "fpline" => {
-            let s = proto::FpLineTable::with_capacity(n);
             for _ in 0..n {
                 s.create();
             }

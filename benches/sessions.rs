@@ -3,7 +3,7 @@
 //! Ids read `operation/store/size`: `validate_hit/sesame/1M`,
 //! `validate_hit/moka/1M`. Stores and what they pay are described in
 //! `benches/common/mod.rs`. Sizes: 10k and 1M live sessions; set
-//! `SESAME_BENCH_10M=1` to add 10M for sesame, the floor and `fpline`.
+//! `SESAME_BENCH_10M=1` to add 10M for sesame and the floor.
 //!
 //! Each store is filled once per size and dropped before the next, so only
 //! one large map is in memory at a time.
@@ -46,7 +46,6 @@
 //! ```
 
 mod common;
-mod proto;
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -56,7 +55,6 @@ use common::{
     shuffled, size_label, thread_cpu, zipf,
 };
 use criterion::{BenchmarkId, Throughput, criterion_group, criterion_main};
-use proto::{FpLineTable, HashTableLines, LineTable};
 
 type Criterion = criterion::Criterion<ThreadCpu>;
 
@@ -70,16 +68,7 @@ const CREATE_EVERY: usize = 20; // 5%
 /// so `cargo bench --bench sessions -- validate_hit/sesame/1M` fills only
 /// sesame's. A filter naming no store (or no size) keeps them all.
 fn wanted(store: &str, size: &str) -> bool {
-    const STORES: [&str; 8] = [
-        "sesame",
-        "floor",
-        "moka",
-        "rwlock",
-        "tower_sessions",
-        "line",
-        "htable",
-        "fpline",
-    ];
+    const STORES: [&str; 5] = ["sesame", "floor", "moka", "rwlock", "tower_sessions"];
     const SIZES: [&str; 3] = ["10k", "1M", "10M"];
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(f) = args.iter().find(|a| !a.starts_with('-')) else {
@@ -250,15 +239,10 @@ fn all(c: &mut Criterion) {
         bench_store::<Moka>(c, n, true);
         bench_store::<RwMap>(c, n, true);
         bench_store::<TowerSessions>(c, n, true);
-        // The cache-line table prototypes of `benches/proto` (issue 15).
-        bench_store::<LineTable>(c, n, true);
-        bench_store::<HashTableLines>(c, n, true);
-        bench_store::<FpLineTable>(c, n, true);
     }
     if std::env::var_os("SESAME_BENCH_10M").is_some_and(|v| v == "1") {
         bench_store::<Sesame>(c, 10_000_000, false);
         bench_store::<Floor>(c, 10_000_000, false);
-        bench_store::<FpLineTable>(c, 10_000_000, false);
     }
 }
 

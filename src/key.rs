@@ -218,6 +218,7 @@ impl Tag {
 
     /// The tag as the 32 bytes of a digest field (snapshots store 32): its
     /// 16 bytes, then zeros. A key rebuilt from them has this tag again.
+    #[cfg_attr(not(feature = "snapshot"), allow(dead_code))]
     pub(crate) fn to_digest_bytes(self) -> [u8; 32] {
         let mut b = [0u8; 32];
         b[..8].copy_from_slice(&self.0[0].to_le_bytes());
@@ -289,6 +290,7 @@ impl fmt::Debug for Tag {
 /// A hasher that passes a `u64` through: for keys that are already uniformly
 /// random digests.
 #[derive(Default, Clone, Copy)]
+#[cfg_attr(not(feature = "snapshot"), allow(dead_code))]
 pub(crate) struct IdentityHasher(u64);
 
 impl Hasher for IdentityHasher {
@@ -310,6 +312,7 @@ impl Hasher for IdentityHasher {
 }
 
 /// `BuildHasher` for [`IdentityHasher`].
+#[cfg_attr(not(feature = "snapshot"), allow(dead_code))]
 pub(crate) type BuildIdentity = BuildHasherDefault<IdentityHasher>;
 
 #[cfg(test)]
@@ -365,7 +368,11 @@ mod tests {
         assert_eq!(field[..16], bytes[..16]);
         assert_eq!(field[16..], [0u8; 16]);
         assert_eq!(SessionKey::from_bytes(field).tag(), key.tag());
-        assert_eq!(key.tag().shard_bits(), key.shard_bits(), "same shard as before");
+        assert_eq!(
+            key.tag().shard_bits(),
+            key.shard_bits(),
+            "same shard as before"
+        );
         assert!((2..=255).contains(&key.tag().fingerprint()));
     }
 
@@ -377,7 +384,10 @@ mod tests {
             b[i] ^= 0x80;
             assert_ne!(a, Tag::from_bytes(b), "byte {i}");
         }
-        assert!(!format!("{a:?}").contains("0909090909"), "short prefix only");
+        assert!(
+            !format!("{a:?}").contains("0909090909"),
+            "short prefix only"
+        );
     }
 
     #[test]

@@ -230,7 +230,11 @@ fn the_limit_holds_while_older_sessions_move() {
     });
     bg.finish();
     let listed = s.sessions_of(&carol);
-    assert!(listed.len() <= 3, "{} sessions over a limit of 3", listed.len());
+    assert!(
+        listed.len() <= 3,
+        "{} sessions over a limit of 3",
+        listed.len()
+    );
     // The last login of all is never a victim; each thread's last one may
     // have been ended by a later login of another thread.
     assert!(newest.iter().any(|t| s.validate(t).is_some()));

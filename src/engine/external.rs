@@ -397,10 +397,11 @@ where
             return Err(Error::new(ErrorKind::NotFound));
         };
         // User code (the principal's `Clone`) before anything changes.
-        let (bound, limited) = (principal.clone(), principal.clone());
+        let bound = principal.clone();
+        let limit = inner.config.max_per_user;
         let now = inner.clock.now();
         let member = || Arc::clone(&entry);
-        let mut added = false;
+        let mut over_limit = None;
         let anonymous_again;
         {
             let mut current = entry.principal.write();
@@ -413,9 +414,8 @@ where
                 // A panic in `add` (the principal's `Hash`/`Eq`) leaves
                 // everything as it was.
                 (None, Some(p)) => {
-                    inner.users.add(p, member());
+                    over_limit = inner.users.add(p, member(), limit);
                     inner.anonymous.fetch_sub(1, Ordering::AcqRel);
-                    added = true;
                 }
                 (Some(q), None) => {
                     inner.users.remove(q, &entry);
@@ -428,8 +428,9 @@ where
                     // closed: the session ends (as `login` does).
                     let moved = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         inner.users.remove(q, &entry);
-                        inner.users.add(p, member());
+                        inner.users.add(p, member(), limit)
                     }));
+                    let moved = moved.map(|over| over_limit = over);
                     if let Err(panic) = moved {
                         drop(current);
                         if self.kill_entry(&entry, |_| Some(())).is_some() {
@@ -438,7 +439,6 @@ where
                         std::panic::resume_unwind(panic);
                     }
                     entry.bump_epoch();
-                    added = true;
                 }
             }
             anonymous_again = bound.is_none();
@@ -457,7 +457,7 @@ where
                 .bus
                 .emit(EventKind::LoggedIn, entry.handle, principal.as_ref());
         }
-        if added && let Some(p) = limited {
+        if let Some(p) = over_limit {
             self.enforce_limit(&p, &entry, now);
         }
         Ok(())

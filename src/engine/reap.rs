@@ -103,7 +103,9 @@ where
             // entry is freed under the lock.
             for (tag, verdict) in chunk.iter().zip(&verdicts) {
                 let Some(expiry) = verdict else { continue };
-                let Some(line) = map.remove(tag) else { continue };
+                let Some(line) = map.remove(tag) else {
+                    continue;
+                };
                 match expiry {
                     Some(reason) => {
                         let first = line.entry.try_kill();

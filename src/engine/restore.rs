@@ -35,11 +35,7 @@ where
     /// Runs `f` on shard `i`'s map under its read lock. `f` may take entry
     /// principal locks (they nest inside a map lock) but no data mutex, and
     /// must not call into the engine.
-    pub(crate) fn read_shard<R>(
-        &self,
-        i: usize,
-        f: impl FnOnce(&Table<T, P>) -> R,
-    ) -> R {
+    pub(crate) fn read_shard<R>(&self, i: usize, f: impl FnOnce(&Table<T, P>) -> R) -> R {
         f(&self.inner.shards[i].map.read())
     }
 
@@ -108,7 +104,11 @@ where
                 None => {
                     inner.anonymous.fetch_add(1, Ordering::Relaxed);
                 }
-                Some(p) => inner.users.add(p.clone(), Arc::clone(&entry)),
+                Some(p) => {
+                    // No limit here: restored in no particular order, the
+                    // oldest are chosen below.
+                    inner.users.add(p.clone(), Arc::clone(&entry), None);
+                }
             }
         }
         self.schedule(shard, tag, deadline);

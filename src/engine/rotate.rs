@@ -195,8 +195,8 @@ where
         // a panic here leaves the engine as it was.
         let (login, on_switch) = match login {
             Some((p, f)) => {
-                let (bound, limited) = (p.clone(), p.clone());
-                (Some((p, bound, limited)), Some(f))
+                let bound = p.clone();
+                (Some((p, bound)), Some(f))
             }
             None => (None, None),
         };
@@ -239,7 +239,8 @@ where
                 // 2^-128: not worth a retry path; the caller may simply retry.
                 return Err(Error::new(ErrorKind::NotFound));
             }
-            if let Some((p, bound, limited)) = login {
+            if let Some((p, bound)) = login {
+                let limit = inner.config.max_per_user;
                 let mut principal = entry.principal.write();
                 // The index first (it runs the principal's `Hash`/`Eq`,
                 // user code) and nothing else until it is done. The
@@ -248,9 +249,8 @@ where
                 match principal.as_ref() {
                     // A panic in `add` leaves everything as it was.
                     None => {
-                        inner.users.add(p, Arc::clone(&entry));
+                        bound_to = inner.users.add(p, Arc::clone(&entry), limit);
                         inner.anonymous.fetch_sub(1, Ordering::AcqRel);
-                        bound_to = Some(limited);
                     }
                     Some(q) if *q == p => {}
                     Some(q) => {
@@ -260,8 +260,9 @@ where
                         // it. Fail closed: the session ends.
                         let moved = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                             inner.users.remove(q, &entry);
-                            inner.users.add(p, Arc::clone(&entry));
+                            inner.users.add(p, Arc::clone(&entry), limit)
                         }));
+                        let moved = moved.map(|over| bound_to = over);
                         if let Err(panic) = moved {
                             let killed = entry.try_kill();
                             drop(principal);
@@ -274,7 +275,6 @@ where
                         }
                         entry.bump_epoch();
                         switched = true;
-                        bound_to = Some(limited);
                     }
                 }
                 *principal = Some(bound);
@@ -313,17 +313,23 @@ where
         if grace > 0 {
             self.schedule(&inner.shards[i], old_tag, now.saturating_add(grace));
         }
-        let principal = entry.principal.read().clone();
-        if principal.is_none() {
-            self.push_ring(shard, new_tag);
-        }
         bump(&inner.counters.rotated);
         let kind = if is_login {
             EventKind::LoggedIn
         } else {
             EventKind::Rotated
         };
-        inner.bus.emit(kind, entry.handle, principal.as_ref());
+        // No clone of the principal: the event clones it only when someone
+        // listens (user code under the principal's read lock alone, as in
+        // `retire`).
+        let anonymous = {
+            let principal = entry.principal.read();
+            inner.bus.emit(kind, entry.handle, principal.as_ref());
+            principal.is_none()
+        };
+        if anonymous {
+            self.push_ring(shard, new_tag);
+        }
         if let Some(p) = bound_to {
             self.enforce_limit(&p, &entry, now);
         }

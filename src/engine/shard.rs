@@ -379,6 +379,7 @@ impl<T, P> Table<T, P> {
     }
 
     /// Every line (live and aliases), in slot order.
+    #[cfg_attr(not(feature = "snapshot"), allow(dead_code))]
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Line<T, P>> {
         self.lines.iter().flatten()
     }

@@ -34,11 +34,21 @@ impl<T, P: Eq + std::hash::Hash> Users<T, P> {
         &self.shards[i]
     }
 
-    /// Adds a session, the principal's newest. Runs the principal's
-    /// `Hash`/`Eq` (user code) before it changes anything: a panic there
-    /// leaves the index as it was.
-    pub(crate) fn add(&self, p: P, entry: Arc<Entry<T, P>>) {
-        self.shard(&p).lock().entry(p).or_default().push(entry);
+    /// Adds a session, the principal's newest. Gives `p` back when the
+    /// principal now has more than `limit` sessions listed: only then can
+    /// more than `limit` be live, and the caller enforces the limit
+    /// ([`Users::over_limit`]) with it, with no clone of the principal.
+    /// Runs the principal's `Hash`/`Eq` (user code) before it changes
+    /// anything: a panic there leaves the index as it was.
+    pub(crate) fn add(&self, p: P, entry: Arc<Entry<T, P>>, limit: Option<usize>) -> Option<P> {
+        let mut shard = self.shard(&p).lock();
+        if let Some(list) = shard.get_mut(&p) {
+            list.push(entry);
+            let over = limit.is_some_and(|l| list.len() > l);
+            return over.then_some(p);
+        }
+        shard.insert(p, vec![entry]);
+        None
     }
 
     /// The per-user limit for the session `own` just bound to `p`: beyond
