@@ -374,8 +374,8 @@ where
     /// nor restarts the absolute timeout: the caller chose the id and
     /// owns those decisions.
     ///
-    /// **Locking:** one shard read lock; then the session's principal lock
-    /// and, under it, one principal-index shard.
+    /// **Locking:** one shard read lock; then that shard's write lock, the
+    /// session's principal lock and, under it, one principal-index shard.
     ///
     /// # Errors
     ///
@@ -404,10 +404,14 @@ where
         let mut over_limit = None;
         let anonymous_again;
         {
-            let mut current = entry.principal.write();
-            if !entry.is_alive() {
+            // The map's write lock, as login holds it: no session ends while
+            // its principal changes (every end holds this lock), so the
+            // reaper's reading of the bound bit is exact.
+            let map = self.shard(&tag).map.write();
+            if !map.get(&tag).is_some_and(|l| l.is_live_line_of(&entry)) {
                 return Err(Error::new(ErrorKind::NotFound));
             }
+            let mut current = entry.principal.write();
             match (current.as_ref(), principal) {
                 (None, None) => return Ok(()),
                 (Some(q), Some(p)) if *q == p => return Ok(()),
@@ -432,7 +436,7 @@ where
                     }));
                     let moved = moved.map(|over| over_limit = over);
                     if let Err(panic) = moved {
-                        drop(current);
+                        drop((current, map));
                         if self.kill_entry(&entry, |_| Some(())).is_some() {
                             self.retire(&entry, EventKind::Destroyed);
                         }
@@ -442,6 +446,7 @@ where
                 }
             }
             anonymous_again = bound.is_none();
+            entry.set_bound(bound.is_some());
             *current = bound;
         }
         if anonymous_again {

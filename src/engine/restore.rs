@@ -78,6 +78,7 @@ where
     ) -> Restored {
         let inner = &*self.inner;
         let principal = entry.principal.get_mut().clone();
+        entry.set_bound(principal.is_some());
         if principal.is_some() {
             if self.reserve().is_err() {
                 return Restored::Full;

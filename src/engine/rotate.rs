@@ -277,6 +277,7 @@ where
                         switched = true;
                     }
                 }
+                entry.set_bound(true);
                 *principal = Some(bound);
                 abs = now.saturating_add(inner.config.absolute_ms);
             }

@@ -53,6 +53,13 @@ use crate::wheel::Wheel;
 
 /// The alive bit of [`Entry::state`].
 const ALIVE: u32 = 1;
+/// The bound bit of [`Entry::state`]: a principal is bound (a copy of
+/// `principal.is_some()`, written under the principal's write lock), read
+/// with a plain load where taking the lock for it would cost an atomic
+/// read-modify-write per session (the reaper's batches).
+const BOUND: u32 = 2;
+/// One epoch in [`Entry::state`], above the two flags.
+const EPOCH: u32 = 4;
 
 /// One session's cold state, shared by its lines (live, grace alias) and
 /// the principal index. A validation never reads it.
@@ -62,7 +69,7 @@ pub(crate) struct Entry<T, P> {
     pub(crate) created: u64,
     /// Engine ms when the current token was issued (creation or rotation).
     pub(crate) issued: AtomicU64,
-    /// Bit 0: alive. Bits 1..: the epoch, bumped when the session changes
+    /// Bit 0: alive. Bit 1: bound. Bits 2..: the epoch, bumped when the session changes
     /// hands (login as another principal). A lookup notes the epoch;
     /// `update`/`with` refuse to run when it moved in between, so a request
     /// of the previous principal that was already in flight can neither read
@@ -107,14 +114,32 @@ impl<T, P> Entry<T, P> {
     /// See the field: which holder of the session this is.
     #[inline]
     pub(crate) fn epoch(&self) -> u32 {
-        self.state.load(Ordering::Acquire) >> 1
+        self.state.load(Ordering::Acquire) >> 2
     }
 
     /// Marks a change of hands (under the principal lock).
     pub(crate) fn bump_epoch(&self) {
-        // Adds one to the epoch and leaves the alive bit as it is (a wrap
-        // carries out of the word, not into bit 0).
-        self.state.fetch_add(2, Ordering::AcqRel);
+        // Adds one to the epoch and leaves the flags as they are (a wrap
+        // carries out of the word, not into the flags).
+        self.state.fetch_add(EPOCH, Ordering::AcqRel);
+    }
+
+    /// Whether a principal is bound (see [`BOUND`]): exact for a caller
+    /// that holds the principal lock or the entry alone, a recent value
+    /// otherwise.
+    #[inline]
+    pub(crate) fn is_bound(&self) -> bool {
+        self.state.load(Ordering::Acquire) & BOUND != 0
+    }
+
+    /// Records whether a principal is bound (under the principal's write
+    /// lock, or before the entry is shared).
+    pub(crate) fn set_bound(&self, bound: bool) {
+        if bound {
+            self.state.fetch_or(BOUND, Ordering::AcqRel);
+        } else {
+            self.state.fetch_and(!BOUND, Ordering::AcqRel);
+        }
     }
 
     /// The live line's tag as last written (see the field).
@@ -353,9 +378,16 @@ impl<T, P> Table<T, P> {
     }
 
     fn rebuild(&mut self, cap: usize) {
-        let old = std::mem::replace(self, Self::with_slots(cap));
-        for line in old.lines.into_iter().flatten() {
-            self.place(line);
+        let mut old = std::mem::replace(self, Self::with_slots(cap));
+        // Guided by the fingerprint bytes: only occupied lines are read (a
+        // shard emptied by a mass expiry is mostly empty lines, megabytes
+        // that need not come from memory).
+        for (f, slot) in old.fp.iter().zip(old.lines.iter_mut()) {
+            if *f > FP_TOMB
+                && let Some(line) = slot.take()
+            {
+                self.place(line);
+            }
         }
     }
 
@@ -447,10 +479,12 @@ mod tests {
     #[test]
     fn the_epoch_moves_without_touching_liveness() {
         let e = Entry::<(), String>::new(Handle::from_u64(1), 0, ());
-        e.state.store(u32::MAX, Ordering::Relaxed); // epoch at its top, alive
+        e.state.store(u32::MAX, Ordering::Relaxed); // epoch at its top, alive, bound
         e.bump_epoch();
-        assert!(e.is_alive());
+        assert!(e.is_alive() && e.is_bound());
         assert_eq!(e.epoch(), 0, "wraps");
+        e.set_bound(false);
+        assert!(e.is_alive() && !e.is_bound());
         assert!(e.try_kill());
         assert!(!e.try_kill(), "killed once");
         e.bump_epoch();
