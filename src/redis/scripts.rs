@@ -6,7 +6,10 @@
 //! on Redis Cluster each script touches keys of one slot; a single
 //! instance uses the same names (it ignores the tags). A session's tag is
 //! the first byte of its keyed digest; a principal's tag is the first byte
-//! of a keyed hash of its JSON.
+//! of a keyed hash of its JSON. Only a cluster keeps a logged-in session
+//! in its principal's tag (see the invariants below); a single instance
+//! lets it land in any tag, and every logged-in session records its
+//! principal's tag (`ut`), from which the scripts find its index.
 //!
 //! - `{prefix}:s:{TT}{hex}`: a session, a hash keyed by the hex of the
 //!   token's keyed digest (never the token); `TT` is the hex's first two
@@ -15,8 +18,13 @@
 //!   hex digits), `c` created, `i` token issued, `s` last seen, `a`
 //!   absolute deadline — times in Unix ms on Redis's own clock (`TIME`), so
 //!   servers with skewed clocks still agree. The key's TTL is always
-//!   `min(s + idle, a) - now`. `al`: the hex of the session's one grace
-//!   alias, while it has one. With a recorded device (see [`SET_DEVICE`]),
+//!   `min(s + idle, a) - now`. `ut`: the principal's tag (two hex digits,
+//!   while `p` is set), so a script finds the index `{prefix}:u:{ut}{p}`
+//!   from the session alone; a session logged in by an earlier version has
+//!   none and sits in its principal's tag, so its own tag stands in (and
+//!   its next rotation or login records `ut`). `al`: the hex of the
+//!   session's one grace alias, while it has one. With a recorded device
+//!   (see [`SET_DEVICE`]),
 //!   also `ua` its user agent and `ip` its address (text, empty when
 //!   unknown): personal data, gone with the key.
 //! - `{prefix}:a:{TT}{old hex}`: a token replaced by a plain rotation,
@@ -46,7 +54,7 @@
 //! - `{prefix}:inv`: the pub/sub channel of invalidations. A message is the
 //!   space-separated hex digests of sessions changed or ended.
 //!
-//! # Invariants that keep each script in one slot
+//! # Invariants that keep each script in one slot (cluster only)
 //!
 //! - **A rotation keeps the tag**: it draws tokens until the new digest's
 //!   first byte equals the old one's (256 draws on average, 33 µs in all
@@ -57,12 +65,35 @@
 //!   the new token so that its tag is the principal's. Every session of a
 //!   principal then shares the slot of the principal's index: the per-user
 //!   limit, `revoke_user`, `revoke`, `sessions_of`, a logout (which drops
-//!   the index entry) are each one script on one slot, and a script finds
-//!   a session's index from the session's own tag.
+//!   the index entry) are each one script on one slot; the index a script
+//!   finds from the session's `ut` is in that slot too.
 //! - Every script names its session, alias, index and capacity keys in
 //!   `KEYS` (the first one routes it); the keys it reaches through data (an
-//!   index's members, an eviction victim, an alias named by `al`) share
-//!   that slot by the invariants above.
+//!   index's members, an eviction victim, an alias named by `al`, the index
+//!   named by `ut` in a rotation or a logout) share that slot by the
+//!   invariants above.
+//!
+//! **A single instance has no slots**, so it keeps neither invariant: a
+//! rotation and a login draw exactly one token, whatever its tag (a
+//! rotation cost a round trip plus 33 µs of drawing before, a first login
+//! 1.9–2.7x a create; BENCHMARKS.md). What the invariants gave the scripts
+//! there comes from the data instead: a login passes the principal's
+//! index in `KEYS` and its tag in `ARGV`, and records the tag in `ut`; a
+//! rotation, a logout, `TAKE` and "sign out other devices" find the index
+//! from `ut`. Key names did not change, so an upgrade keeps everyone
+//! logged in. Sentinel is a single instance (one primary) here.
+//!
+//! **Upgrading a fleet from an earlier version**: the earlier version's
+//! scripts find the index from the session's own tag. While old and new
+//! servers share one instance, an old server that rotates, logs out or
+//! signs out the other devices of a session a new server logged in (in
+//! any tag) looks for its index under the session's tag: a logout leaves
+//! a stale entry (pruned later, harmless), "sign out other devices" ends
+//! none, and a rotation files the session under a wrong index, so "log
+//! out everywhere", `revoke`, the per-user limit and `sessions_of` miss it
+//! until a new server rotates or logs it in again, or it expires. Replace
+//! every server before relying on those (or stop the old ones first); a
+//! cluster is not affected.
 //!
 //! # What is atomic and what is not
 //!
