@@ -6,7 +6,9 @@
 //! index and the per-user limit (`create`, `login`, `logout`, beside the
 //! in-process engine and tower-sessions' Redis store); what waiting for a
 //! replica's acknowledgement adds to a write (`replica_acks`: a primary with
-//! one replica); then how long a logout on one server takes to be refused
+//! one replica); what a plain rotation costs on one instance and on a
+//! cluster (`rotate`; on a cluster it draws tokens to keep its hash tag,
+//! `tag_draw`); then how long a logout on one server takes to be refused
 //! on another.
 //!
 //! Starts its own `redis-server`s on free loopback ports (skips if there is
@@ -272,8 +274,9 @@ fn bench_cluster(c: &mut Criterion, server: &RedisServer, rt: &Runtime) {
         });
     }
     group.finish();
-    // What keeps a rotation in its slot: tokens drawn until the digest's
-    // first byte (the hash tag) is a given one, 256 draws on average. The
+    // What keeps a rotation in its slot on a cluster (a single instance
+    // draws one token): tokens drawn until the digest's first byte (the
+    // hash tag) is a given one, 256 draws on average. The
     // same work as `RedisSessions::rotate`'s draw: a token from the CSPRNG
     // and its keyed blake3 digest per draw.
     let secret = [7u8; 32];
