@@ -74,13 +74,13 @@
 //!   invariants above.
 //!
 //! **A single instance has no slots**, so it keeps neither invariant: a
-//! rotation and a login draw exactly one token, whatever its tag (a
-//! rotation cost a round trip plus 33 µs of drawing before, a first login
-//! 1.9–2.7x a create; BENCHMARKS.md). What the invariants gave the scripts
-//! there comes from the data instead: a login passes the principal's
-//! index in `KEYS` and its tag in `ARGV`, and records the tag in `ut`; a
-//! rotation, a logout, `TAKE` and "sign out other devices" find the index
-//! from `ut`. Key names did not change, so an upgrade keeps everyone
+//! rotation and a login draw exactly one token, whatever its tag (with
+//! the draw, a rotation took 1.6–1.8x its time now and a first login
+//! 2.1–2.3x a create, 1.5x now; BENCHMARKS.md). What the invariants gave
+//! the scripts there comes from the data instead: a login passes the
+//! principal's index in `KEYS` and its tag in `ARGV`, and records the tag
+//! in `ut`; a rotation, a logout, `TAKE` and "sign out other devices" find
+//! the index from `ut`. Key names did not change, so an upgrade keeps everyone
 //! logged in. Sentinel is a single instance (one primary) here.
 //!
 //! **Upgrading a fleet from an earlier version**: the earlier version's
