@@ -6,7 +6,9 @@
 //! index and the per-user limit (`create`, `login`, `logout`, beside the
 //! in-process engine and tower-sessions' Redis store); what waiting for a
 //! replica's acknowledgement adds to a write (`replica_acks`: a primary with
-//! one replica); then how long a logout on one server takes to be refused
+//! one replica); what a plain rotation costs on one instance and on a
+//! cluster (`rotate`; on a cluster it draws tokens to keep its hash tag,
+//! `tag_draw`); then how long a logout on one server takes to be refused
 //! on another.
 //!
 //! Starts its own `redis-server`s on free loopback ports (skips if there is
@@ -241,8 +243,40 @@ fn bench_cluster(c: &mut Criterion, server: &RedisServer, rt: &Runtime) {
         });
     }
     group.finish();
-    // What keeps a rotation in its slot: tokens drawn until the digest's
-    // first byte (the hash tag) is a given one, 256 draws on average. The
+    // A plain rotation (no grace window) of one of 1,000 sessions, round
+    // robin, each new token replacing the old: one `ROTATE` script, plus on
+    // a cluster the draw that keeps the session's hash tag.
+    let mut group = c.benchmark_group("rotate");
+    for (label, clustered) in [("single", false), ("cluster", true)] {
+        let store = build(clustered, Duration::from_secs(600));
+        let tokens: Vec<String> = rt.block_on(async {
+            assert!(store.wait_ready(Duration::from_secs(10)).await);
+            let mut out = Vec::with_capacity(N);
+            for i in 0..N {
+                let (token, _) = store.create(cart(i)).await.expect("create");
+                out.push(token.as_str().to_owned());
+            }
+            out
+        });
+        let (store, tokens) = (&store, std::cell::RefCell::new(tokens));
+        let i = Cell::new(0);
+        group.bench_function(BenchmarkId::new("sesame_redis", label), |b| {
+            b.to_async(rt).iter(|| {
+                i.set((i.get() + 1) % N);
+                let at = i.get();
+                let old = tokens.borrow()[at].clone();
+                let tokens = &tokens;
+                async move {
+                    let new = store.rotate(old.as_str()).await.expect("rotate");
+                    tokens.borrow_mut()[at] = new.as_str().to_owned();
+                }
+            })
+        });
+    }
+    group.finish();
+    // What keeps a rotation in its slot on a cluster (a single instance
+    // draws one token): tokens drawn until the digest's first byte (the
+    // hash tag) is a given one, 256 draws on average. The
     // same work as `RedisSessions::rotate`'s draw: a token from the CSPRNG
     // and its keyed blake3 digest per draw.
     let secret = [7u8; 32];

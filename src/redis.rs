@@ -146,7 +146,10 @@
 //! a rotation draws its new token until its tag equals the old one's, and
 //! a login draws it in the principal's tag, so all of a principal's
 //! sessions share the slot of its index (per-user limit, revocation,
-//! listing stay one atomic script). The layout, what is atomic and what is
+//! listing stay one atomic script). A single instance (and a Sentinel
+//! primary) has no slots and skips those draws: one token per rotation or
+//! login, in any tag; each logged-in session records its principal's tag,
+//! so the scripts find its index. The layout, what is atomic and what is
 //! approximate (a login that changes a session's tag is two scripts,
 //! failing closed; capacity is split across the tags) are written down in
 //! `src/redis/scripts.rs`. The invalidation subscriber holds one

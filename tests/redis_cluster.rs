@@ -274,12 +274,24 @@ async fn slots_notifications_scripts_and_capacity_on_a_cluster() {
     let (a, b) = (store(&cluster, &key, "keys"), store(&cluster, &key, "keys"));
     assert!(a.wait_ready(READY).await && b.wait_ready(READY).await);
 
-    // A principal's sessions and its index share one slot.
+    // A principal's sessions and its index share one slot, rotated or not
+    // (a rotation on a cluster keeps the tag; on a single instance it
+    // draws one token, any tag: tests/redis_lifecycle.rs).
+    let mut alices = Vec::new();
     for _ in 0..5 {
         let (t, _) = a.create(1).await.unwrap();
-        a.login(&t, "alice".to_owned()).await.unwrap();
+        alices.push(a.login(&t, "alice".to_owned()).await.unwrap());
+    }
+    let before = keys_on_masters(&cluster, "keys:s:*");
+    for _ in 0..8 {
+        alices[0] = a.rotate(&alices[0]).await.unwrap();
     }
     let sessions = keys_on_masters(&cluster, "keys:s:*");
+    let tags = |keys: &[String]| -> std::collections::BTreeSet<String> {
+        keys.iter().map(|k| k[7..11].to_owned()).collect()
+    };
+    assert_eq!(tags(&sessions), tags(&before), "a rotation changed the tag");
+    assert_eq!(tags(&sessions).len(), 1, "{sessions:?}");
     let index = keys_on_masters(&cluster, "keys:u:*");
     assert_eq!(
         (sessions.len(), index.len()),

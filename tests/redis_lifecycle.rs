@@ -185,3 +185,216 @@ async fn policies_hold_across_servers() {
     );
     assert!(b.validate(&new).await.unwrap().is_some());
 }
+
+/// The session keys under `prefix`, and the tag (two hex digits) each
+/// carries: `{prefix}:s:{TT}{hex}`.
+fn session_keys(con: &mut redis::Connection, prefix: &str) -> Vec<(String, String)> {
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:s:*"))
+        .query(con)
+        .unwrap();
+    let at = prefix.len() + ":s:{".len();
+    keys.into_iter()
+        .map(|k| {
+            let t = k[at..at + 2].to_owned();
+            (k, t)
+        })
+        .collect()
+}
+
+/// The one index under `prefix`, its tag and its members.
+fn the_index(con: &mut redis::Connection, prefix: &str) -> (String, String, Vec<String>) {
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:u:*"))
+        .query(con)
+        .unwrap();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let at = prefix.len() + ":u:{".len();
+    let t = keys[0][at..at + 2].to_owned();
+    let mut members: Vec<String> = redis::cmd("ZRANGE")
+        .arg(&keys[0])
+        .arg(0)
+        .arg(-1)
+        .query(con)
+        .unwrap();
+    members.sort();
+    (keys[0].clone(), t, members)
+}
+
+/// The hex digests of the session keys, sorted.
+fn hexes(keys: &[(String, String)]) -> Vec<String> {
+    let mut out: Vec<String> = keys
+        .iter()
+        .map(|(k, _)| k[k.len() - 64..].to_owned())
+        .collect();
+    out.sort();
+    out
+}
+
+/// Broke (the cluster merge): on a single instance too, every rotation
+/// drew tokens until the new digest had the old one's hash tag and every
+/// login until it had the principal's (~256 draws each, a first login
+/// 1.9–2.7x a create), because the scripts found a session's index from
+/// the session's own tag. A single instance has no slots: a rotation and a
+/// login now draw one token, so the new keys land in any tag, and the
+/// index is found from the principal's tag the session records (`ut`);
+/// the per-user limit, listing, logout, "sign out other devices" and
+/// "log out everywhere" still find every session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_instance_draws_one_token_per_rotation_and_login() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let key = SecretKey::generate();
+    let s = store(&server, &key).await;
+    let mut con = server.connection();
+    let alice = "alice".to_string();
+
+    // 24 rotations of one anonymous session: all in one tag has
+    // probability 256^-23 unless the rotation draws for the tag.
+    let (mut t, _) = s.create(Cart::default()).await.unwrap();
+    let mut tags = std::collections::BTreeSet::new();
+    for _ in 0..24 {
+        t = s.rotate(&t).await.unwrap();
+        let keys = session_keys(&mut con, "sesame");
+        assert_eq!(keys.len(), 1, "{keys:?}");
+        tags.insert(keys[0].1.clone());
+    }
+    assert!(tags.len() > 1, "24 rotations kept the tag {tags:?}");
+    assert!(s.logout(&t).await.unwrap());
+
+    // 24 logins as alice: all in her tag, likewise, only if drawn so.
+    let mut tokens = Vec::new();
+    for _ in 0..24 {
+        let (t, _) = s.create(Cart::default()).await.unwrap();
+        tokens.push(s.login(&t, alice.clone()).await.unwrap());
+    }
+    let keys = session_keys(&mut con, "sesame");
+    let (index, alice_tag, members) = the_index(&mut con, "sesame");
+    assert!(
+        keys.iter().any(|(_, t)| *t != alice_tag),
+        "24 logins all landed in alice's tag {alice_tag}"
+    );
+    // Every session is in alice's index and records her tag.
+    assert_eq!(members, hexes(&keys));
+    for (k, _) in &keys {
+        let ut: String = redis::cmd("HGET").arg(k).arg("ut").query(&mut con).unwrap();
+        assert_eq!(ut, alice_tag, "{k}");
+    }
+
+    // A rotation of a logged-in session (new key, new tag) stays indexed.
+    tokens[0] = s.rotate(&tokens[0]).await.unwrap();
+    let keys = session_keys(&mut con, "sesame");
+    assert_eq!(the_index(&mut con, "sesame").2, hexes(&keys));
+    // A re-login as alice, too.
+    tokens[1] = s.login(&tokens[1], alice.clone()).await.unwrap();
+    let keys = session_keys(&mut con, "sesame");
+    assert_eq!(the_index(&mut con, "sesame").2, hexes(&keys));
+    assert_eq!(s.sessions_of(&alice).await.unwrap().len(), 24);
+    // A logout drops its index entry.
+    assert!(s.logout(&tokens[2]).await.unwrap());
+    let keys = session_keys(&mut con, "sesame");
+    assert_eq!(keys.len(), 23);
+    assert_eq!(the_index(&mut con, "sesame").2, hexes(&keys));
+    // "Sign out other devices" finds the other 22 through the index.
+    assert_eq!(s.logout_others(&tokens[0]).await.unwrap(), 22);
+    assert_eq!(session_keys(&mut con, "sesame").len(), 1);
+    // A login as bob moves the last one out of alice's index.
+    let bob = s.login(&tokens[0], "bob".to_string()).await.unwrap();
+    let gone: i64 = redis::cmd("EXISTS").arg(&index).query(&mut con).unwrap();
+    let left: i64 = if gone == 1 {
+        redis::cmd("ZCARD").arg(&index).query(&mut con).unwrap()
+    } else {
+        0
+    };
+    assert_eq!(left, 0, "alice's index still lists bob's session");
+    assert_eq!(s.revoke_user(&"bob".to_string()).await.unwrap(), 1);
+    assert!(s.validate(&bob).await.unwrap().is_none());
+
+    // The per-user limit holds across tags.
+    let limited = RedisSessions::<Cart, String>::builder(&server.url())
+        .secret_key(key.clone())
+        .key_prefix("limited")
+        .max_sessions_per_user(3)
+        .build()
+        .unwrap();
+    assert!(limited.wait_ready(Duration::from_secs(5)).await);
+    let mut carol = Vec::new();
+    for _ in 0..6 {
+        let (t, _) = limited.create(Cart::default()).await.unwrap();
+        carol.push(limited.login(&t, "carol".to_string()).await.unwrap());
+    }
+    let keys = session_keys(&mut con, "limited");
+    assert_eq!(keys.len(), 3);
+    assert_eq!(the_index(&mut con, "limited").2, hexes(&keys));
+    for (i, t) in carol.iter().enumerate() {
+        assert_eq!(limited.validate(t).await.unwrap().is_some(), i >= 3);
+    }
+}
+
+/// An upgrade keeps everyone logged in: a session an earlier version
+/// logged in sits in its principal's tag without a `ut` field; rotating
+/// it (now to any tag), logging it out and revoking still find its index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_logged_in_by_an_earlier_version_keeps_its_index() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let key = SecretKey::generate();
+    let s = store(&server, &key).await;
+    let mut con = server.connection();
+    let alice = "alice".to_string();
+    // Two sessions as the earlier version left them: logins that happen to
+    // land in alice's tag (1 in 256), their `ut` removed.
+    let (mut legacy, mut kept) = (Vec::new(), Vec::new());
+    for _ in 0..20_000 {
+        if legacy.len() == 2 {
+            break;
+        }
+        let (t, _) = s.create(Cart::default()).await.unwrap();
+        let t = s.login(&t, alice.clone()).await.unwrap();
+        let (_, alice_tag, _) = the_index(&mut con, "sesame");
+        let keys = session_keys(&mut con, "sesame");
+        let mine = keys
+            .into_iter()
+            .find(|(k, _)| !kept.contains(k))
+            .expect("the new session");
+        if mine.1 == alice_tag {
+            let _: i64 = redis::cmd("HDEL")
+                .arg(&mine.0)
+                .arg("ut")
+                .query(&mut con)
+                .unwrap();
+            kept.push(mine.0);
+            legacy.push(t);
+        } else {
+            assert!(s.logout(&t).await.unwrap());
+        }
+    }
+    assert_eq!(legacy.len(), 2, "no login landed in alice's tag");
+    let keys = session_keys(&mut con, "sesame");
+    assert_eq!(the_index(&mut con, "sesame").2, hexes(&keys));
+
+    // Rotations move it to other tags; the index follows and `ut` is set.
+    let (_, alice_tag, _) = the_index(&mut con, "sesame");
+    for _ in 0..8 {
+        legacy[0] = s.rotate(&legacy[0]).await.unwrap();
+    }
+    let keys = session_keys(&mut con, "sesame");
+    assert_eq!(the_index(&mut con, "sesame").2, hexes(&keys));
+    assert_eq!(s.sessions_of(&alice).await.unwrap().len(), 2);
+    let uts: Vec<Option<String>> = keys
+        .iter()
+        .map(|(k, _)| redis::cmd("HGET").arg(k).arg("ut").query(&mut con).unwrap())
+        .collect();
+    assert!(uts.contains(&Some(alice_tag.clone())), "{uts:?}");
+    assert!(uts.contains(&None), "{uts:?}");
+    // A logout of the untouched one drops its entry.
+    assert!(s.logout(&legacy[1]).await.unwrap());
+    let keys = session_keys(&mut con, "sesame");
+    assert_eq!(keys.len(), 1);
+    assert_eq!(the_index(&mut con, "sesame").2, hexes(&keys));
+    // "Log out everywhere" ends the rotated one.
+    assert_eq!(s.revoke_user(&alice).await.unwrap(), 1);
+    assert!(s.validate(&legacy[0]).await.unwrap().is_none());
+}

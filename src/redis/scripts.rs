@@ -6,7 +6,10 @@
 //! on Redis Cluster each script touches keys of one slot; a single
 //! instance uses the same names (it ignores the tags). A session's tag is
 //! the first byte of its keyed digest; a principal's tag is the first byte
-//! of a keyed hash of its JSON.
+//! of a keyed hash of its JSON. Only a cluster keeps a logged-in session
+//! in its principal's tag (see the invariants below); a single instance
+//! lets it land in any tag, and every logged-in session records its
+//! principal's tag (`ut`), from which the scripts find its index.
 //!
 //! - `{prefix}:s:{TT}{hex}`: a session, a hash keyed by the hex of the
 //!   token's keyed digest (never the token); `TT` is the hex's first two
@@ -15,8 +18,13 @@
 //!   hex digits), `c` created, `i` token issued, `s` last seen, `a`
 //!   absolute deadline — times in Unix ms on Redis's own clock (`TIME`), so
 //!   servers with skewed clocks still agree. The key's TTL is always
-//!   `min(s + idle, a) - now`. `al`: the hex of the session's one grace
-//!   alias, while it has one. With a recorded device (see [`SET_DEVICE`]),
+//!   `min(s + idle, a) - now`. `ut`: the principal's tag (two hex digits,
+//!   while `p` is set), so a script finds the index `{prefix}:u:{ut}{p}`
+//!   from the session alone; a session logged in by an earlier version has
+//!   none and sits in its principal's tag, so its own tag stands in (and
+//!   its next rotation or login records `ut`). `al`: the hex of the
+//!   session's one grace alias, while it has one. With a recorded device
+//!   (see [`SET_DEVICE`]),
 //!   also `ua` its user agent and `ip` its address (text, empty when
 //!   unknown): personal data, gone with the key.
 //! - `{prefix}:a:{TT}{old hex}`: a token replaced by a plain rotation,
@@ -46,7 +54,7 @@
 //! - `{prefix}:inv`: the pub/sub channel of invalidations. A message is the
 //!   space-separated hex digests of sessions changed or ended.
 //!
-//! # Invariants that keep each script in one slot
+//! # Invariants that keep each script in one slot (cluster only)
 //!
 //! - **A rotation keeps the tag**: it draws tokens until the new digest's
 //!   first byte equals the old one's (256 draws on average, 33 µs in all
@@ -57,12 +65,35 @@
 //!   the new token so that its tag is the principal's. Every session of a
 //!   principal then shares the slot of the principal's index: the per-user
 //!   limit, `revoke_user`, `revoke`, `sessions_of`, a logout (which drops
-//!   the index entry) are each one script on one slot, and a script finds
-//!   a session's index from the session's own tag.
+//!   the index entry) are each one script on one slot; the index a script
+//!   finds from the session's `ut` is in that slot too.
 //! - Every script names its session, alias, index and capacity keys in
 //!   `KEYS` (the first one routes it); the keys it reaches through data (an
-//!   index's members, an eviction victim, an alias named by `al`) share
-//!   that slot by the invariants above.
+//!   index's members, an eviction victim, an alias named by `al`, the index
+//!   named by `ut` in a rotation or a logout) share that slot by the
+//!   invariants above.
+//!
+//! **A single instance has no slots**, so it keeps neither invariant: a
+//! rotation and a login draw exactly one token, whatever its tag (with
+//! the draw, a rotation took 1.6–1.8x its time now and a first login
+//! 2.1–2.3x a create, 1.5x now; BENCHMARKS.md). What the invariants gave
+//! the scripts there comes from the data instead: a login passes the
+//! principal's index in `KEYS` and its tag in `ARGV`, and records the tag
+//! in `ut`; a rotation, a logout, `TAKE` and "sign out other devices" find
+//! the index from `ut`. Key names did not change, so an upgrade keeps everyone
+//! logged in. Sentinel is a single instance (one primary) here.
+//!
+//! **Upgrading a fleet from an earlier version**: the earlier version's
+//! scripts find the index from the session's own tag. While old and new
+//! servers share one instance, an old server that rotates, logs out or
+//! signs out the other devices of a session a new server logged in (in
+//! any tag) looks for its index under the session's tag: a logout leaves
+//! a stale entry (pruned later, harmless), "sign out other devices" ends
+//! none, and a rotation files the session under a wrong index, so "log
+//! out everywhere", `revoke`, the per-user limit and `sessions_of` miss it
+//! until a new server rotates or logs it in again, or it expires. Replace
+//! every server before relying on those (or stop the old ones first); a
+//! cluster is not affected.
 //!
 //! # What is atomic and what is not
 //!
@@ -114,16 +145,17 @@ local function n(x) return string.format('%.0f', x) end
 }
 
 /// Key names (see the module docs): `sk(prefix, hex)` the session,
-/// `ak(prefix, hex)` the grace alias of the digest `hex`, `uk(prefix,
-/// hex, p)` the index of principal `p` bound to the session `hex` (a
-/// logged-in session sits in its principal's tag, so the index shares the
-/// session's tag).
+/// `ak(prefix, hex)` the grace alias of the digest `hex`, `uk(prefix, ut,
+/// hex, p)` the index of principal `p` bound to the session `hex`, whose
+/// `ut` field (the principal's tag, two hex digits) is `ut`: a session
+/// bound by an earlier version has none, and sits in its principal's tag,
+/// so its own tag stands in.
 macro_rules! keys_fn {
     () => {
         "local function tag(hex) return '{' .. string.sub(hex, 1, 2) .. '}' end
 local function sk(prefix, hex) return prefix .. ':s:' .. tag(hex) .. hex end
 local function ak(prefix, hex) return prefix .. ':a:' .. tag(hex) .. hex end
-local function uk(prefix, hex, p) return prefix .. ':u:' .. tag(hex) .. p end
+local function uk(prefix, ut, hex, p) return prefix .. ':u:{' .. (ut or string.sub(hex, 1, 2)) .. '}' .. p end
 "
     };
 }
@@ -367,7 +399,8 @@ return {1, v}"
 /// a login the new principal's index. ARGV: prefix, old hex, new hex, idle
 /// ms, absolute ms, principal JSON to log in as (or '' to only rotate),
 /// channel, the encoded fresh data for a change of principal, grace ms,
-/// per-user limit (0: none).
+/// per-user limit (0: none), the principal's tag for a login (two hex
+/// digits, or '').
 /// Moves the session to the new key, updates the principal index, restarts
 /// the absolute deadline on login, resets the data (and bumps its version)
 /// when the principal changes, and invalidates the old key. The session's
@@ -377,9 +410,12 @@ return {1, v}"
 /// none. A login that binds the session to a principal (anonymous before,
 /// or another principal's) ends that principal's earliest-bound sessions
 /// beyond the limit, never this one, and invalidates them too.
-/// In a cluster both session keys share a tag (a rotation draws its new
-/// token so; a login runs this script only when the session already sits in
-/// the principal's tag, else `TAKE` then `PLACE`).
+/// The session's index is found by its `ut` field (a plain rotation) or
+/// given in KEYS (a login, which records the principal's tag in `ut`): on
+/// a single instance the new key's tag is whatever the one token drawn
+/// gives. In a cluster both session keys share a tag (a rotation draws its
+/// new token so; a login runs this script only when the session already
+/// sits in the principal's tag, else `TAKE` then `PLACE`).
 /// Returns `{1, handle, principal JSON or '', victim hex, victim handle,
 /// ...}` (the principal the session is bound to now), `{0}` when the old
 /// session is gone (an alias cannot rotate), `{-1}` when the new key exists.
@@ -389,7 +425,7 @@ pub(crate) static ROTATE: LazyLock<Script> = LazyLock::new(|| {
         keys_fn!(),
         index_fn!(),
         bind_fn!(),
-        "local r = redis.call('HMGET', KEYS[1], 'p', 'a', 's', 'al', 'h')
+        "local r = redis.call('HMGET', KEYS[1], 'p', 'a', 's', 'al', 'h', 'ut')
 if not r[2] then return {0} end
 local idle = tonumber(ARGV[4])
 local a = tonumber(r[2])
@@ -406,8 +442,12 @@ elseif r[4] then
 end
 local oldp = r[1]
 local p = oldp
+-- The principal's tag: kept by a rotation (a session bound by an earlier
+-- version sits in it), given by a login; recorded in `ut` either way.
+local ut = r[6] or string.sub(ARGV[2], 1, 2)
 if ARGV[6] ~= '' then
   p = ARGV[6]
+  ut = ARGV[11]
   a = now + tonumber(ARGV[5])
   redis.call('HSET', KEYS[2], 'p', p, 'a', n(a))
   if oldp and oldp ~= p then
@@ -415,7 +455,8 @@ if ARGV[6] ~= '' then
     redis.call('HINCRBY', KEYS[2], 'v', 1)
   end
 end
-redis.call('HSET', KEYS[2], 'i', n(now), 's', n(now))
+if p then redis.call('HSET', KEYS[2], 'i', n(now), 's', n(now), 'ut', ut)
+else redis.call('HSET', KEYS[2], 'i', n(now), 's', n(now)) end
 redis.call('PEXPIRE', KEYS[2], n(math.min(now + idle, a) - now))
 local all, anon = KEYS[4], KEYS[5]
 if redis.call('ZREM', all, ARGV[2]) == 1 then
@@ -426,14 +467,14 @@ if redis.call('ZREM', anon, ARGV[2]) == 1 and not p then
 end
 local bound = now
 if oldp then
-  local old = index(uk(ARGV[1], ARGV[2], oldp), ARGV[1])
+  local old = index(uk(ARGV[1], r[6], ARGV[2], oldp), ARGV[1])
   if oldp == p then bound = tonumber(redis.call('ZSCORE', old, ARGV[2]) or now) end
   redis.call('ZREM', old, ARGV[2])
 end
 local out = {1, r[5] or '', p or ''}
 local inv = {ARGV[2]}
 if p then
-  local set = index(uk(ARGV[1], ARGV[3], p), ARGV[1])
+  local set = index(ARGV[6] ~= '' and KEYS[6] or uk(ARGV[1], ut, ARGV[3], p), ARGV[1])
   bind(ARGV[1], set, all, ARGV[3], bound, oldp ~= p, tonumber(ARGV[10]), a, out, inv)
 end
 redis.call('PUBLISH', ARGV[7], table.concat(inv, ' '))
@@ -453,12 +494,12 @@ pub(crate) static TAKE: LazyLock<Script> = LazyLock::new(|| {
         prelude!(),
         keys_fn!(),
         index_fn!(),
-        "local r = redis.call('HMGET', KEYS[1], 'p', 'a', 's', 'al', 'h', 'v', 'd', 'c')
+        "local r = redis.call('HMGET', KEYS[1], 'p', 'a', 's', 'al', 'h', 'v', 'd', 'c', 'ut')
 if not r[2] or not r[5] then return {0} end
 if now >= math.min(tonumber(r[3]) + tonumber(ARGV[4]), tonumber(r[2])) then return {0} end
 redis.call('DEL', KEYS[1])
 if r[4] then redis.call('DEL', ak(ARGV[1], r[4])) end
-if r[1] then redis.call('ZREM', index(uk(ARGV[1], ARGV[2], r[1]), ARGV[1]), ARGV[2]) end
+if r[1] then redis.call('ZREM', index(uk(ARGV[1], r[9], ARGV[2], r[1]), ARGV[1]), ARGV[2]) end
 redis.call('ZREM', KEYS[2], ARGV[2])
 redis.call('ZREM', KEYS[3], ARGV[2])
 redis.call('PUBLISH', ARGV[3], ARGV[2])
@@ -469,7 +510,8 @@ return {1, r[5], r[1] or '', r[6], r[7], r[8]}"
 /// Step two of a login that moves a session to another tag (cluster only).
 /// KEYS: new session, all, anon, principal index. ARGV: prefix, new hex,
 /// idle ms, absolute ms, principal JSON, channel, data, handle, created,
-/// version, per-user limit (0: none), whether this is a new binding (`1`).
+/// version, per-user limit (0: none), whether this is a new binding (`1`),
+/// the principal's tag (two hex digits, recorded in `ut`).
 /// Writes the session under its new key, bound to the principal, counted in
 /// the new tag's session space (no capacity check: the session was
 /// counted), and updates the index as `ROTATE` does. Returns `{1, victim
@@ -483,7 +525,7 @@ pub(crate) static PLACE: LazyLock<Script> = LazyLock::new(|| {
         "if redis.call('EXISTS', KEYS[1]) == 1 then return {-1} end
 local idle = tonumber(ARGV[3])
 local a = now + tonumber(ARGV[4])
-redis.call('HSET', KEYS[1], 'v', ARGV[10], 'd', ARGV[7], 'p', ARGV[5], 'h', ARGV[8], 'c', ARGV[9], 'i', n(now), 's', n(now), 'a', n(a))
+redis.call('HSET', KEYS[1], 'v', ARGV[10], 'd', ARGV[7], 'p', ARGV[5], 'h', ARGV[8], 'c', ARGV[9], 'i', n(now), 's', n(now), 'a', n(a), 'ut', ARGV[13])
 redis.call('PEXPIRE', KEYS[1], n(math.min(idle, a - now)))
 redis.call('ZADD', KEYS[2], n(math.min(now + idle, a)), ARGV[2])
 local out = {1}
@@ -508,9 +550,9 @@ if redis.call('EXISTS', key) == 0 then
   if not t or redis.call('HGET', sk(ARGV[1], t), 'al') ~= hex then return {0, ''} end
   key, hex = sk(ARGV[1], t), t
 end
-local r = redis.call('HMGET', key, 'p', 'al', 'h')
+local r = redis.call('HMGET', key, 'p', 'al', 'h', 'ut')
 local existed = redis.call('DEL', key)
-if r[1] then redis.call('ZREM', index(uk(ARGV[1], hex, r[1]), ARGV[1]), hex) end
+if r[1] then redis.call('ZREM', index(uk(ARGV[1], r[4], hex, r[1]), ARGV[1]), hex) end
 if r[2] then redis.call('DEL', ak(ARGV[1], r[2])) end
 redis.call('ZREM', KEYS[3], hex)
 redis.call('ZREM', KEYS[4], hex)
@@ -612,8 +654,9 @@ return out"
 /// "Sign out of all other devices": ends every session in the index of the
 /// principal the session is logged in as, except the session itself (found
 /// through its grace alias too), as `REVOKE` ends them (aliases, the
-/// session space, the index, one invalidation). A logged-in session sits in
-/// its principal's tag, so the index is in this slot. Returns nil when the
+/// session space, the index, one invalidation). The index is found by the
+/// session's `ut` field; on a cluster a logged-in session sits in its
+/// principal's tag, so the index is in this slot. Returns nil when the
 /// session is gone, else `{principal JSON or '', hex, handle, ...}`: the
 /// principal, then the sessions ended (none for an anonymous session).
 pub(crate) static REVOKE_OTHERS: LazyLock<Script> = LazyLock::new(|| {
@@ -627,11 +670,11 @@ if redis.call('EXISTS', key) == 0 then
   if not t or redis.call('HGET', sk(ARGV[1], t), 'al') ~= me then return false end
   key, me = sk(ARGV[1], t), t
 end
-local r = redis.call('HMGET', key, 'p', 'a', 's')
+local r = redis.call('HMGET', key, 'p', 'a', 's', 'ut')
 if not r[2] or not r[3] then return false end
 if now >= math.min(tonumber(r[3]) + tonumber(ARGV[4]), tonumber(r[2])) then return false end
 if not r[1] then return {''} end
-local set = index(uk(ARGV[1], me, r[1]), ARGV[1])
+local set = index(uk(ARGV[1], r[4], me, r[1]), ARGV[1])
 local gone = {}
 local out = {r[1]}
 for _, m in ipairs(redis.call('ZRANGE', set, 0, -1)) do

@@ -273,10 +273,12 @@ where
             }
             None => (String::new(), &[][..], None),
         };
-        // The new token's tag: the old one's for a rotation, the
-        // principal's for a login (see `scripts`).
+        // On a cluster, the new token's tag: the old one's for a rotation,
+        // the principal's for a login (see `scripts`). A single instance
+        // has no slots: any token does, so it draws one.
         let want = index.as_ref().map_or(tag(&old), |i| i.1);
-        if s.pool.clustered() && want != tag(&old) {
+        let clustered = s.pool.clustered();
+        if clustered && want != tag(&old) {
             let (index, _) = index.unwrap_or_default();
             return self
                 .login_across(
@@ -290,8 +292,12 @@ where
                 .await;
         }
         let (all, anon) = s.scope(tag(&old));
+        let principal_tag = index
+            .as_ref()
+            .map(|i| format!("{:02x}", i.1))
+            .unwrap_or_default();
         for _ in 0..MAX_KEY_ATTEMPTS {
-            let (new_token, new) = s.draw(want)?;
+            let (new_token, new) = s.draw(clustered.then_some(want))?;
             if new == old {
                 continue;
             }
@@ -314,7 +320,8 @@ where
                 .arg(&s.channel)
                 .arg(fresh)
                 .arg(if login.is_some() { 0 } else { s.grace_ms })
-                .arg(s.per_user);
+                .arg(s.per_user)
+                .arg(&principal_tag);
             let reply: Value = s.write(&invocation, tag(&old)).await?;
             let reply = array(&reply);
             match reply.first().and_then(int) {
@@ -390,7 +397,7 @@ where
         let created = uint(created).ok_or_else(bad)?;
         let (all, anon) = s.scope(want);
         for _ in 0..MAX_KEY_ATTEMPTS {
-            let (new_token, new) = s.draw(want)?;
+            let (new_token, new) = s.draw(Some(want))?;
             let reply: Value = s
                 .write(
                     scripts::PLACE
@@ -409,7 +416,8 @@ where
                         .arg(created)
                         .arg(version)
                         .arg(s.per_user)
-                        .arg(u8::from(renew)),
+                        .arg(u8::from(renew))
+                        .arg(format!("{want:02x}")),
                     want,
                 )
                 .await?;
@@ -621,9 +629,15 @@ where
     T: Serialize + DeserializeOwned + Send + Sync + 'static,
     P: Principal + Serialize + DeserializeOwned,
 {
-    /// A fresh token whose digest has tag `want` (see `scripts`): about
-    /// 256 draws.
-    pub(super) fn draw(&self, want: u8) -> Result<(SessionToken, SessionKey), Error> {
+    /// A fresh token and its digest: with `want`, one whose digest has
+    /// that tag (a cluster's rotation or login, see `scripts`: about 256
+    /// draws); without, the first one drawn (a single instance).
+    pub(super) fn draw(&self, want: Option<u8>) -> Result<(SessionToken, SessionKey), Error> {
+        let Some(want) = want else {
+            let token = SessionToken::generate();
+            let key = self.secret.digest(token.as_bytes());
+            return Ok((token, key));
+        };
         for _ in 0..MAX_TAG_DRAWS {
             let token = SessionToken::generate();
             let key = self.secret.digest(token.as_bytes());
