@@ -12,6 +12,9 @@ use crate::{Handle, Principal};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+/// An eviction candidate: its tag, its entry, its last use.
+type Candidate<T, P> = (Tag, Arc<Entry<T, P>>, u64);
+
 impl<T, P> Sessions<T, P>
 where
     T: Send + 'static,
@@ -116,7 +119,7 @@ where
                 }
                 // Anonymous live lines of the sample, with their last use:
                 // the line has it, the entry only the principal.
-                let candidates: Vec<(Tag, Arc<Entry<T, P>>, u64)> = {
+                let candidates: Vec<Candidate<T, P>> = {
                     let map = shard.map.read();
                     sample
                         .iter()

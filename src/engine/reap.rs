@@ -9,6 +9,10 @@ use crate::{Handle, Principal};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+/// A grace alias whose window ended: its session's handle, its tag, its
+/// entry (released after the lock).
+type Lapsed<T, P> = (Handle, Tag, Arc<Entry<T, P>>);
+
 impl<T, P> Sessions<T, P>
 where
     T: Send + 'static,
@@ -65,7 +69,7 @@ where
         let mut killed: Vec<(Arc<Entry<T, P>>, ExpiryReason)> = Vec::new();
         // Grace aliases whose window ended (or whose session died), with
         // their entry (not freed under the lock).
-        let mut lapsed: Vec<(Handle, Tag, Arc<Entry<T, P>>)> = Vec::new();
+        let mut lapsed: Vec<Lapsed<T, P>> = Vec::new();
         // What to do with each tag of a chunk: `None` keep (or gone),
         // `Some(None)` drop a lapsed alias, `Some(Some(r))` expire.
         let mut verdicts: Vec<Option<Option<ExpiryReason>>> = Vec::with_capacity(REAP_LOCK_CHUNK);

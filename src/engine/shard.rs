@@ -516,7 +516,7 @@ mod tests {
             let r = next();
             let n = r % 3000;
             // Few distinct probe starts and fingerprints: long clusters.
-            let probe = (r >> 20) % 7 | ((r >> 40) % 3) << 56;
+            let probe = ((r >> 20) % 7) | (((r >> 40) % 3) << 56);
             let t = tag(n, probe);
             let grow = step < 20_000;
             if r % 3 != 0 || (grow && r % 5 != 0) {
