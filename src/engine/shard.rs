@@ -252,23 +252,21 @@ impl<T, P> Line<T, P> {
     }
 }
 
-/// The fingerprint byte of an empty slot.
+/// The fingerprint byte of an empty slot (occupied ones are 2..=255).
 const FP_EMPTY: u8 = 0;
-/// The fingerprint byte of a removed slot, which a probe walks past.
-const FP_TOMB: u8 = 1;
 /// The smallest table.
 const MIN_CAPACITY: usize = 16;
 
-/// A shard's lines: open addressing, linear probing, tombstones, at most
-/// 7/8 of the slots used (live, alias or removed), and a fingerprint byte
-/// per slot.
+/// A shard's lines: open addressing, linear probing, at most 7/8 of the
+/// slots occupied, and a fingerprint byte per slot. A removal shifts the
+/// lines after it back into the hole (Knuth's algorithm R), so there are
+/// no tombstones: probes stay as short as the load allows under churn, and
+/// no rebuild is ever needed to clear them.
 pub(crate) struct Table<T, P> {
     fp: Vec<u8>,
     lines: Vec<Option<Line<T, P>>>,
     /// Occupied slots.
     len: usize,
-    /// Slots not empty (tombstones included): bounds probe lengths.
-    used: usize,
 }
 
 impl<T, P> Default for Table<T, P> {
@@ -284,7 +282,6 @@ impl<T, P> Table<T, P> {
             fp: vec![FP_EMPTY; cap],
             lines: std::iter::repeat_with(|| None).take(cap).collect(),
             len: 0,
-            used: 0,
         }
     }
 
@@ -350,14 +347,8 @@ impl<T, P> Table<T, P> {
         if self.find(&line.tag).is_some() {
             return Err(line);
         }
-        if (self.used + 1) * 8 > self.fp.len() * 7 {
-            // Full of live lines: double; mostly tombstones: rebuild in place.
-            let cap = if (self.len + 1) * 2 > self.fp.len() {
-                self.fp.len() * 2
-            } else {
-                self.fp.len()
-            };
-            self.rebuild(cap);
+        if (self.len + 1) * 8 > self.fp.len() * 7 {
+            self.rebuild(self.fp.len() * 2);
         }
         self.place(line);
         Ok(())
@@ -366,11 +357,8 @@ impl<T, P> Table<T, P> {
     fn place(&mut self, line: Line<T, P>) {
         let mask = self.fp.len() - 1;
         let mut i = line.tag.probe_start() & mask;
-        while self.fp[i] > FP_TOMB {
+        while self.fp[i] != FP_EMPTY {
             i = (i + 1) & mask;
-        }
-        if self.fp[i] == FP_EMPTY {
-            self.used += 1;
         }
         self.fp[i] = line.tag.fingerprint();
         self.lines[i] = Some(line);
@@ -383,7 +371,7 @@ impl<T, P> Table<T, P> {
         // shard emptied by a mass expiry is mostly empty lines, megabytes
         // that need not come from memory).
         for (f, slot) in old.fp.iter().zip(old.lines.iter_mut()) {
-            if *f > FP_TOMB
+            if *f != FP_EMPTY
                 && let Some(line) = slot.take()
             {
                 self.place(line);
@@ -394,7 +382,33 @@ impl<T, P> Table<T, P> {
     /// Removes the line in slot `i` (from [`Table::find`]).
     pub(crate) fn remove_at(&mut self, i: usize) -> Option<Line<T, P>> {
         let line = self.lines.get_mut(i)?.take()?;
-        self.fp[i] = FP_TOMB;
+        // Backward shift: walk the cluster after the hole; a line whose
+        // home slot is not cyclically in (hole, j] may move into the hole
+        // (its probe passes the hole before reaching j), and leaves a new
+        // hole behind. The cluster ends at the first empty slot.
+        let mask = self.fp.len() - 1;
+        let mut hole = i;
+        let mut j = i;
+        loop {
+            j = (j + 1) & mask;
+            if self.fp[j] == FP_EMPTY {
+                break;
+            }
+            let Some(home) = self.lines[j].as_ref().map(|l| l.tag.probe_start() & mask) else {
+                break; // not reached: an occupied byte has a line
+            };
+            let stays = if hole <= j {
+                hole < home && home <= j
+            } else {
+                hole < home || home <= j
+            };
+            if !stays {
+                self.lines[hole] = self.lines[j].take();
+                self.fp[hole] = self.fp[j];
+                hole = j;
+            }
+        }
+        self.fp[hole] = FP_EMPTY;
         self.len -= 1;
         // Shrink after a mass expiry, so memory follows the sessions down.
         if self.fp.len() > MIN_CAPACITY && self.len * 8 < self.fp.len() {
@@ -515,8 +529,11 @@ mod tests {
         for step in 0..40_000 {
             let r = next();
             let n = r % 3000;
-            // Few distinct probe starts and fingerprints: long clusters.
-            let probe = ((r >> 20) % 7) | (((r >> 40) % 3) << 56);
+            // Few distinct probe starts and fingerprints: long clusters,
+            // at the start of the table and at its end (where a cluster
+            // wraps around, and a backward shift crosses slot 0).
+            let low = ((r >> 20) % 7) | (((r >> 40) % 3) << 56);
+            let probe = if r & 1 == 0 { low } else { !low };
             let t = tag(n, probe);
             let grow = step < 20_000;
             if r % 3 != 0 || (grow && r % 5 != 0) {
