@@ -322,6 +322,28 @@ where
         found
     }
 
+    /// Calls `attempt` with `entry`'s tag until it finds the live line
+    /// there (`Some`) or the session has ended (`None`): a rotation may move
+    /// the line between the tag's read and the attempt's lock, and then the
+    /// tag is read again (it holds both shards' write locks while it writes
+    /// the tag, so the next read finds the new one).
+    fn chase<R>(
+        &self,
+        entry: &Arc<Entry<T, P>>,
+        mut attempt: impl FnMut(Tag) -> Option<R>,
+    ) -> Option<R> {
+        let mut spins = 0u32;
+        loop {
+            if !entry.is_alive() {
+                return None;
+            }
+            if let Some(found) = attempt(entry.tag()) {
+                return Some(found);
+            }
+            backoff(&mut spins);
+        }
+    }
+
     /// Runs `f` on `entry`'s live line under its shard's read lock; `None`
     /// when the session has ended. Call with no lock held.
     pub(crate) fn locate<R>(
@@ -329,23 +351,12 @@ where
         entry: &Arc<Entry<T, P>>,
         f: impl FnOnce(&Line<T, P>) -> R,
     ) -> Option<R> {
-        let mut spins = 0u32;
-        loop {
-            if !entry.is_alive() {
-                return None;
-            }
-            let tag = entry.tag();
-            {
-                let map = self.shard(&tag).map.read();
-                if let Some(line) = map.get(&tag)
-                    && line.is_live_line_of(entry)
-                {
-                    return Some(f(line));
-                }
-            }
-            // A rotation moved the line between the tag's read and the lock.
-            backoff(&mut spins);
-        }
+        let mut f = Some(f);
+        self.chase(entry, |tag| {
+            let map = self.shard(&tag).map.read();
+            let line = map.get(&tag).filter(|l| l.is_live_line_of(entry))?;
+            f.take().map(|f| f(line))
+        })
     }
 
     /// Ends `entry`'s session if `decide` says so: under the write lock of
@@ -360,27 +371,22 @@ where
         entry: &Arc<Entry<T, P>>,
         decide: impl FnOnce(&Line<T, P>) -> Option<R>,
     ) -> Option<R> {
-        let mut spins = 0u32;
-        loop {
-            if !entry.is_alive() {
-                return None;
+        let mut decide = Some(decide);
+        self.chase(entry, |tag| {
+            let mut map = self.shard(&tag).map.write();
+            let i = map.find(&tag)?;
+            let line = map.at(i).filter(|l| l.is_live_line_of(entry))?;
+            // Found: from here on the answer is final (`Some`).
+            let how = decide.take().and_then(|d| d(line));
+            if how.is_some() {
+                let killed = entry.try_kill();
+                debug_assert!(killed, "a live line's entry is alive");
+                // The entry outlives the lock: the caller holds it.
+                map.remove_at(i);
             }
-            let tag = entry.tag();
-            {
-                let mut map = self.shard(&tag).map.write();
-                if let Some(i) = map.find(&tag)
-                    && map.at(i).is_some_and(|l| l.is_live_line_of(entry))
-                {
-                    let how = map.at(i).and_then(decide)?;
-                    let killed = entry.try_kill();
-                    debug_assert!(killed, "a live line's entry is alive");
-                    // The entry outlives the lock: the caller holds it.
-                    map.remove_at(i);
-                    return killed.then_some(how);
-                }
-            }
-            backoff(&mut spins);
-        }
+            Some(how)
+        })
+        .flatten()
     }
 
     /// The live session and its epoch at lookup (see `Entry::epoch`).
