@@ -345,19 +345,8 @@ where
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn remove_by_id(&self, id: &[u8]) -> bool {
-        let Some((entry, _)) = self.find_id(id) else {
-            return false;
-        };
-        let now = self.inner.clock.now();
-        let idle = self.idle_ms();
-        if self
-            .kill_entry(&entry, |l| l.live_at(now, idle).then_some(()))
-            .is_none()
-        {
-            return false;
-        }
-        self.retire(&entry, EventKind::Destroyed);
-        true
+        self.find_id(id)
+            .is_some_and(|(entry, _)| self.destroy(&entry))
     }
 
     /// Binds the live session holding `id` to `principal`, or makes it

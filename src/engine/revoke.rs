@@ -81,20 +81,24 @@ where
         if token.token_bytes().is_none() {
             return false;
         }
-        let Some((entry, _)) = self.find_entry(token) else {
-            return false;
-        };
         // A grace alias ends its session too: the live line goes, and the
         // alias's line with the bookkeeping.
+        self.find_entry(token)
+            .is_some_and(|(entry, _)| self.destroy(&entry))
+    }
+
+    /// Ends a session found by a lookup (logout) if it is still live now:
+    /// whether it ended here.
+    pub(super) fn destroy(&self, entry: &Arc<Entry<T, P>>) -> bool {
         let now = self.inner.clock.now();
         let idle = self.idle_ms();
         if self
-            .kill_entry(&entry, |l| l.live_at(now, idle).then_some(()))
+            .kill_entry(entry, |l| l.live_at(now, idle).then_some(()))
             .is_none()
         {
             return false;
         }
-        self.retire(&entry, EventKind::Destroyed);
+        self.retire(entry, EventKind::Destroyed);
         true
     }
 
